@@ -1,0 +1,218 @@
+/* eslint-disable */
+// GENERATED from schemas/*.schema.json by scripts/generate-types.mjs. Do not edit by hand: run `npm run gen:types`.
+
+// ---- schemas/clusters.schema.json ----
+/**
+ * Cluster name: letters, digits, '_' and '-', at most 63 characters.
+ *
+ * This interface was referenced by `Clusters`'s JSON-Schema
+ * via the `definition` "clusterName".
+ */
+export type ClusterName = string;
+/**
+ * A lowercase DNS name.
+ *
+ * This interface was referenced by `Clusters`'s JSON-Schema
+ * via the `definition` "fqdn".
+ */
+export type Fqdn = string;
+
+/**
+ * clusters.json: { CLUSTER: { HOST_FQDN: host } }. The cluster that contains this host's name is 'our' cluster.
+ */
+export interface Clusters {
+  [k: string]: Cluster;
+}
+/**
+ * This interface was referenced by `Clusters`'s JSON-Schema
+ * via the `definition` "host".
+ */
+export interface Host {
+  /**
+   * Hostnet H owns 10.(16*H).0.0/12.
+   */
+  hostnet: number;
+  /**
+   * Public IPv4 address of the host (VPN underlay).
+   */
+  host_ip: string;
+  host_ipv6?: string;
+  gateway?: string;
+  prefix?: number | string;
+  dns1?: string;
+  dns2?: string;
+  /**
+   * The host's uplink network interface.
+   */
+  interface?: string;
+  reverse_proxy?: string;
+  /**
+   * This host is the cluster's certificate authority.
+   */
+  ca?: boolean;
+  [k: string]: unknown;
+}
+export interface Cluster {
+  [k: string]: Host;
+}
+
+// ---- schemas/users.schema.json ----
+/**
+ * A lowercase DNS label of at most 32 characters, starting with a letter.
+ *
+ * This interface was referenced by `Users`'s JSON-Schema
+ * via the `definition` "userName".
+ */
+export type UserName = string;
+
+/**
+ * users.json: { USERNAME: user }. Resellers are users with reseller 'root' and a reseller_id.
+ */
+export interface Users {
+  [k: string]: User;
+}
+/**
+ * This interface was referenced by `Users`'s JSON-Schema
+ * via the `definition` "user".
+ */
+export interface User {
+  /**
+   * Display name.
+   */
+  name?: string;
+  /**
+   * A lowercase DNS label of at most 32 characters, starting with a letter.
+   */
+  reseller?: string;
+  /**
+   * Only on resellers (1-15); root is 0.
+   */
+  reseller_id?: number;
+  /**
+   * The user's number inside its reseller (1-255); allocated once, stored. Only root has 0.
+   */
+  user_id?: number;
+  /**
+   * Linux uid; allocated once, stored.
+   */
+  uid?: number;
+  ssh_keys?: string[];
+  [k: string]: unknown;
+}
+
+// ---- schemas/containers.schema.json ----
+/**
+ * The container's FQDN: lowercase DNS labels separated by dots.
+ *
+ * This interface was referenced by `Containers`'s JSON-Schema
+ * via the `definition` "containerName".
+ */
+export type ContainerName = string;
+
+/**
+ * containers.json: { CONTAINER_FQDN: container }.
+ */
+export interface Containers {
+  [k: string]: Container;
+}
+/**
+ * This interface was referenced by `Containers`'s JSON-Schema
+ * via the `definition` "mappedPort".
+ */
+export interface MappedPort {
+  proto: 'tcp' | 'udp';
+  host_port: number;
+  container_port: number;
+  comment?: string;
+  [k: string]: unknown;
+}
+/**
+ * This interface was referenced by `Containers`'s JSON-Schema
+ * via the `definition` "container".
+ */
+export interface Container {
+  /**
+   * Owner (a username).
+   */
+  user: string;
+  /**
+   * FQDN of the server the container runs on.
+   */
+  host: string;
+  /**
+   * Base image name (fedora, debian, busybox, ...).
+   */
+  type: string;
+  /**
+   * Allocated once (sc allocate / sc add-ve), stored.
+   */
+  ip?: string;
+  enabled?: boolean;
+  mapped_ports?: MappedPort[];
+  aliases?: ContainerName[];
+  http_port?: number | string;
+  https_port?: number | string;
+  /**
+   * none | https | URL (default: redirect to https)
+   */
+  'http-redirect'?: string;
+  /**
+   * none | http | URL
+   */
+  'https-redirect'?: string;
+  /**
+   * A custom host bridge (not managed by sc).
+   */
+  bridge?: string;
+  [k: string]: unknown;
+}
+
+// ---- schemas/settings.schema.json ----
+/**
+ * settings.json (optional): cluster-wide settings.
+ */
+export interface Settings {
+  /**
+   * How containers are run.
+   */
+  runtime?: 'auto' | 'systemd' | 'direct';
+  /**
+   * PrivateUsers=pick for containers.
+   */
+  private_users?: boolean;
+  /**
+   * Base image builders per container type.
+   */
+  images?: {
+    [k: string]: ImageSpec;
+  };
+  prune?: {
+    max_delete_share?: number;
+    data?: boolean;
+  };
+  reconcile?: {
+    interval_seconds?: number;
+    jitter_seconds?: number;
+  };
+  apply?: {
+    concurrency?: number;
+  };
+  source?: {
+    url?: string;
+    ref?: string;
+    verify?: boolean;
+    push?: boolean;
+  };
+  [k: string]: unknown;
+}
+/**
+ * This interface was referenced by `Settings`'s JSON-Schema
+ * via the `definition` "image".
+ */
+export interface ImageSpec {
+  builder: 'busybox' | 'debootstrap' | 'dnf';
+  suite?: string;
+  mirror?: string;
+  release?: string;
+  packages?: string[];
+}

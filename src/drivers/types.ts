@@ -1,0 +1,77 @@
+// The driver layer's public shape: the only door from sc to the host. Everything that runs a
+// command goes through Exec; the typed drivers above it are thin wrappers per tool.
+
+export interface ExecOptions {
+  /** Text written to the command's stdin (e.g. an `ip -batch -` script). */
+  input?: string;
+  /** Kill the command after this many ms (default 60 s). */
+  timeoutMs?: number;
+  /**
+   * Run inside the context's network namespace (default true). The exec layer decides how:
+   * `ip -n NS …` for ip, `nsenter --net=/run/netns/NS …` for systemd-nspawn,
+   * `ip netns exec NS …` for the rest. Set false for commands that must not (e.g. git).
+   */
+  inNetns?: boolean;
+  /** Return a non-zero exit as a result instead of throwing HostCommandError. */
+  allowFailure?: boolean;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ExecResult {
+  command: string[];
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Exec {
+  readonly netns?: string;
+  run(command: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+}
+
+/** One `ip -json -details link show` entry, the fields sc reads. */
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  flags: string[];
+  operstate?: string;
+  mtu?: number;
+  master?: string;
+  ifalias?: string;
+  link_type?: string;
+  linkinfo?: { info_kind?: string; info_slave_kind?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+/** One `ip -json addr show` entry. */
+export interface IpAddrEntry {
+  ifindex: number;
+  ifname: string;
+  addr_info: { family: string; local: string; prefixlen: number; label?: string; [k: string]: unknown }[];
+  [k: string]: unknown;
+}
+
+export interface IpDriver {
+  /** All links, one `ip -json -details link show` call. */
+  listLinks(): Promise<IpLink[]>;
+  /** All addresses, one `ip -json addr show` call (retried on an interrupted dump). */
+  listAddresses(): Promise<IpAddrEntry[]>;
+  /**
+   * Runs ip commands (each an argument array without the leading `ip`), as one `ip -batch -`
+   * when there is more than one. Throws HostCommandError naming the failed line(s).
+   */
+  batch(commands: readonly (readonly string[])[]): Promise<void>;
+}
+
+export interface FilesDriver {
+  /** Absolute path of a host path under --root. */
+  hostPath(path: string): string;
+}
+
+export interface Drivers {
+  readonly exec: Exec;
+  readonly ip: IpDriver;
+  readonly files: FilesDriver;
+}

@@ -1,0 +1,73 @@
+// Typed errors: each carries the exit code the CLI maps it to, and whether a retry may help.
+// Bad input is collected as Diagnostics (file, line, column, JSON path) and thrown once.
+
+export interface Diagnostic {
+  severity: 'error' | 'warning';
+  /** Path of the file as the user gave it (relative to the datastore dir when possible). */
+  file?: string;
+  line?: number;
+  column?: number;
+  /** JSON pointer into the file's document, e.g. `/shop.example.com/user`. */
+  path?: string;
+  message: string;
+}
+
+/** `containers.yaml:14:7 /shop.example.com/user: unknown user "bob"` */
+export function formatDiagnostic(d: Diagnostic): string {
+  let where = d.file ?? '';
+  if (d.file !== undefined && d.line !== undefined) where += `:${d.line}:${d.column ?? 1}`;
+  const path = d.path !== undefined ? `${d.path === '' ? '/' : d.path}` : '';
+  const head = [where, path].filter(Boolean).join(' ');
+  return `${d.severity === 'warning' ? 'warning: ' : ''}${head ? `${head}: ` : ''}${d.message}`;
+}
+
+/** Base class: `exitCode` is what the CLI exits with; `retryable` tells the executor whether to retry. */
+export class ScError extends Error {
+  readonly exitCode: number = 1;
+  readonly retryable: boolean = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input from the operator (arguments, datastore content). Exit 1, nothing changed. */
+export class UserError extends ScError {
+  constructor(
+    message: string,
+    readonly diagnostics: Diagnostic[] = [],
+  ) {
+    super(message);
+  }
+}
+
+/** A host command failed: keeps the command line, exit code and stderr. */
+export class HostCommandError extends ScError {
+  override readonly retryable: boolean;
+  constructor(
+    readonly command: string[],
+    readonly code: number | undefined,
+    readonly stderr: string,
+    readonly stdout = '',
+    options: { retryable?: boolean; cause?: unknown; reason?: string } = {},
+  ) {
+    super(
+      `${command.join(' ')} failed${code !== undefined ? ` (exit ${code})` : ''}${options.reason ? ` (${options.reason})` : ''}: ${stderr.trim() || stdout.trim() || 'no output'}`,
+      { cause: options.cause },
+    );
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** A foreign object (not created by sc) is in the way of a desired one. sc never touches it. */
+export class ConflictError extends ScError {}
+
+/** Another sc process holds the lock. */
+export class LockHeldError extends ScError {
+  constructor(
+    readonly lockPath: string,
+    readonly holder: string,
+  ) {
+    super(`another sc process holds ${lockPath} (${holder}); wait for it to finish, or stop it`);
+  }
+}

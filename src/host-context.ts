@@ -1,0 +1,9 @@
+// Who and where this run is: the host sc reconciles, the --root prefix and the --netns.
+import type { HostRef } from './datastore/model.js';
+
+export interface HostContext extends HostRef {
+  /** Prefix for every host path sc reads or writes; '/' on a real host. */
+  readonly root: string;
+  /** Network namespace all network work (and the containers) run in; undefined = the caller's. */
+  readonly netns?: string;
+}
