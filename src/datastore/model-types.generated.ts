@@ -96,18 +96,42 @@ export interface User {
    * Linux uid; allocated once, stored.
    */
   uid?: number;
+  /**
+   * Public SSH keys, one line each.
+   */
   ssh_keys?: string[];
   [k: string]: unknown;
 }
 
 // ---- schemas/containers.schema.json ----
 /**
- * The container's FQDN: lowercase DNS labels separated by dots.
+ * The container's FQDN, also its machine name (systemd allows 64 characters): lowercase DNS labels separated by dots.
  *
  * This interface was referenced by `Containers`'s JSON-Schema
  * via the `definition` "containerName".
  */
 export type ContainerName = string;
+/**
+ * A lowercase DNS name: labels of letters, digits and '-' separated by dots.
+ *
+ * This interface was referenced by `Containers`'s JSON-Schema
+ * via the `definition` "domainName".
+ */
+export type DomainName = string;
+/**
+ * A username: a lowercase DNS label of at most 32 characters, starting with a letter.
+ *
+ * This interface was referenced by `Containers`'s JSON-Schema
+ * via the `definition` "ownerName".
+ */
+export type OwnerName = string;
+/**
+ * An http(s) URL without spaces or quotes (it ends up in the proxy configuration).
+ *
+ * This interface was referenced by `Containers`'s JSON-Schema
+ * via the `definition` "redirectUrl".
+ */
+export type RedirectUrl = string;
 
 /**
  * containers.json: { CONTAINER_FQDN: container }.
@@ -148,18 +172,24 @@ export interface Container {
    */
   ip?: string;
   enabled?: boolean;
+  /**
+   * Host ports forwarded to the container; (host, proto, host_port) is unique on a host.
+   */
   mapped_ports?: MappedPort[];
-  aliases?: ContainerName[];
+  /**
+   * More domain names served by this container.
+   */
+  aliases?: DomainName[];
   http_port?: number | string;
   https_port?: number | string;
   /**
    * none | https | URL (default: redirect to https)
    */
-  'http-redirect'?: string;
+  'http-redirect'?: ('none' | 'https') | RedirectUrl;
   /**
    * none | http | URL
    */
-  'https-redirect'?: string;
+  'https-redirect'?: ('none' | 'http') | RedirectUrl;
   /**
    * A custom host bridge (not managed by sc).
    */

@@ -1,0 +1,134 @@
+// Cross-checks of containers.json against users and clusters: owners and hosts exist, addresses
+// are unique and fit the plan of SPEC §2, a user's /24 is not overfull, ports and aliases are unique.
+import type { Users } from './model.js';
+import { CONTAINER_CAPACITY, CONTAINER_FIRST_HOST, CONTAINER_LAST_HOST, containerAddressProblem, parseIPv4Octets } from '../network/address-plan.js';
+import { resolveUserNet } from '../network/user-network.js';
+import type { DocumentProblem } from './schema-validation.js';
+import { hasField, isRawObject, objectEntries, stringField, type RawObject } from './raw-data.js';
+import { ALLOCATE_HINT, type UserCheckResult } from './user-cross-checks.js';
+
+export interface HostFacts {
+  cluster: string;
+  /** Undefined when invalid (the schema reports it): no plan check is possible then. */
+  hostnet?: number;
+}
+
+export function checkContainers(
+  containers: unknown,
+  context: { users: unknown; userChecks: UserCheckResult; hosts: ReadonlyMap<string, HostFacts>; allowUnallocated: boolean },
+): DocumentProblem[] {
+  const problems: DocumentProblem[] = [];
+  const error = (path: (string | number)[], message: string): void => {
+    problems.push({ severity: 'error', kind: 'containers', path, message });
+  };
+  const { userChecks, hosts } = context;
+  const entries = objectEntries(containers);
+  const names = new Set(entries.map(([name]) => name));
+
+  // A (user, host) pair with more containers than its /24 holds: "sc allocate" cannot help there,
+  // so its containers without an address get the capacity error instead of the allocate hint.
+  const groupKey = (c: RawObject): string | undefined => {
+    const user = stringField(c, 'user');
+    const host = stringField(c, 'host');
+    return user !== undefined && host !== undefined && !hasField(c, 'bridge') ? `${user}\u0000${host}` : undefined;
+  };
+  const groupSize = new Map<string, number>();
+  for (const [, c] of entries) {
+    const key = groupKey(c);
+    if (key !== undefined) groupSize.set(key, (groupSize.get(key) ?? 0) + 1);
+  }
+
+  const seenInGroup = new Map<string, number>();
+  const ipOwner = new Map<string, string>();
+  const portOwner = new Map<string, string>();
+  const aliasOwner = new Map<string, string>();
+  for (const [name, c] of entries) {
+    const user = stringField(c, 'user');
+    const host = stringField(c, 'host');
+    const hostFacts = host === undefined ? undefined : hosts.get(host);
+    if (user !== undefined && !userChecks.known.has(user)) error([name, 'user'], `unknown user "${user}"`);
+    if (host !== undefined && !hostFacts) error([name, 'host'], `unknown host "${host}": it is in no cluster`);
+
+    const key = groupKey(c);
+    const size = key === undefined ? 0 : (groupSize.get(key) ?? 0);
+    if (key !== undefined) {
+      const nth = (seenInGroup.get(key) ?? 0) + 1;
+      seenInGroup.set(key, nth);
+      if (nth === CONTAINER_CAPACITY + 1) {
+        error(
+          [name],
+          `user "${String(user)}" has ${size} containers on ${String(host)}, more than the ${CONTAINER_CAPACITY} addresses ` +
+            `.${CONTAINER_FIRST_HOST}–.${CONTAINER_LAST_HOST} of its /24 hold; move some to another host or another user`,
+        );
+      }
+    }
+
+    const customBridge = hasField(c, 'bridge');
+    if (!hasField(c, 'ip')) {
+      // A container on a custom bridge gets its address from that network, not from the plan.
+      if (!customBridge && !context.allowUnallocated && size <= CONTAINER_CAPACITY) error([name], `missing ip: ${ALLOCATE_HINT}`);
+    } else {
+      const ip = stringField(c, 'ip');
+      if (ip !== undefined && parseIPv4Octets(ip) !== undefined && !ip.includes('/')) {
+        const other = ipOwner.get(ip);
+        if (other !== undefined) error([name, 'ip'], `ip ${ip} is also the address of "${other}"`);
+        else ipOwner.set(ip, name);
+        const hostnet = hostFacts?.hostnet;
+        if (!customBridge && user !== undefined && userChecks.known.has(user) && !userChecks.unplaced.has(user) && hostnet !== undefined) {
+          const net = resolveUserNet(context.users as Users, user, hostnet);
+          if ('problem' in net) error([name, 'user'], net.problem);
+          else {
+            const problem = containerAddressProblem(ip, net);
+            if (problem !== undefined) error([name, 'ip'], `on ${String(host)}: ${problem}`);
+          }
+        }
+      }
+    }
+
+    checkMappedPorts(name, c, host, portOwner, error);
+    checkAliases(name, c, names, aliasOwner, error);
+  }
+  return problems;
+}
+
+function checkMappedPorts(
+  name: string,
+  c: RawObject,
+  host: string | undefined,
+  portOwner: Map<string, string>,
+  error: (path: (string | number)[], message: string) => void,
+): void {
+  const ports = c.mapped_ports;
+  if (!Array.isArray(ports) || host === undefined) return;
+  ports.forEach((port: unknown, index) => {
+    if (!isRawObject(port)) return;
+    const proto = port.proto;
+    const hostPort = port.host_port;
+    if ((proto !== 'tcp' && proto !== 'udp') || typeof hostPort !== 'number' || !Number.isInteger(hostPort)) return;
+    const key = `${host}\u0000${proto}\u0000${hostPort}`;
+    const other = portOwner.get(key);
+    if (other === undefined) portOwner.set(key, name);
+    else {
+      const whose = other === name ? 'this container already maps it' : `it is already mapped to "${other}"`;
+      error([name, 'mapped_ports', index, 'host_port'], `${proto} port ${hostPort} on ${host} is taken: ${whose}`);
+    }
+  });
+}
+
+function checkAliases(
+  name: string,
+  c: RawObject,
+  names: ReadonlySet<string>,
+  aliasOwner: Map<string, string>,
+  error: (path: (string | number)[], message: string) => void,
+): void {
+  const aliases = c.aliases;
+  if (!Array.isArray(aliases)) return;
+  aliases.forEach((alias: unknown, index) => {
+    if (typeof alias !== 'string' || alias === name) return;
+    const other = aliasOwner.get(alias);
+    if (names.has(alias)) error([name, 'aliases', index], `alias "${alias}" is the name of another container`);
+    else if (other !== undefined && other !== name) error([name, 'aliases', index], `alias "${alias}" is also an alias of "${other}"`);
+    else aliasOwner.set(alias, name);
+  });
+}

@@ -1,0 +1,58 @@
+// Checks across records and files that a schema cannot express (SPEC §1, §2): every problem is
+// collected, none stops the others. Hosts are checked here; users and containers in their own modules.
+import { checkContainers, type HostFacts } from './container-cross-checks.js';
+import { integerField, objectEntries } from './raw-data.js';
+import type { DocumentProblem } from './schema-validation.js';
+import { checkUsers } from './user-cross-checks.js';
+
+export interface CrossCheckInput {
+  clusters: unknown;
+  users: unknown;
+  containers: unknown;
+}
+
+export function crossCheckProblems(data: CrossCheckInput, options: { allowUnallocated?: boolean } = {}): DocumentProblem[] {
+  const allowUnallocated = options.allowUnallocated ?? false;
+  const { problems: hostProblems, hosts } = checkHosts(data.clusters);
+  const userChecks = checkUsers(data.users, { allowUnallocated });
+  const containerProblems = checkContainers(data.containers, { users: data.users, userChecks, hosts, allowUnallocated });
+  return [...hostProblems, ...userChecks.problems, ...containerProblems];
+}
+
+/** A host is in one cluster, a hostnet belongs to one host (across all clusters), a cluster has at most one CA. */
+export function checkHosts(clusters: unknown): { problems: DocumentProblem[]; hosts: Map<string, HostFacts> } {
+  const problems: DocumentProblem[] = [];
+  const error = (path: (string | number)[], message: string): void => {
+    problems.push({ severity: 'error', kind: 'clusters', path, message });
+  };
+  const hosts = new Map<string, HostFacts>();
+  const hostnetOwner = new Map<number, string>();
+  for (const [cluster, members] of objectEntries(clusters)) {
+    let authority: string | undefined;
+    for (const [name, host] of objectEntries(members)) {
+      const earlier = hosts.get(name);
+      if (earlier) {
+        error([cluster, name], `host "${name}" is also in cluster "${earlier.cluster}"; a host belongs to one cluster`);
+        continue;
+      }
+      const hostnet = integerField(host, 'hostnet', 1, 15);
+      hosts.set(name, { cluster, hostnet });
+      if (hostnet !== undefined) {
+        const other = hostnetOwner.get(hostnet);
+        if (other !== undefined) {
+          error([cluster, name, 'hostnet'], `hostnet ${hostnet} is also used by ${other}; every host needs its own hostnet (1–15)`);
+        } else {
+          hostnetOwner.set(hostnet, name);
+        }
+      }
+      if (host.ca === true) {
+        if (authority !== undefined) {
+          error([cluster, name, 'ca'], `cluster "${cluster}" has more than one certificate authority: ${authority} is already ca: true`);
+        } else {
+          authority = name;
+        }
+      }
+    }
+  }
+  return { problems, hosts };
+}

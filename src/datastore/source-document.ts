@@ -1,0 +1,289 @@
+// One datastore file, parsed with source positions so that every problem can name file:line:col.
+// YAML and JSON both go through the yaml package (a JSON superset); JSON is checked strictly first.
+import { readFile } from 'node:fs/promises';
+import { extname, relative, resolve } from 'node:path';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { UserError, type Diagnostic } from '../errors.js';
+import type { DatastoreKind } from './model.js';
+
+export type DocumentPath = readonly (string | number)[];
+
+export interface SourcePosition {
+  line: number;
+  column: number;
+}
+
+export interface SourceDocument {
+  kind: DatastoreKind;
+  /** Absolute path. */
+  path: string;
+  /** As shown in messages: relative to the working directory when that is shorter. */
+  displayPath: string;
+  format: 'json' | 'yaml';
+  text: string;
+  document: Document.Parsed;
+  lineCounter: LineCounter;
+  /** The plain data (an empty YAML file reads as `{}`). */
+  data: unknown;
+  /** Parser warnings (never fatal). */
+  warnings: Diagnostic[];
+  /** 1-based line/column of the node at `path`; a key path points at the key. Falls back to the nearest existing parent. */
+  positionOf(path: DocumentPath): SourcePosition;
+}
+
+/** Reads and parses one file; syntax errors → UserError whose diagnostics carry file:line:col. */
+export async function readSourceDocument(path: string, kind: DatastoreKind): Promise<SourceDocument> {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const file = displayPathOf(absolute);
+    throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file: ${reason}` }]);
+  }
+  return sourceDocumentFromText(kind, absolute, text);
+}
+
+/** Parses in-memory text as if it were the file at `path` (format from the extension; YAML unless `.json`). */
+export function sourceDocumentFromText(kind: DatastoreKind, path: string, text: string): SourceDocument {
+  const absolute = resolve(path);
+  const source = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  return extname(absolute).toLowerCase() === '.json'
+    ? parseJsonSource(kind, absolute, source)
+    : parseYamlSource(kind, absolute, source);
+}
+
+export function displayPathOf(absolute: string): string {
+  const rel = relative(process.cwd(), absolute);
+  return rel !== '' && rel.length < absolute.length ? rel : absolute;
+}
+
+/** RFC 6901 pointer for a path: `/shop.example.com/mapped_ports/0`. */
+export function jsonPointer(path: DocumentPath): string {
+  return path.map((segment) => `/${String(segment).replace(/~/g, '~0').replace(/\//g, '~1')}`).join('');
+}
+
+export function parseJsonPointer(pointer: string): string[] {
+  if (pointer === '') return [];
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+class ParsedSource implements SourceDocument {
+  readonly displayPath: string;
+  readonly warnings: Diagnostic[] = [];
+  private parsed?: { document: Document.Parsed; lineCounter: LineCounter };
+
+  constructor(
+    readonly kind: DatastoreKind,
+    readonly path: string,
+    readonly format: 'json' | 'yaml',
+    readonly text: string,
+    readonly data: unknown,
+    parsed?: { document: Document.Parsed; lineCounter: LineCounter },
+  ) {
+    this.displayPath = displayPathOf(path);
+    this.parsed = parsed;
+  }
+
+  // JSON is parsed by JSON.parse, ~50× faster than the yaml parser on large files; the yaml
+  // document (for positions and comment-keeping edits) is built only when someone asks for it.
+  private ensureParsed(): { document: Document.Parsed; lineCounter: LineCounter } {
+    this.parsed ??= parseWithPositions(this.text);
+    return this.parsed;
+  }
+
+  get document(): Document.Parsed {
+    return this.ensureParsed().document;
+  }
+
+  get lineCounter(): LineCounter {
+    return this.ensureParsed().lineCounter;
+  }
+
+  positionOf(path: DocumentPath): SourcePosition {
+    const { document, lineCounter } = this.ensureParsed();
+    const { line, col } = lineCounter.linePos(offsetOf(document, path));
+    return { line, column: col };
+  }
+}
+
+function parseWithPositions(text: string): { document: Document.Parsed; lineCounter: LineCounter } {
+  const lineCounter = new LineCounter();
+  // logLevel 'error': the library would print its warnings to the process's stderr.
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  return { document, lineCounter };
+}
+
+function parseYamlSource(kind: DatastoreKind, path: string, text: string): SourceDocument {
+  const parsed = parseWithPositions(text);
+  const { document, lineCounter } = parsed;
+  const file = displayPathOf(path);
+  const at = (offset: number): { line: number; column: number } => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  // The parser often reports one mistake several times at one spot; the first report per line is the useful one.
+  const errors: Diagnostic[] = [];
+  for (const e of document.errors) {
+    const where = at(e.pos[0]);
+    if (errors.some((d) => d.line === where.line)) continue;
+    const message = e.code === 'MULTIPLE_DOCS' ? 'a datastore file holds one YAML document: remove the "---" line' : yamlMessage(e.message);
+    errors.push({ severity: 'error', file, ...where, message: `YAML syntax: ${message}` });
+  }
+  let data: unknown = {};
+  if (!errors.length && document.contents !== null) {
+    try {
+      // A small alias budget stops "billion laughs" expansion of a hostile file.
+      data = document.toJS({ maxAliasCount: 1000 });
+    } catch (error) {
+      errors.push({ severity: 'error', file, line: 1, column: 1, message: `YAML: ${error instanceof Error ? error.message : String(error)}` });
+    }
+  }
+  if (errors.length) throw new UserError(`${file} is not valid YAML`, errors);
+  const source = new ParsedSource(kind, path, 'yaml', text, data, parsed);
+  for (const w of document.warnings) {
+    source.warnings.push({ severity: 'warning', file, ...at(w.pos[0]), message: `YAML: ${yamlMessage(w.message)}` });
+  }
+  return source;
+}
+
+function parseJsonSource(kind: DatastoreKind, path: string, text: string): SourceDocument {
+  const file = displayPathOf(path);
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text, error)]);
+  }
+  // JSON.parse silently keeps the last of two equal keys; a datastore must not lose a record that way.
+  const duplicates = duplicateJsonKeys(text);
+  if (duplicates.length) {
+    throw new UserError(
+      `${file} is not valid JSON`,
+      duplicates.map(({ key, path: keyPath, offset }) => ({
+        severity: 'error',
+        file,
+        ...positionAtOffset(text, offset),
+        path: jsonPointer(keyPath),
+        message: `JSON: duplicate key ${JSON.stringify(key)} in one object (the first would be silently lost)`,
+      })),
+    );
+  }
+  return new ParsedSource(kind, path, 'json', text, data);
+}
+
+function yamlMessage(message: string): string {
+  return message.replace(/ at line \d+, column \d+.*$/s, '').trim();
+}
+
+function jsonSyntaxDiagnostic(file: string, text: string, error: unknown): Diagnostic {
+  const raw = error instanceof Error ? error.message : String(error);
+  if (text.trim() === '') {
+    return { severity: 'error', file, line: 1, column: 1, message: 'JSON syntax: the file is empty (an empty datastore file holds {})' };
+  }
+  let where: SourcePosition = positionAtOffset(text, text.length);
+  const lineCol = /\(line (\d+) column (\d+)\)/.exec(raw);
+  const position = /at position (\d+)/.exec(raw);
+  if (lineCol) where = { line: Number(lineCol[1]), column: Number(lineCol[2]) };
+  else if (position) where = positionAtOffset(text, Number(position[1]));
+  const message = raw
+    .replace(/\s*\(line \d+ column \d+\)/, '')
+    .replace(/\s*in JSON at position \d+/, '')
+    .replace(/,\s*".*" is not valid JSON$/s, '')
+    .trim();
+  return { severity: 'error', file, ...where, message: `JSON syntax: ${message}` };
+}
+
+function positionAtOffset(text: string, offset: number): SourcePosition {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
+    line += 1;
+    lineStart = i + 1;
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+/** Keys that occur twice in one object of (already well-formed) JSON text, with their paths and offsets. */
+function duplicateJsonKeys(text: string): { key: string; path: string[]; offset: number }[] {
+  const found: { key: string; path: string[]; offset: number }[] = [];
+  // One frame per open object (its keys so far, the current key) or array (the current index).
+  const frames: { keys?: Set<string>; at: string | number }[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      const start = i;
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && isEscaped(text, end)) end = text.indexOf('"', end + 1);
+      if (end === -1) break;
+      i = end + 1;
+      while (i < text.length && isJsonWhitespace(text.charCodeAt(i))) i += 1;
+      const frame = frames[frames.length - 1];
+      if (text[i] === ':' && frame?.keys) {
+        const raw = text.slice(start, end + 1);
+        const key = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+        if (frame.keys.has(key)) found.push({ key, path: [...frames.slice(0, -1).map((f) => String(f.at)), key], offset: start });
+        else frame.keys.add(key);
+        frame.at = key;
+      }
+      continue;
+    }
+    if (ch === 0x7b /* { */) frames.push({ keys: new Set(), at: '' });
+    else if (ch === 0x5b /* [ */) frames.push({ at: 0 });
+    else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) frames.pop();
+    else if (ch === 0x2c /* , */) {
+      const frame = frames[frames.length - 1];
+      if (frame && !frame.keys && typeof frame.at === 'number') frame.at += 1;
+    }
+    i += 1;
+  }
+  return found;
+}
+
+/** Whether the quote at `index` is escaped: preceded by an odd number of backslashes. */
+function isEscaped(text: string, index: number): boolean {
+  let backslashes = 0;
+  for (let j = index - 1; j >= 0 && text.charCodeAt(j) === 0x5c; j--) backslashes += 1;
+  return backslashes % 2 === 1;
+}
+
+function isJsonWhitespace(code: number): boolean {
+  return code === 0x20 || code === 0x0a || code === 0x0d || code === 0x09;
+}
+
+/** Offset of the node at `path` (the key for a map entry), or of the nearest existing parent. */
+function offsetOf(document: Document.Parsed, path: DocumentPath): number {
+  let node: unknown = document.contents;
+  let offset = rangeStart(node) ?? 0;
+  for (const segment of path) {
+    if (isAlias(node)) node = node.resolve(document);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment));
+      if (!pair) break;
+      offset = rangeStart(pair.key) ?? offset;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const index = typeof segment === 'number' ? segment : /^\d+$/.test(segment) ? Number(segment) : -1;
+      const item: unknown = node.items[index];
+      if (item === undefined) break;
+      offset = rangeStart(item) ?? offset;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  return offset;
+}
+
+function rangeStart(node: unknown): number | undefined {
+  if (node && typeof node === 'object' && 'range' in node) {
+    const range = (node as { range?: readonly number[] | null }).range;
+    return range?.[0];
+  }
+  return undefined;
+}
