@@ -57,6 +57,12 @@ export interface PlannedAction<Spec = unknown> {
 
 export interface ResourceHandler<Spec> {
   readonly kind: string;
+  /**
+   * Kinds whose objects this kind's objects may rely on (a container on its bridge). The planner
+   * orders deletes by it even when nothing of this kind is desired any more, which per-object
+   * `dependsOn` cannot tell it.
+   */
+  readonly dependsOnKinds?: readonly string[];
   /** Desired objects of this kind for this host. Pure: no I/O. */
   desired(model: Model, host: HostContext): DesiredObject<Spec>[];
   /** Every real object of this kind on the host (owned or foreign), in one bulk pass. */
