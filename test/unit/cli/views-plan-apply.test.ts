@@ -55,7 +55,7 @@ async function examplePlan(): Promise<Plan> {
   return planActions(handlers, desiredState(handlers, emptyModel, testHost), await observeHost(handlers, new RecordingDrivers(), testHost));
 }
 
-const noChanges: Plan = { actions: [], noops: [ref('bridge', 'sc-17-3')], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false };
+const noChanges: Plan = { actions: [], noops: [ref('bridge', 'sc-17-3')], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false, inSync: true };
 
 describe('plan view', () => {
   it('renders terraform-like text grouped by kind (golden)', async () => {
@@ -86,11 +86,12 @@ describe('plan view', () => {
 
   it('lists conflicts even when there is nothing to change', () => {
     const conflict: PlannedAction = { type: 'conflict', ref: ref('bridge', 'sc-1-1'), patch: [], reasons: [], after: [], message: 'foreign bridge sc-1-1 (not created by sc) is in the way' };
-    const plan: Plan = { actions: [conflict], noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 1 }, hasChanges: false };
+    const plan: Plan = { actions: [conflict], noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 1 }, hasChanges: false, inSync: false };
     expect(renderPlanText(plan, { color: false })).toBe(
       ['bridge', '  ! sc-1-1           conflict: foreign bridge sc-1-1 (not created by sc) is in the way', '', 'Plan: 0 to add, 0 to change, 0 to destroy. 1 conflict.'].join('\n'),
     );
-    expect(planJson(plan)).toMatchObject({ no_changes: true, changes: [{ action: 'conflict', reasons: ['foreign bridge sc-1-1 (not created by sc) is in the way'] }] });
+    expect(planJson(plan)).not.toHaveProperty('no_changes');
+    expect(planJson(plan)).toMatchObject({ changes: [{ action: 'conflict', reasons: ['foreign bridge sc-1-1 (not created by sc) is in the way'] }] });
   });
 
   it('colours only when asked, with the same words', async () => {

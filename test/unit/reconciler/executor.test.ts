@@ -203,6 +203,7 @@ describe('executePlan', () => {
       noops: [],
       summary: { add: 0, change: 1, destroy: 1, conflict: 0 },
       hasChanges: true,
+      inSync: false,
     };
     const drivers = new RecordingDrivers();
     const report = await apply(plan, handlers, drivers);
@@ -241,7 +242,7 @@ describe('executePlan', () => {
 
   it('returns an empty converged report for an empty plan, and skips a cycle instead of hanging', async () => {
     const handlers = farm(new Map(), {}, []);
-    const empty = await apply({ actions: [], noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false }, handlers, new RecordingDrivers());
+    const empty = await apply({ actions: [], noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false, inSync: true }, handlers, new RecordingDrivers());
     expect(empty).toMatchObject({ results: [], converged: true });
     const a = want('bridge', 'a', {});
     const b = want('bridge', 'b', {});
@@ -253,6 +254,7 @@ describe('executePlan', () => {
       noops: [],
       summary: { add: 2, change: 0, destroy: 0, conflict: 0 },
       hasChanges: true,
+      inSync: false,
     };
     const report = await apply(cyclic, handlers, new RecordingDrivers());
     expect(report.results.map((r) => r.status)).toEqual(['skipped', 'skipped']);

@@ -39,6 +39,7 @@ describe('planActions: action selection', () => {
     expect(plan.noops).toEqual([ref('bridge', 'b-same')]);
     expect(plan.summary).toEqual({ add: 1, change: 1, destroy: 1, conflict: 0 });
     expect(plan.hasChanges).toBe(true);
+    expect(plan.inSync).toBe(false);
     expect(byRef(plan, 'bridge', 'b-new').message).toBe('user alice');
     expect(byRef(plan, 'bridge', 'b-gone').message).toBe('user old');
   });
@@ -110,8 +111,9 @@ describe('planActions: action selection', () => {
     expect(byRef(plan, 'bridge', 'sc-17-5').message).toBe('foreign bridge sc-17-5 (not created by sc) is in the way');
     expect(byRef(plan, 'bridge', 'sc-17-6').message).toBe('foreign link dummy0 holds an address in 10.17.6.0/24');
     expect(plan.summary.conflict).toBe(2);
-    // A conflict alone changes nothing: diff exits 0, apply does nothing (and is not converged).
+    // A conflict alone changes nothing (apply does nothing), but the host is not in sync: diff exits 2, apply is not converged.
     expect(plan.hasChanges).toBe(false);
+    expect(plan.inSync).toBe(false);
   });
 
   it("prefers the handler's explanation of a same-named foreign object", async () => {
