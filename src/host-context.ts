@@ -6,4 +6,8 @@ export interface HostContext extends HostRef {
   readonly root: string;
   /** Network namespace all network work (and the containers) run in; undefined = the caller's. */
   readonly netns?: string;
+  /** `sc apply --prune-data` or settings.prune.data: deleting a container also deletes /srv/NAME. */
+  readonly pruneData?: boolean;
+  /** settings.runtime: how containers run here (`auto`, the default, detects systemd as PID 1). */
+  readonly runtime?: 'auto' | 'systemd' | 'direct';
 }

@@ -7,6 +7,7 @@ import { writeFileAtomic } from './atomic-write.js';
 import { withDatastoreLock } from './datastore-lock.js';
 import { assertWritable, type DatastoreLocation } from './datastore-location.js';
 import { EditableDocument } from './edit-document.js';
+import { commitEdit, type EditCommit } from './git-commit-edit.js';
 import { loadDatastore, sourceDocumentFromText, validateDocuments, type LoadedDatastore } from './load-datastore.js';
 import { DATASTORE_KINDS, type DatastoreKind, type Model } from './model.js';
 import { jsonPointer, type SourceDocument } from './source-document.js';
@@ -19,6 +20,10 @@ export interface EditContext {
   actor?: string;
   /** How long to wait for another writer's lock (default 10 s). */
   lockTimeoutMs?: number;
+  /** The git commit message when the datastore is a git work tree (default `sc <command>`). */
+  commandLine?: string;
+  /** Push the commit when the branch has an upstream (default: settings.source.push). */
+  push?: boolean;
 }
 
 export interface EditChange {
@@ -38,6 +43,8 @@ export interface EditResult {
   /** Warnings the edit introduced (e.g. an unknown field); never a reason to refuse it. */
   warnings: Diagnostic[];
   dryRun: boolean;
+  /** The commit made when the datastore is a git work tree of its own. */
+  commit?: EditCommit;
 }
 
 export interface EditOptions {
@@ -144,6 +151,11 @@ export async function runDatastoreEdit(
         await writeFileAtomic(doc.path, text);
         files.push(doc.path);
       }
+      // Still under the lock: the next writer's commit cannot interleave with this one.
+      const push = ctx.push ?? loaded.model.settings.source?.push ?? false;
+      const commit = await commitEdit({ dir: ctx.location.dir, files, message: ctx.commandLine ?? `sc ${options.command}`, actor: ctx.actor, push });
+      if (commit?.pushProblem) warnings.push({ severity: 'warning', message: commit.pushProblem });
+      if (commit) return { message, changes: edit.changes, files, warnings, dryRun, commit };
     }
     return { message, changes: edit.changes, files, warnings, dryRun };
   };

@@ -1,5 +1,6 @@
 // The driver layer's public shape: the only door from sc to the host. Everything that runs a
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
+import type { NspawnDriver } from './runtime.js';
 
 export interface ExecOptions {
   /** Text written to the command's stdin (e.g. an `ip -batch -` script). */
@@ -74,4 +75,6 @@ export interface Drivers {
   readonly exec: Exec;
   readonly ip: IpDriver;
   readonly files: FilesDriver;
+  /** Containers (machine, container-address kinds); absent in fakes that do not need it. */
+  readonly nspawn?: NspawnDriver;
 }

@@ -1,0 +1,183 @@
+// `node bench/containers.mjs` (or `node bench/run.mjs containers`): time to start 20 busybox
+// containers from a converged image — `sc apply` (copy rootfs, write config, start, address, port
+// map) against a plain shell loop doing the same copies and nspawn starts (sandbox.md §4a). Both
+// count until every container answers a ping from the host namespace. Everything lives in a
+// throwaway namespace, --root and cgroups, removed at the end (also on failure or Ctrl-C).
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { machinesCgroupBase } from '../dist/drivers/cgroups.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SC = path.join(REPO, 'dist/cli/main.js');
+const COUNT = 20;
+const HOST = 'bench1.example.net';
+const CGROUP_TREES = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'];
+
+const tag = randomBytes(2).toString('hex');
+const NS = `scbench-${tag}-c`;
+/** The plain loop's own cgroup parent (sc's is derived from its --root). */
+const PLAIN_CGROUP = `scbench-${tag}`;
+const PLAIN_BRIDGE = 'scb-plain';
+let tmp;
+let nsCreated = false;
+let cleaning;
+
+const progress = (msg) => process.stderr.write(`[bench containers] ${msg}\n`);
+const scIp = (i) => `10.17.1.${19 + i}`;
+const plainIp = (i) => `10.17.2.${19 + i}`;
+const indices = Array.from({ length: COUNT }, (_, k) => k + 1);
+
+async function must(file, args, opts = {}) {
+  const result = await execa(file, args, { reject: false, stdin: opts.input === undefined ? 'ignore' : 'pipe', ...opts });
+  if (result.exitCode !== 0) throw new Error(`${[file, ...args].join(' ')}: exit ${result.exitCode}\n${String(result.stderr).slice(0, 2000)}`);
+  return result;
+}
+
+async function writeDatastore(dir) {
+  await mkdir(dir, { recursive: true });
+  const users = { res1: { reseller: 'root', reseller_id: 1, user_id: 1, uid: 32000 }, ua: { reseller: 'res1', user_id: 1, uid: 32001 } };
+  const containers = Object.fromEntries(indices.map((i) => [`c${String(i).padStart(2, '0')}.bench`, { user: 'ua', host: HOST, type: 'busybox', ip: scIp(i) }]));
+  const docs = {
+    clusters: { bench: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11' } } },
+    users,
+    containers,
+    settings: { runtime: 'direct', images: { busybox: { builder: 'busybox' } } },
+  };
+  for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(dir, `${name}.json`), `${JSON.stringify(doc, null, 2)}\n`);
+}
+
+/** A bash loop that pings each address from the host namespace until it answers. */
+const waitForPings = (ips) => `for ip in ${ips.join(' ')}; do until ping -n -q -c1 -W1 "$ip" >/dev/null 2>&1; do :; done; done`;
+
+/** The plain shell loop: copy the image, give each start its own cgroup, start detached (sandbox.md §4a). */
+function plainLoopScript(image, dir) {
+  const lines = [
+    'set -e',
+    `IMAGE=${JSON.stringify(image)}; DIR=${JSON.stringify(dir)}; NS=${NS}; BR=${PLAIN_BRIDGE}; CG=${PLAIN_CGROUP}`,
+    `for i in $(seq 1 ${COUNT}); do`,
+    '  N=p$(printf %02d $i).bench; A=10.17.2.$((19 + i))',
+    '  mkdir -p "$DIR/$N"; cp -a --reflink=auto "$IMAGE" "$DIR/$N/rootfs"',
+    '  for h in unified systemd; do mkdir -p /sys/fs/cgroup/$h/$CG/$N; done',
+    `  setsid sh -c 'for h in unified systemd; do echo $$ > /sys/fs/cgroup/$h/'"$CG/$N"'/cgroup.procs; done; exec "$@"' start \\`,
+    '    nsenter --net=/run/netns/$NS systemd-nspawn --register=no --keep-unit -q -D "$DIR/$N/rootfs" -M $N \\',
+    '      --network-bridge=$BR -b --kill-signal=SIGUSR2 --console=read-only --private-users=pick --private-users-ownership=auto \\',
+    '      --setenv=ADDR=$A/24 --setenv=GW=10.17.2.1 </dev/null >"$DIR/$N.log" 2>&1 &',
+    'done',
+    `ip netns exec $NS sh -c '${waitForPings(indices.map(plainIp))}'`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+async function timedMs(fn) {
+  const started = performance.now();
+  await fn();
+  return performance.now() - started;
+}
+
+async function pidsUnder(dir) {
+  const pids = (await readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) pids.push(...(await pidsUnder(path.join(dir, e.name))));
+  return pids;
+}
+
+async function removeTree(dir) {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
+  if (!entries) return;
+  for (const e of entries) if (e.isDirectory()) await removeTree(path.join(dir, e.name));
+  await rmdir(dir).catch(() => undefined);
+}
+
+/** Kills every process of one cgroup parent (cgroup.kill), waits until none is left, removes the cgroups. */
+async function killCgroup(base) {
+  const unified = path.join(CGROUP_TREES[0], base);
+  await writeFile(path.join(unified, 'cgroup.kill'), '1').catch(() => undefined);
+  const deadline = Date.now() + 30_000;
+  while ((await pidsUnder(unified)).length > 0) {
+    if (Date.now() > deadline) throw new Error(`processes survived cgroup.kill in ${unified}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  for (const tree of CGROUP_TREES) await removeTree(path.join(tree, base));
+}
+
+async function cleanup() {
+  cleaning ??= (async () => {
+    if (tmp) {
+      await killCgroup(machinesCgroupBase(path.join(tmp, 'root'))).catch((e) => progress(`cleanup: ${e.message}`));
+      await killCgroup(PLAIN_CGROUP).catch((e) => progress(`cleanup: ${e.message}`));
+    }
+    if (nsCreated) await execa('ip', ['netns', 'del', NS], { reject: false });
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+export async function runContainersBench() {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (network namespaces, cgroups)');
+  tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
+  const root = path.join(tmp, 'root');
+  const datastore = path.join(tmp, 'ds');
+  await writeDatastore(datastore);
+  const sc = (...args) => [SC, '--datastore', datastore, '--host', HOST, '--root', root, '--netns', NS, ...args];
+  progress(`load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+
+  await must('ip', ['netns', 'add', NS]);
+  nsCreated = true;
+  await must('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
+  await must('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+
+  progress('building the busybox image (not timed) …');
+  await must(process.execPath, sc('apply', '--target', 'image/busybox'));
+  const image = path.join(root, 'var/srvctl3/rootfs/busybox');
+
+  progress(`sc apply: ${COUNT} containers from the converged image, until all answer ping …`);
+  const scMs = await timedMs(async () => {
+    await must(process.execPath, sc('apply'));
+    await must('ip', ['netns', 'exec', NS, 'sh', '-c', waitForPings(indices.map(scIp))]);
+  });
+  await must(process.execPath, sc('diff'));
+  progress(`  ${scMs.toFixed(0)} ms; stopping them (cgroup.kill) …`);
+  await killCgroup(machinesCgroupBase(root));
+
+  // The plain loop gets its bridge for free (sc's apply above created its own in the timing).
+  await must('ip', ['-n', NS, 'link', 'add', PLAIN_BRIDGE, 'type', 'bridge']);
+  await must('ip', ['-n', NS, 'addr', 'add', '10.17.2.1/24', 'dev', PLAIN_BRIDGE]);
+  await must('ip', ['-n', NS, 'link', 'set', PLAIN_BRIDGE, 'up']);
+  const script = path.join(tmp, 'plain-loop.sh');
+  await writeFile(script, plainLoopScript(image, path.join(tmp, 'plain')));
+  progress(`plain shell loop: the same ${COUNT} copies and nspawn starts, until all answer ping …`);
+  const plainMs = await timedMs(() => must('bash', [script]));
+  progress(`  ${plainMs.toFixed(0)} ms`);
+
+  const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
+  const out = [
+    `start ${COUNT} busybox containers from a converged image, until every one answers ping:`,
+    `  sc apply (copy, config, start, address, port map)   ${s(scMs).padStart(8)}`,
+    `  plain shell loop (cp -a + setsid systemd-nspawn)     ${s(plainMs).padStart(8)}`,
+    `  ratio sc / plain                                      ${`${(scMs / plainMs).toFixed(2)}×`.padStart(8)}`,
+    `load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 vCPU; other work on the machine skews every number)`,
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+  return { scMs, plainMs };
+}
+
+const invokedDirectly = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (invokedDirectly) {
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      progress(`${signal}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  runContainersBench()
+    .catch((error) => {
+      process.stderr.write(`${error.stack ?? error}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => cleanup());
+}
+
+export { cleanup as cleanupContainersBench };

@@ -1,0 +1,162 @@
+// The datastore commands that edit files (SPEC §4): add-reseller, add-user, add-ve, destroy-ve,
+// map-port, http-redirect, https-redirect, allocate. They change nothing on the host by themselves.
+import { userInfo } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { allocateMissing } from '../../datastore/allocate.js';
+import {
+  addContainer,
+  addReseller,
+  addUser,
+  destroyContainer,
+  mapPort,
+  setRedirect,
+  type EditContext,
+  type EditResult,
+} from '../../datastore/datastore-edits.js';
+import { UserError } from '../../errors.js';
+import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
+import { openDatastoreLocation } from '../open-datastore.js';
+
+async function editContext(ctx: CommandContext, command: Command): Promise<EditContext> {
+  if (ctx.options.source !== undefined) {
+    throw new UserError(`--source ${ctx.options.source} is read-only to sc: edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`);
+  }
+  const location = await openDatastoreLocation(ctx);
+  let actor = 'root';
+  try {
+    actor = process.env.SUDO_USER || userInfo().username;
+  } catch {
+    // no passwd entry for this uid: keep 'root'
+  }
+  const push = command.opts<{ push?: boolean }>().push;
+  return { location, thisHost: ctx.options.host, actor, commandLine: commandLineOf(command), ...(push ? { push } : {}) };
+}
+
+/** `sc add-ve shop.example.com --user alice`: the subcommand as typed, without the global options (git commit message). */
+function commandLineOf(command: Command): string {
+  const quote = (word: string) => (/^[A-Za-z0-9@%+=:,./_-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+  const words = [command.name(), ...command.args];
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (command.getOptionValueSource(key) !== 'cli' || option.long === '--push') continue;
+    const value: unknown = command.getOptionValue(key);
+    const flag = option.long ?? option.short ?? key;
+    if (value === true) words.push(flag);
+    else if (Array.isArray(value)) for (const v of value) words.push(flag, String(v));
+    else if (value !== undefined && value !== false) words.push(flag, String(value));
+  }
+  return `sc ${words.map(quote).join(' ')}`;
+}
+
+function editOutput(result: EditResult): CommandResult {
+  const files = result.files.length ? `\nWrote ${result.files.join(', ')}.` : '';
+  const commit = result.commit ? `\nCommitted ${result.commit.revision.slice(0, 12)}${result.commit.pushed ? ' and pushed' : ''}.${result.commit.pushProblem ? ` Not pushed: ${result.commit.pushProblem}.` : ''}` : '';
+  return { text: `${result.message}${files}${commit}`, json: result };
+}
+
+function edit(command: Command, fn: (ectx: EditContext) => Promise<EditResult>): Promise<void> {
+  return runCommand(command, async (ctx) => editOutput(await fn(await editContext(ctx, command))));
+}
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a port number 1-65535.');
+  return n;
+}
+
+export function registerDatastoreEdits(program: Command): void {
+  program
+    .command('add-reseller')
+    .argument('<name>', 'username of the new reseller (lowercase DNS label)')
+    .option('--name <display>', 'display name')
+    .description('add a reseller (allocates reseller_id, user_id and uid)')
+    .action((name: string, opts: { name?: string }, command: Command) =>
+      edit(command, (e) => addReseller(e, name, { displayName: opts.name })),
+    );
+
+  program
+    .command('add-user')
+    .argument('<name>', 'username (lowercase DNS label)')
+    .option('--reseller <reseller>', 'the owning reseller', 'root')
+    .option('--name <display>', 'display name')
+    .option('--ssh-key <key>', 'an SSH public key (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .description('add a user under a reseller (allocates user_id and uid)')
+    .action((name: string, opts: { reseller: string; name?: string; sshKey?: string[] }, command: Command) =>
+      edit(command, (e) => addUser(e, name, { reseller: opts.reseller, displayName: opts.name, sshKeys: opts.sshKey })),
+    );
+
+  program
+    .command('add-ve')
+    .argument('<name>', 'container name (its FQDN, e.g. shop.example.com)')
+    .requiredOption('--user <user>', 'owner of the container')
+    .option('--host <fqdn>', 'the server it runs on (default: this host, --host/SC_HOST or the hostname)')
+    .option('--type <type>', 'base image type (debian, fedora, busybox, …)', 'debian')
+    .option('--disabled', 'add it with enabled: false')
+    .description('add a container (allocates its address in the owner\'s /24 on its host)')
+    .action((name: string, opts: { user: string; host?: string; type: string; disabled?: boolean }, command: Command) =>
+      edit(command, (e) =>
+        addContainer(e, name, { user: opts.user, host: opts.host, type: opts.type, enabled: opts.disabled ? false : undefined }),
+      ),
+    );
+
+  program
+    .command('destroy-ve')
+    .argument('<name>', 'container name')
+    .description('remove a container from the datastore (the next apply on its host removes it there)')
+    .action((name: string, _opts, command: Command) => edit(command, (e) => destroyContainer(e, name)));
+
+  program
+    .command('map-port')
+    .usage('<ve> [tcp|udp] <port> [options]')
+    .argument('<ve>', 'container name')
+    .argument('<args...>', '[tcp|udp] PORT: the container port (protocol default tcp)')
+    .option('--host-port <port>', 'the host port (default: chosen like srvctl 3: 22→2022, 8080→6080, …)', portNumber)
+    .option('--comment <text>', 'a comment stored with the mapping')
+    .description('map a host port to a container port (DNAT on the container\'s host)')
+    .action((ve: string, args: string[], opts: { hostPort?: number; comment?: string }, command: Command) => {
+      let proto: 'tcp' | 'udp' = 'tcp';
+      let rest = args;
+      if (rest[0] === 'tcp' || rest[0] === 'udp') {
+        proto = rest[0];
+        rest = rest.slice(1);
+      }
+      const [port, ...extra] = rest;
+      if (port === undefined || extra.length) {
+        command.error(`error: expected "sc map-port VE [tcp|udp] PORT", got "${args.join(' ')}"`, { exitCode: 1 });
+      }
+      let containerPort: number;
+      try {
+        containerPort = portNumber(port as string);
+      } catch (e) {
+        return command.error(`error: PORT ${(e as Error).message}`, { exitCode: 1 });
+      }
+      return edit(command, (e) => mapPort(e, ve, { proto, containerPort, hostPort: opts.hostPort, comment: opts.comment }));
+    });
+
+  program
+    .command('http-redirect')
+    .argument('<ve>', 'container name')
+    .argument('<target>', 'none | https | URL (default when unset: redirect to https)')
+    .description('set how plain http requests to the container are redirected')
+    .action((ve: string, target: string, _opts, command: Command) => edit(command, (e) => setRedirect(e, ve, 'http-redirect', target)));
+
+  program
+    .command('https-redirect')
+    .argument('<ve>', 'container name')
+    .argument('<target>', 'none | http | URL')
+    .description('set how https requests to the container are redirected')
+    .action((ve: string, target: string, _opts, command: Command) => edit(command, (e) => setRedirect(e, ve, 'https-redirect', target)));
+
+  program
+    .command('allocate')
+    .addOption(new Option('--dry-run', 'show what would be allocated, write nothing'))
+    .description('fill in missing reseller_id, user_id, uid and container ip (SPEC §2) and write them back')
+    .action((opts: { dryRun?: boolean }, command: Command) => edit(command, (e) => allocateMissing(e, { dryRun: opts.dryRun })));
+
+  // When the datastore is a git work tree each edit is committed; --push also pushes it.
+  for (const sub of program.commands) {
+    if (EDIT_COMMANDS.has(sub.name())) sub.option('--push', 'push the git commit of this edit to the upstream (default: settings source.push)');
+  }
+}
+
+const EDIT_COMMANDS = new Set(['add-reseller', 'add-user', 'add-ve', 'destroy-ve', 'map-port', 'http-redirect', 'https-redirect', 'allocate']);

@@ -1,0 +1,123 @@
+// The commands that look at or change this host: `sc diff` (alias plan), `sc apply`, `sc status`.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createDrivers } from '../../drivers/create-drivers.js';
+import { applyHost, planHost, surveyHost, WHOLE_KIND } from '../../reconciler/host-pass.js';
+import { readApplyRecord } from '../../reconciler/apply-record.js';
+import { readReconcileStatus } from '../../reconciler/reconcile-status.js';
+import type { ObjectRef } from '../../resources/contract.js';
+import { resourceHandlers } from '../../resources/registry.js';
+import { runCommand, type CommandContext } from '../command-runner.js';
+import { probeContainers } from '../container-reachability.js';
+import { hostContext, openDatastore } from '../open-datastore.js';
+import { renderApplyEvent, renderApplyReport } from '../views/apply-view.js';
+import { planJson, renderPlanText } from '../views/plan-view.js';
+import { probeTargets, renderStatus, statusJson } from '../views/status-view.js';
+
+function targetRef(value: string, previous: ObjectRef[] = []): ObjectRef[] {
+  const m = /^([a-z][a-z0-9-]*)(?:\/(.+))?$/.exec(value);
+  if (!m) throw new InvalidArgumentError('expected KIND/NAME (e.g. bridge/sc-17-3) or a whole KIND (e.g. bridge).');
+  return [...previous, { kind: m[1] as string, id: m[2] ?? WHOLE_KIND }];
+}
+
+async function hostSetup(ctx: CommandContext) {
+  const loaded = await openDatastore(ctx);
+  const host = hostContext(ctx, loaded);
+  const drivers = createDrivers(host, ctx.logger);
+  return { loaded, host, drivers, handlers: resourceHandlers };
+}
+
+const targetOption = () => new Option('--target <kind/name>', 'limit to this resource (KIND/NAME) or kind (KIND), plus what it depends on (repeatable)').argParser(targetRef);
+
+export function registerHostCommands(program: Command): void {
+  program
+    .command('diff')
+    .alias('plan')
+    .addOption(targetOption())
+    .description('show the changes `sc apply` would make on this host; exit 0 none, 2 changes pending, 1 error')
+    .action((opts: { target?: ObjectRef[] }, command: Command) =>
+      runCommand(command, async (ctx) => {
+        const { loaded, host, drivers, handlers } = await hostSetup(ctx);
+        const plan = await planHost({ model: loaded.model, host, drivers, handlers, targets: opts.target });
+        return {
+          exitCode: plan.inSync ? 0 : 2,
+          text: renderPlanText(plan, { color: ctx.terminal.color }),
+          json: { host: host.name, ...planJson(plan) },
+        };
+      }),
+    );
+
+  program
+    .command('apply')
+    .option('--dry-run', 'show the plan, change nothing')
+    .option('--prune-data', 'removing a container also deletes its data under /srv/NAME (default: settings.prune.data, else kept)')
+    .addOption(targetOption())
+    .addOption(new Option('--concurrency <n>', 'independent actions run in parallel, at most N at once').argParser(positiveInt))
+    .option('--allow-mass-delete', 'let the plan delete more than settings prune.max_delete_share of this host\'s containers, or all of them')
+    .description('converge this host to the datastore; exit 0 only when it converged')
+    .action((opts: { dryRun?: boolean; pruneData?: boolean; target?: ObjectRef[]; concurrency?: number; allowMassDelete?: boolean }, command: Command) =>
+      runCommand(command, async (ctx) => {
+        const { loaded, host, drivers, handlers } = await hostSetup(ctx);
+        const pruneData = opts.pruneData ?? loaded.model.settings.prune?.data ?? false;
+        const input = { model: loaded.model, host: { ...host, pruneData }, drivers, handlers, targets: opts.target };
+        if (opts.dryRun) {
+          const plan = await planHost(input);
+          return { text: renderPlanText(plan, { color: ctx.terminal.color }), json: { host: host.name, dry_run: true, ...planJson(plan) } };
+        }
+        const concurrency = opts.concurrency ?? loaded.model.settings.apply?.concurrency ?? 8;
+        const abort = new AbortController();
+        const onSignal = () => abort.abort();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        try {
+          const result = await applyHost({
+            ...input,
+            concurrency,
+            command: `sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`,
+            signal: abort.signal,
+            allowMassDelete: opts.allowMassDelete,
+            onEvent: (event) => {
+              const line = renderApplyEvent(event, { color: ctx.terminal.color, tty: ctx.terminal.tty });
+              if (line) ctx.progress(line);
+            },
+          });
+          const lines: string[] = [];
+          if (result.plan.inSync) lines.push(renderPlanText(result.plan, { color: ctx.terminal.color }));
+          else lines.push(renderApplyReport(result.report, { color: ctx.terminal.color }));
+          if (result.report.failed === 0 && result.report.skipped === 0 && !result.remaining.inSync) {
+            lines.push('The host still differs from the datastore after apply:', renderPlanText(result.remaining, { color: ctx.terminal.color }));
+          }
+          return {
+            exitCode: result.converged ? 0 : 1,
+            text: lines.join('\n'),
+            json: { host: host.name, converged: result.converged, plan: planJson(result.plan), report: result.report, remaining: planJson(result.remaining) },
+          };
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      }),
+    );
+
+  program
+    .command('status')
+    .description('this host: bridges (and later containers, VPN links), and whether it matches the datastore')
+    .action((_opts, command: Command) =>
+      runCommand(command, async (ctx) => {
+        const { loaded, host, drivers, handlers } = await hostSetup(ctx);
+        const survey = await surveyHost({ model: loaded.model, host, drivers, handlers });
+        const lastApply = await readApplyRecord(host.root);
+        const lastReconcile = await readReconcileStatus(host.root);
+        const answers = await probeContainers(drivers.exec, probeTargets(host, loaded.model, survey));
+        return {
+          text: renderStatus(host, loaded.model, survey, lastApply, ctx.terminal, lastReconcile, answers),
+          json: statusJson(host, loaded.model, survey, lastApply, lastReconcile, answers),
+        };
+      }),
+    );
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || n < 1) throw new InvalidArgumentError('must be a positive integer.');
+  return n;
+}

@@ -1,0 +1,54 @@
+// Finds and loads the datastore for a command, and this host's place in it.
+import { resolveDatastoreLocation, type DatastoreLocation } from '../datastore/datastore-location.js';
+import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
+import { parseGitSource, sourceLabel, syncGitSource, withSourceLock } from '../datastore/git-source.js';
+import { findHost } from '../datastore/model.js';
+import { readReconcileStatus } from '../reconciler/reconcile-status.js';
+import { UserError } from '../errors.js';
+import type { HostContext } from '../host-context.js';
+import type { CommandContext } from './command-runner.js';
+
+export async function openDatastoreLocation(ctx: CommandContext): Promise<DatastoreLocation> {
+  const { source, datastore, datastoreOrigin, root } = ctx.options;
+  if (source !== undefined) return openGitSource(ctx, source);
+  const location = await resolveDatastoreLocation({ datastore, root, datastoreOrigin });
+  if (location.notice) ctx.notice(location.notice);
+  return location;
+}
+
+/**
+ * --source URL[#REF]: fetch into the cache under --root and check REF out; a failed fetch falls
+ * back to the last good revision of `sc reconcile` (or the cached one) with a notice.
+ */
+async function openGitSource(ctx: CommandContext, source: string): Promise<DatastoreLocation> {
+  const spec = parseGitSource(source);
+  const root = ctx.options.root;
+  const lastGood = (await readReconcileStatus(root))?.last_good_revision ?? undefined;
+  const checkout = await withSourceLock(root, `sc --source ${sourceLabel(spec)}`, () => syncGitSource(spec, { root, lastGoodRevision: lastGood }));
+  if (checkout.fetchError !== undefined) {
+    const which = checkout.revision === lastGood ? 'the last good revision' : 'the cached revision';
+    ctx.notice(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${which} ${checkout.revision.slice(0, 12)}`);
+  }
+  ctx.logger.info({ source: sourceLabel(spec), revision: checkout.revision }, 'desired state from git');
+  return { dir: checkout.dir, readOnly: true, origin: 'option' };
+}
+
+export async function openDatastore(ctx: CommandContext, options?: LoadOptions): Promise<LoadedDatastore> {
+  const location = await openDatastoreLocation(ctx);
+  const loaded = await loadDatastore(location, options);
+  for (const w of loaded.warnings) ctx.logger.warn({ diagnostic: w }, w.message);
+  return loaded;
+}
+
+/** This host's entry in the model, with --root and --netns: what the reconciler works on. */
+export function hostContext(ctx: CommandContext, loaded: LoadedDatastore): HostContext {
+  const ref = findHost(loaded.model, ctx.options.host);
+  if (!ref) {
+    const known = Object.values(loaded.model.clusters).flatMap((hosts) => Object.keys(hosts));
+    throw new UserError(
+      `host "${ctx.options.host}" is not in the datastore's clusters (${known.length ? `known hosts: ${known.join(', ')}` : 'no hosts defined'}); pass --host FQDN or set SC_HOST`,
+    );
+  }
+  const runtime = loaded.model.settings.runtime;
+  return { ...ref, root: ctx.options.root, netns: ctx.options.netns, ...(runtime !== undefined ? { runtime } : {}) };
+}

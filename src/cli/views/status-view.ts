@@ -1,0 +1,167 @@
+// `sc status`: every resource sc manages on this host (desired or found), whether it is in sync,
+// the containers the datastore puts here, and the last apply. Kind-agnostic, like the planner.
+import type { Model } from '../../datastore/model.js';
+import type { HostContext } from '../../host-context.js';
+import type { ApplyRecord } from '../../reconciler/apply-record.js';
+import type { HostSurvey } from '../../reconciler/host-pass.js';
+import type { ReconcileStatus } from '../../reconciler/reconcile-status.js';
+import { refString, type ActionType } from '../../resources/contract.js';
+import type { Terminal } from '../terminal.js';
+import { textTable } from './text-table.js';
+
+export type SyncState = 'in sync' | 'missing' | 'drifted' | 'to be removed' | 'conflict' | 'foreign';
+
+export interface ResourceStatus {
+  kind: string;
+  id: string;
+  state: SyncState;
+  owned: boolean | null;
+  description?: string;
+  observed?: unknown;
+}
+
+const stateOf: Record<ActionType, SyncState> = {
+  create: 'missing',
+  update: 'drifted',
+  replace: 'drifted',
+  delete: 'to be removed',
+  conflict: 'conflict',
+  noop: 'in sync',
+};
+
+export function resourceStatuses(survey: HostSurvey): ResourceStatus[] {
+  const pending = new Map(survey.plan.actions.map((a) => [refString(a.ref), a.type]));
+  const rows = new Map<string, ResourceStatus>();
+  for (const [kind, objects] of survey.desired) {
+    for (const want of objects) {
+      const key = refString(want.ref);
+      rows.set(key, { kind, id: want.ref.id, state: stateOf[pending.get(key) ?? 'noop'], owned: null, description: want.description });
+    }
+  }
+  for (const [kind, objects] of survey.observed) {
+    for (const have of objects) {
+      const key = refString(have.ref);
+      const row = rows.get(key);
+      if (row) {
+        row.owned = have.owned;
+        row.observed = have.spec;
+      } else if (have.owned || pending.has(key)) {
+        rows.set(key, { kind, id: have.ref.id, state: stateOf[pending.get(key) ?? 'noop'], owned: have.owned, description: have.description, observed: have.spec });
+      }
+    }
+  }
+  return [...rows.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id, 'en', { numeric: true }));
+}
+
+export type ContainerState = 'running' | 'stopped' | 'missing';
+
+/** The machine kind's observation: running/stopped, or missing when no machine was found at all. */
+function machineStates(survey: HostSurvey): Map<string, ContainerState> {
+  const states = new Map<string, ContainerState>();
+  for (const have of survey.observed.get('machine') ?? []) {
+    const spec = have.spec as { state?: unknown } | undefined;
+    states.set(have.ref.id, spec?.state === 'running' ? 'running' : 'stopped');
+  }
+  return states;
+}
+
+/** The containers worth pinging: those with an address whose machine runs. */
+export function probeTargets(host: HostContext, model: Model, survey: HostSurvey): { name: string; ip: string }[] {
+  const states = machineStates(survey);
+  return containersHere(host, model, survey)
+    .filter((c): c is typeof c & { ip: string } => c.ip !== null && states.get(c.name) === 'running')
+    .map((c) => ({ name: c.name, ip: c.ip }));
+}
+
+/** `answers`: name → whether it answered a ping; containers not probed get null. */
+function containersHere(host: HostContext, model: Model, survey: HostSurvey, answers?: ReadonlyMap<string, boolean>) {
+  const states = machineStates(survey);
+  return Object.entries(model.containers)
+    .filter(([, c]) => c.host === host.name)
+    .map(([name, c]) => {
+      const user = model.users[c.user];
+      return {
+        name,
+        ip: c.ip ?? null,
+        user: c.user,
+        reseller: user?.reseller ?? 'root',
+        type: c.type,
+        enabled: c.enabled !== false,
+        state: states.get(name) ?? ('missing' as ContainerState),
+        answers: answers?.get(name) ?? null,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function statusJson(
+  host: HostContext,
+  model: Model,
+  survey: HostSurvey,
+  lastApply: ApplyRecord | undefined,
+  lastReconcile?: ReconcileStatus,
+  answers?: ReadonlyMap<string, boolean>,
+) {
+  return {
+    host: host.name,
+    cluster: host.cluster,
+    hostnet: host.host.hostnet,
+    in_sync: survey.plan.inSync,
+    pending: survey.plan.summary,
+    resources: resourceStatuses(survey),
+    containers: containersHere(host, model, survey, answers),
+    last_apply: lastApply ?? null,
+    last_reconcile: lastReconcile ?? null,
+  };
+}
+
+/** The last `sc reconcile` pass: revision, result, counts; the last good revision when it differs. */
+export function renderReconcileLine(r: ReconcileStatus): string {
+  const rev = (x: string | null) => (x ? x.slice(0, 12) : 'none');
+  const c = r.counts;
+  const lines = [`Last reconcile: ${r.finished} ${r.result}, revision ${rev(r.revision)} of ${r.source} (${c.actions} actions: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped, ${c.conflicts} conflicts)`];
+  if (r.result !== 'ok') lines.push(`  ${r.message}`);
+  if (r.last_good_revision !== r.revision) lines.push(`  last good revision: ${rev(r.last_good_revision)}`);
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join('\n');
+}
+
+export function renderStatus(
+  host: HostContext,
+  model: Model,
+  survey: HostSurvey,
+  lastApply: ApplyRecord | undefined,
+  terminal: Terminal,
+  lastReconcile?: ReconcileStatus,
+  answers?: ReadonlyMap<string, boolean>,
+): string {
+  const c = terminal.colors;
+  const paint = (s: SyncState) => (s === 'in sync' ? c.green(s) : s === 'conflict' ? c.red(s) : c.yellow(s));
+  const out: string[] = [`Host ${host.name} (cluster ${host.cluster}, hostnet ${host.host.hostnet})`, ''];
+  const resources = resourceStatuses(survey);
+  if (resources.length) {
+    out.push(textTable(['KIND', 'NAME', 'STATE', 'DETAIL'], resources.map((r) => [r.kind, r.id, r.state, r.description ?? ''])).replace(/(in sync|missing|drifted|to be removed|conflict)(?=\s{2}|$)/gm, (m) => paint(m as SyncState)));
+  } else {
+    out.push('No resources for this host.');
+  }
+  const containers = containersHere(host, model, survey, answers);
+  out.push('', `Containers assigned to this host in the datastore: ${containers.length}`);
+  if (containers.length) {
+    const answer = (a: boolean | null) => (a === null ? '-' : a ? 'yes' : 'no');
+    out.push(
+      textTable(
+        ['NAME', 'IP', 'STATE', 'ANSWERS', 'OWNER', 'RESELLER', 'TYPE', 'ENABLED'],
+        containers.map((x) => [x.name, x.ip ?? '-', x.state, answer(x.answers), x.user, x.reseller, x.type, x.enabled ? 'yes' : 'no']),
+      ),
+    );
+  }
+  const s = survey.plan.summary;
+  out.push('', !survey.plan.inSync ? `Pending: ${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts (see sc diff).` : 'In sync with the datastore.');
+  out.push(
+    lastApply
+      ? `Last apply: ${lastApply.finished} ${lastApply.converged ? 'converged' : `did not converge (${lastApply.failed} failed, ${lastApply.skipped} skipped, ${lastApply.conflicts} conflicts)`}`
+      : 'Last apply: never (on this --root)',
+  );
+  if (lastReconcile) out.push(renderReconcileLine(lastReconcile));
+  return out.join('\n');
+}

@@ -1,0 +1,33 @@
+// One way to run git for sc: simple-git with argument arrays (no shell), no terminal prompts and a
+// stall timeout. git is not network-namespace work: it runs in sc's own namespace, never via --netns.
+import { simpleGit, type SimpleGit } from 'simple-git';
+
+/** Stop a git command that prints nothing for this long (a hung fetch must not stall a reconcile pass). */
+const STALL_TIMEOUT_MS = 120_000;
+
+/** Interactive-only settings: sc never opens an editor or a pager, so they are not passed on. */
+const INTERACTIVE_ENV = new Set(['EDITOR', 'VISUAL', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'PAGER', 'GIT_PAGER']);
+
+export function gitIn(dir: string, env: Record<string, string> = {}): SimpleGit {
+  const inherited: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !INTERACTIVE_ENV.has(name)) inherited[name] = value;
+  return simpleGit({
+    baseDir: dir,
+    maxConcurrentProcesses: 1,
+    timeout: { block: STALL_TIMEOUT_MS },
+    // simple-git guards against hostile arguments and environments; sc never passes -c options, and
+    // the operator's own transport settings (GIT_SSH_COMMAND, askpass, config files) must keep working.
+    unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true, allowUnsafeConfigPaths: true, allowUnsafeGitProxy: true, allowUnsafeConfigEnvCount: true },
+  }).env({
+    ...inherited,
+    // Never wait for a password on a terminal: a reconcile runs unattended.
+    GIT_TERMINAL_PROMPT: '0',
+    ...env,
+  });
+}
+
+/** The text of a git failure without simple-git's decoration, for messages. */
+export function gitErrorText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.trim().split('\n').filter(Boolean).slice(0, 4).join('; ');
+}

@@ -1,0 +1,15 @@
+// Builds the real driver set for one run from the host context (--root, --netns).
+import type { Logger } from 'pino';
+import type { HostContext } from '../host-context.js';
+import { createExec } from './exec.js';
+import { createFilesDriver } from './files.js';
+import { createIpDriver } from './ip.js';
+import { createNspawnDriver } from './nspawn.js';
+import type { Drivers } from './types.js';
+
+export function createDrivers(host: Pick<HostContext, 'root' | 'netns'>, logger?: Logger): Drivers {
+  const exec = createExec({ netns: host.netns, logger });
+  const files = createFilesDriver(host.root);
+  const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
+  return { exec, ip: createIpDriver(exec), files, nspawn };
+}

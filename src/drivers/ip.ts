@@ -1,0 +1,73 @@
+// The iproute2 driver: bulk reads with `ip -json` (one process per kind of object, whatever the
+// number of links) and writes through one `ip -force -batch -` process.
+import { HostCommandError } from '../errors.js';
+import { encodeBatchScript, IpBatchError, parseBatchFailures } from './ip-batch.js';
+import type { Exec, IpAddrEntry, IpDriver, IpLink } from './types.js';
+
+/** ip prints this when links change while it dumps them (sandbox.md §11.6); the dump is retried. */
+const INTERRUPTED_DUMP = 'Dump was interrupted';
+const DUMP_ATTEMPTS = 5;
+/** Deleting a link can take ~50 ms in the kernel (sandbox.md §11.5): big batches get more time. */
+const BATCH_BASE_TIMEOUT_MS = 60_000;
+const BATCH_PER_COMMAND_MS = 100;
+
+export function createIpDriver(exec: Exec): IpDriver {
+  const dumpJson = async <T>(args: string[]): Promise<T[]> => {
+    for (let attempt = 1; ; attempt++) {
+      const result = await exec.run('ip', args, { allowFailure: true });
+      const interrupted = result.stderr.includes(INTERRUPTED_DUMP);
+      if (interrupted && attempt < DUMP_ATTEMPTS) continue;
+      if (result.exitCode !== 0 || interrupted) {
+        throw new HostCommandError(result.command, result.exitCode, result.stderr, result.stdout, {
+          retryable: interrupted,
+          reason: interrupted ? `dump still interrupted after ${attempt} attempts` : undefined,
+        });
+      }
+      return parseJsonArray<T>(result.command, result.stdout);
+    }
+  };
+
+  return {
+    listLinks: () => dumpJson<IpLink>(['-json', '-details', 'link', 'show']),
+    listAddresses: () => dumpJson<IpAddrEntry>(['-json', 'addr', 'show']),
+
+    async batch(commands) {
+      if (commands.length === 0) return;
+      const single = commands.length === 1 ? commands[0] : undefined;
+      const result = single
+        ? await exec.run('ip', single, { allowFailure: true })
+        : await exec.run('ip', ['-force', '-batch', '-'], {
+            input: encodeBatchScript(commands),
+            allowFailure: true,
+            timeoutMs: BATCH_BASE_TIMEOUT_MS + BATCH_PER_COMMAND_MS * commands.length,
+          });
+      if (result.exitCode === 0) return;
+      let failures = single
+        ? [{ index: 0, command: single, message: result.stderr.trim() }]
+        : parseBatchFailures(result.stderr, commands);
+      // A fatal error (e.g. ip's own tokenizer) stops the batch without naming a line: nothing
+      // can be said about which commands ran, so every one counts as failed.
+      if (failures.length === 0) {
+        failures = commands.map((command, index) => ({ index, command, message: result.stderr.trim() }));
+      }
+      throw new IpBatchError(result.command, result.exitCode, failures, result.stderr, commands.length);
+    },
+  };
+}
+
+function parseJsonArray<T>(command: readonly string[], stdout: string): T[] {
+  const text = stdout.trim();
+  if (text === '') return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw new HostCommandError([...command], 0, `could not parse its JSON output: ${String(cause)}`, stdout.slice(0, 200), {
+      cause,
+    });
+  }
+  if (!Array.isArray(parsed)) {
+    throw new HostCommandError([...command], 0, 'expected a JSON array on stdout', stdout.slice(0, 200));
+  }
+  return parsed as T[];
+}

@@ -1,0 +1,125 @@
+// One pass over this host: derive desired state, observe the host in bulk, plan, and (for apply)
+// execute under the host lock, then observe again to check the host really converged.
+import type { Model } from '../datastore/model.js';
+import type { Drivers } from '../drivers/types.js';
+import type { HostContext } from '../host-context.js';
+import { UserError } from '../errors.js';
+import { refString, type DesiredObject, type HandlerRegistry, type ObjectRef, type ObservedObject } from '../resources/contract.js';
+import { applyRecord, writeApplyRecord } from './apply-record.js';
+import { executePlan, type ApplyEvent, type ApplyReport } from './executor.js';
+import { acquireHostLock } from './host-lock.js';
+import { desiredState, observeHost } from './observe-host.js';
+import { planActions, selectTargets, type Plan } from './planner.js';
+import { assertPruneAllowed } from './prune-guardrail.js';
+
+/** The id of a target that stands for every object of its kind (`--target bridge`). */
+export const WHOLE_KIND = '*';
+
+export interface HostPassInput {
+  readonly model: Model;
+  readonly host: HostContext;
+  readonly drivers: Drivers;
+  readonly handlers: HandlerRegistry;
+  readonly targets?: readonly ObjectRef[];
+}
+
+/** What this host should have, what it has, and the plan between them. */
+export interface HostSurvey {
+  readonly desired: Map<string, DesiredObject<unknown>[]>;
+  readonly observed: Map<string, ObservedObject<unknown>[]>;
+  readonly plan: Plan;
+}
+
+export async function surveyHost(input: HostPassInput, options: { strictTargets?: boolean } = {}): Promise<HostSurvey> {
+  const targets = input.targets?.length ? input.targets : undefined;
+  const allDesired = desiredState(input.handlers, input.model, input.host);
+  // With --target, observe and plan only the targeted kinds and the kinds they depend on.
+  const handlers = targets ? handlersFor(input.handlers, targets, allDesired) : input.handlers;
+  const desired = new Map([...allDesired].filter(([kind]) => kind in handlers));
+  const observed = await observeHost(handlers, input.drivers, input.host);
+  const full = planActions(handlers, desired, observed);
+  if (!targets) return { desired, observed, plan: full };
+  let refs = expandKindTargets(targets, full);
+  if (options.strictTargets === false) {
+    const present = new Set([...full.actions.map((a) => refString(a.ref)), ...full.noops.map(refString)]);
+    refs = refs.filter((r) => present.has(refString(r)));
+  }
+  return { desired, observed, plan: selectTargets(full, refs) };
+}
+
+/** `--target bridge` (a whole kind) becomes every bridge the plan knows of. */
+function expandKindTargets(targets: readonly ObjectRef[], plan: Plan): ObjectRef[] {
+  const known = [...plan.actions.map((a) => a.ref), ...plan.noops];
+  return targets.flatMap((t) => (t.id === WHOLE_KIND ? known.filter((r) => r.kind === t.kind) : [t]));
+}
+
+/** The handlers a targeted pass needs: the targets' kinds plus, transitively, the kinds their objects depend on. */
+function handlersFor(all: HandlerRegistry, targets: readonly ObjectRef[], desired: Map<string, DesiredObject<unknown>[]>): HandlerRegistry {
+  const unknown = targets.filter((t) => !(t.kind in all)).map((t) => t.kind);
+  if (unknown.length) {
+    throw new UserError(`unknown resource kind ${[...new Set(unknown)].join(', ')} in --target (kinds: ${Object.keys(all).join(', ')})`);
+  }
+  const kinds = new Set<string>();
+  const stack = targets.map((t) => t.kind);
+  while (stack.length) {
+    const kind = stack.pop() as string;
+    if (kinds.has(kind)) continue;
+    kinds.add(kind);
+    for (const obj of desired.get(kind) ?? []) for (const dep of obj.dependsOn ?? []) if (dep.kind in all) stack.push(dep.kind);
+    for (const dep of all[kind]?.dependsOnKinds ?? []) if (dep in all) stack.push(dep);
+  }
+  return Object.fromEntries(Object.entries(all).filter(([kind]) => kinds.has(kind)));
+}
+
+export async function planHost(input: HostPassInput): Promise<Plan> {
+  return (await surveyHost(input)).plan;
+}
+
+export interface ApplyHostOptions extends HostPassInput {
+  readonly concurrency: number;
+  readonly command: string;
+  readonly onEvent?: (event: ApplyEvent) => void;
+  readonly signal?: AbortSignal;
+  /** Let the plan delete more than settings.prune.max_delete_share of this host's containers. */
+  readonly allowMassDelete?: boolean;
+}
+
+export interface ApplyHostResult {
+  readonly plan: Plan;
+  readonly report: ApplyReport;
+  /** What still differs after the apply (observed afresh); empty when converged. */
+  readonly remaining: Plan;
+  readonly converged: boolean;
+}
+
+export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostResult> {
+  const lock = await acquireHostLock(options.host.root, { command: options.command });
+  try {
+    const started = new Date();
+    const survey = await surveyHost(options);
+    const plan = survey.plan;
+    assertPruneAllowed({
+      plan,
+      desired: survey.desired,
+      observed: survey.observed,
+      maxDeleteShare: options.model.settings.prune?.max_delete_share,
+      allowMassDelete: options.allowMassDelete,
+    });
+    const report = await executePlan(plan, {
+      handlers: options.handlers,
+      drivers: options.drivers,
+      host: options.host,
+      concurrency: options.concurrency,
+      onEvent: options.onEvent,
+      signal: options.signal,
+    });
+    // Level-triggered: trust the host, not the report.
+    // Targets deleted by this apply are gone now: not an error on the re-check.
+    const remaining = plan.hasChanges ? (await surveyHost(options, { strictTargets: false })).plan : plan;
+    const converged = report.converged && remaining.inSync;
+    await writeApplyRecord(options.host.root, applyRecord(started, report, converged));
+    return { plan, report, remaining, converged };
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,219 @@
+// Base image builders (SPEC §3): which builder makes the image of a container type (pure, from
+// settings), the exact builder command lines (pure, unit-tested), and the build recipes, which
+// run through the rootfs driver. busybox: the host's static busybox; debootstrap; dnf --installroot.
+import type { ImageSpec, Settings } from '../datastore/model.js';
+import type { RootfsDriver, TreeEntry } from '../drivers/rootfs.js';
+import { UserError } from '../errors.js';
+
+export type BuilderName = ImageSpec['builder'];
+
+/** The parameters of a build: what the marker records and what a change of triggers a rebuild. */
+export interface ImageParams {
+  readonly suite?: string;
+  readonly mirror?: string;
+  readonly release?: string;
+  readonly packages?: readonly string[];
+}
+
+/** How the image of one type is built; `builder: null` when the datastore names none. */
+export interface ImageRecipe {
+  readonly builder: BuilderName | null;
+  readonly params: ImageParams;
+}
+
+/** Types that work without settings (SPEC: busybox and the host's own Debian suite). */
+const DEFAULT_BUILDERS: Readonly<Record<string, BuilderName>> = { busybox: 'busybox', debian: 'debootstrap' };
+
+export function imageRecipe(type: string, settings: Readonly<Settings>): ImageRecipe {
+  const configured = settings.images && Object.hasOwn(settings.images, type) ? settings.images[type] : undefined;
+  if (!configured) return { builder: DEFAULT_BUILDERS[type] ?? null, params: {} };
+  const params: { -readonly [K in keyof ImageParams]: ImageParams[K] } = {};
+  if (configured.suite !== undefined) params.suite = configured.suite;
+  if (configured.mirror !== undefined) params.mirror = configured.mirror;
+  if (configured.release !== undefined) params.release = configured.release;
+  if (configured.packages !== undefined && configured.packages.length > 0) params.packages = [...configured.packages];
+  return { builder: configured.builder, params };
+}
+
+/** The machine's static busybox (Debian's busybox-static; CI installs it). */
+export const HOST_BUSYBOX = '/bin/busybox';
+const BUSYBOX_PACKAGE = 'busybox-static';
+
+export const DEBOOTSTRAP_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'iproute2', 'iputils-ping'] as const;
+export const DNF_BASE_PACKAGES = ['systemd', 'passwd', 'dnf', 'fedora-release', 'iproute', 'iputils'] as const;
+
+/** Package names end up as arguments: refuse anything that could read as an option or a list. */
+function checkPackages(packages: readonly string[] | undefined): readonly string[] {
+  for (const p of packages ?? []) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/.test(p)) throw new UserError(`image package "${p}" is not a valid package name`);
+  }
+  return packages ?? [];
+}
+
+function checkWord(what: string, value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) throw new UserError(`image ${what} "${value}" is not valid (letters, digits, '.', '_', '-')`);
+  return value;
+}
+
+/** `debootstrap --variant=minbase --include=… SUITE DIR [MIRROR]` */
+export function debootstrapCommand(suite: string, dir: string, params: ImageParams): [string, string[]] {
+  const include = [...DEBOOTSTRAP_BASE_PACKAGES, ...checkPackages(params.packages)].join(',');
+  const args = ['--variant=minbase', `--include=${include}`, checkWord('suite', suite), dir];
+  if (params.mirror !== undefined) {
+    if (!/^(https?|file):\/\/\S+$/.test(params.mirror)) throw new UserError(`image mirror "${params.mirror}" is not an http(s) or file URL`);
+    args.push(params.mirror);
+  }
+  return ['debootstrap', args];
+}
+
+/** `dnf --installroot=DIR --releasever=R --setopt=install_weak_deps=False -y install …` */
+export function dnfCommand(release: string, dir: string, params: ImageParams): [string, string[]] {
+  return [
+    'dnf',
+    [
+      `--installroot=${dir}`,
+      `--releasever=${checkWord('release', release)}`,
+      '--setopt=install_weak_deps=False',
+      '-y',
+      'install',
+      ...DNF_BASE_PACKAGES,
+      ...checkPackages(params.packages),
+    ],
+  ];
+}
+
+/** Fields of an os-release file (`KEY=value`, values optionally quoted). */
+export function parseOsRelease(text: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (!m) continue;
+    fields[m[1] as string] = (m[2] as string).replace(/^(["'])(.*)\1$/, '$2');
+  }
+  return fields;
+}
+
+/**
+ * The busybox image's own files (sandbox.md §3): init scripts that bring up host0 from
+ * /etc/srvctl/network.env (written per container by sc) or ADDR/GW in the environment, and a
+ * respawned httpd on :80 serving a page with the hostname, so tests can check TCP reachability.
+ */
+export function busyboxImageEntries(): TreeEntry[] {
+  const dirs = ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/srvctl', 'proc', 'sys', 'dev', 'run', 'var/log', 'root', 'www'];
+  const rcS = [
+    '#!/bin/sh',
+    '# srvctl busybox image: network from /etc/srvctl/network.env (or ADDR/GW in the environment).',
+    'ip link set lo up',
+    '[ -r /etc/srvctl/network.env ] && . /etc/srvctl/network.env',
+    'if [ -n "$ADDR" ]; then',
+    '  ip link set host0 up',
+    '  ip addr add "$ADDR" dev host0 2>/dev/null',
+    'fi',
+    '[ -n "$GW" ] && ip route add default via "$GW" 2>/dev/null',
+    'echo "booted $(hostname)"',
+    '',
+  ].join('\n');
+  const svc = ['#!/bin/sh', '# srvctl busybox image: a tiny web page naming the container.', 'echo "hello from $(hostname)" > /www/index.html', 'exec httpd -f -p 80 -h /www', ''].join('\n');
+  const inittab = [
+    '# srvctl busybox image',
+    '::sysinit:/etc/init.d/rcS',
+    '::respawn:/etc/init.d/svc',
+    '::ctrlaltdel:/sbin/reboot',
+    '::shutdown:/bin/echo "stopping $(hostname)"',
+    '::shutdown:/bin/sync',
+    '',
+  ].join('\n');
+  return [
+    ...dirs.map((path): TreeEntry => ({ kind: 'dir', path })),
+    { kind: 'dir', path: 'tmp', mode: 0o1777 },
+    // nspawn -b refuses a tree without os-release; an empty machine-id lets it assign one per boot.
+    { kind: 'file', path: 'etc/os-release', text: 'ID=busybox\nNAME="busybox"\nPRETTY_NAME="busybox (srvctl)"\n' },
+    { kind: 'file', path: 'etc/machine-id', text: '' },
+    { kind: 'file', path: 'etc/passwd', text: 'root:x:0:0:root:/root:/bin/sh\n' },
+    { kind: 'file', path: 'etc/group', text: 'root:x:0:\n' },
+    { kind: 'file', path: 'etc/inittab', text: inittab },
+    { kind: 'file', path: 'etc/init.d/rcS', text: rcS, mode: 0o755 },
+    { kind: 'file', path: 'etc/init.d/svc', text: svc, mode: 0o755 },
+  ];
+}
+
+/** Applet links from `busybox --list-full` output (`usr/bin/wget` …), all pointing at /bin/busybox. */
+export function busyboxAppletLinks(listFull: string): TreeEntry[] {
+  const links: TreeEntry[] = [];
+  for (const raw of listFull.split('\n')) {
+    const p = raw.trim().replace(/^\/+/, '');
+    if (p === '' || p === 'bin/busybox' || p.split('/').includes('..')) continue;
+    links.push({ kind: 'symlink', path: p, target: '/bin/busybox' });
+  }
+  // init is busybox's in any case (sandbox.md §3), also when the applet list does not name it.
+  if (!links.some((l) => l.path === 'sbin/init')) links.push({ kind: 'symlink', path: 'sbin/init', target: '/bin/busybox' });
+  return links;
+}
+
+async function buildBusybox(rootfs: RootfsDriver, dir: string): Promise<void> {
+  const linkage = await rootfs.isStaticExecutable(HOST_BUSYBOX);
+  if (linkage === undefined) {
+    throw new UserError(`the busybox image needs a static busybox at ${HOST_BUSYBOX}, and there is none: install the ${BUSYBOX_PACKAGE} package`);
+  }
+  if (!linkage) {
+    throw new UserError(`${HOST_BUSYBOX} is dynamically linked and would not run inside the image: install the ${BUSYBOX_PACKAGE} package (it replaces busybox)`);
+  }
+  const { stdout } = await rootfs.runBuilder(HOST_BUSYBOX, ['--list-full']);
+  await rootfs.populateTree(dir, [
+    ...busyboxImageEntries(),
+    { kind: 'copy', path: 'bin/busybox', from: HOST_BUSYBOX, mode: 0o755 },
+    ...busyboxAppletLinks(stdout),
+  ]);
+}
+
+/** The machine's os-release: the one under --root when a test provides it, else the real one. */
+async function hostOsRelease(rootfs: RootfsDriver, rootOsRelease: string): Promise<Record<string, string>> {
+  for (const candidate of [rootOsRelease, '/etc/os-release']) {
+    const file = await rootfs.readFile(candidate);
+    if (file.kind === 'file') return parseOsRelease(file.text);
+  }
+  return {};
+}
+
+/** Debian/Fedora trees: a fresh machine-id per container and no build host name inside. */
+const systemdImageCleanup = (): TreeEntry[] => [{ kind: 'file', path: 'etc/machine-id', text: '' }];
+
+async function buildDebootstrap(rootfs: RootfsDriver, dir: string, params: ImageParams, rootOsRelease: string): Promise<void> {
+  const suite = params.suite ?? (await hostOsRelease(rootfs, rootOsRelease))['VERSION_CODENAME'];
+  if (!suite) throw new UserError('debootstrap needs a suite: this host\'s os-release has no VERSION_CODENAME; set settings.images.TYPE.suite');
+  const [command, args] = debootstrapCommand(suite, dir, params);
+  await rootfs.runBuilder(command, args);
+  // Offline enable: the unit links are made in the tree, no running systemd needed.
+  await rootfs.runBuilder('systemctl', [`--root=${dir}`, 'enable', 'systemd-networkd']);
+  await rootfs.remove(`${dir}/etc/hostname`);
+  await rootfs.populateTree(dir, systemdImageCleanup());
+}
+
+async function buildDnf(rootfs: RootfsDriver, dir: string, params: ImageParams, rootOsRelease: string): Promise<void> {
+  let release = params.release;
+  if (release === undefined) {
+    const os = await hostOsRelease(rootfs, rootOsRelease);
+    if (os['ID'] === 'fedora') release = os['VERSION_ID'];
+  }
+  if (!release) throw new UserError('dnf needs a release: this host is not Fedora; set settings.images.TYPE.release');
+  const [command, args] = dnfCommand(release, dir, params);
+  await rootfs.runBuilder(command, args);
+  await rootfs.remove(`${dir}/etc/hostname`);
+  await rootfs.populateTree(dir, systemdImageCleanup());
+}
+
+/** Runs the recipe's builder into `dir` (a fresh work directory the driver renames into place). */
+export async function runImageBuild(rootfs: RootfsDriver, type: string, recipe: ImageRecipe, dir: string, rootOsRelease: string): Promise<void> {
+  switch (recipe.builder) {
+    case 'busybox':
+      return buildBusybox(rootfs, dir);
+    case 'debootstrap':
+      return buildDebootstrap(rootfs, dir, recipe.params, rootOsRelease);
+    case 'dnf':
+      return buildDnf(rootfs, dir, recipe.params, rootOsRelease);
+    case null:
+      throw new UserError(
+        `no builder for container type "${type}": name one in settings.images.${type} (builder: busybox, debootstrap or dnf); only busybox and debian work without settings`,
+      );
+  }
+}

@@ -1,0 +1,17 @@
+// The explicit registry of resource kinds this sc manages: a plain map, no import side effects.
+import { bridgeHandler } from './bridge.js';
+import { containerAddressHandler } from './container-address.js';
+import { containerFilesHandler } from './container-files.js';
+import type { HandlerRegistry } from './contract.js';
+import { imageHandler } from './image.js';
+import { machineHandler } from './machine.js';
+import { portMapHandler } from './port-map.js';
+
+export const resourceHandlers = {
+  bridge: bridgeHandler,
+  container: containerFilesHandler,
+  image: imageHandler,
+  machine: machineHandler,
+  'container-address': containerAddressHandler,
+  'port-map': portMapHandler,
+} satisfies HandlerRegistry;

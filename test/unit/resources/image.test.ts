@@ -1,0 +1,194 @@
+// The image kind: which images a host wants (pure), the builder command lines (pure, reviewed
+// here because debootstrap and dnf do not run in the default test path), and build/observe on a
+// real temp directory with a recording exec.
+import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Model } from '../../../src/datastore/model.js';
+import { createFilesDriver } from '../../../src/drivers/files.js';
+import { isStaticExecutable, rootfsDriver } from '../../../src/drivers/rootfs.js';
+import type { Drivers, Exec, ExecResult } from '../../../src/drivers/types.js';
+import type { HostContext } from '../../../src/host-context.js';
+import {
+  busyboxAppletLinks,
+  debootstrapCommand,
+  dnfCommand,
+  imageRecipe,
+  parseOsRelease,
+  runImageBuild,
+} from '../../../src/resources/image-builders.js';
+import { imageHandler } from '../../../src/resources/image.js';
+
+const HOST = 'h1.example.net';
+const host: HostContext = { name: HOST, cluster: 'test', host: { hostnet: 1, host_ip: '192.0.2.11' }, root: '/' };
+
+function model(types: Record<string, string>, settings: Model['settings'] = {}): Model {
+  const containers: Record<string, Model['containers'][string]> = {};
+  for (const [name, type] of Object.entries(types)) containers[name] = { user: 'alice', host: HOST, type, ip: '10.17.3.20' };
+  containers['elsewhere.example.com'] = { user: 'alice', host: 'h2.example.net', type: 'fedora', ip: '10.33.3.20' };
+  return { clusters: {}, users: {}, containers, settings };
+}
+
+describe('imageHandler.desired', () => {
+  it('wants one image per type used on this host, busybox and debian without settings', () => {
+    const objects = imageHandler.desired(model({ 'a.x': 'busybox', 'b.x': 'debian', 'c.x': 'busybox' }), host);
+    expect(objects.map((o) => [o.ref.id, o.spec.builder, o.description])).toEqual([
+      ['busybox', 'busybox', 'busybox image for 2 containers'],
+      ['debian', 'debootstrap', 'debootstrap image for 1 container'],
+    ]);
+  });
+
+  it('takes builder and parameters from settings.images, and marks an unconfigured type', () => {
+    const settings = { images: { web: { builder: 'debootstrap' as const, suite: 'trixie', packages: ['nginx'] } } };
+    const objects = imageHandler.desired(model({ 'a.x': 'web', 'b.x': 'centos' }, settings), host);
+    expect(objects.map((o) => o.spec)).toEqual([
+      { builder: null, params: {} },
+      { builder: 'debootstrap', params: { suite: 'trixie', packages: ['nginx'] } },
+    ]);
+    expect(objects[0]?.description).toContain('settings.images.centos');
+  });
+});
+
+describe('builder command lines', () => {
+  it('debootstrap: minbase with systemd, networkd tools, the suite, the dir and an optional mirror', () => {
+    expect(debootstrapCommand('bookworm', '/r/.build-debian', {})).toEqual([
+      'debootstrap',
+      ['--variant=minbase', '--include=systemd,systemd-sysv,iproute2,iputils-ping', 'bookworm', '/r/.build-debian'],
+    ]);
+    expect(debootstrapCommand('trixie', '/d', { mirror: 'http://deb.debian.org/debian', packages: ['curl'] })[1]).toEqual([
+      '--variant=minbase',
+      '--include=systemd,systemd-sysv,iproute2,iputils-ping,curl',
+      'trixie',
+      '/d',
+      'http://deb.debian.org/debian',
+    ]);
+  });
+
+  it('dnf: installroot, releasever, no weak deps, the base packages', () => {
+    expect(dnfCommand('41', '/d', {})).toEqual([
+      'dnf',
+      ['--installroot=/d', '--releasever=41', '--setopt=install_weak_deps=False', '-y', 'install', 'systemd', 'passwd', 'dnf', 'fedora-release', 'iproute', 'iputils'],
+    ]);
+  });
+
+  it.each([
+    () => debootstrapCommand('--foreign', '/d', {}),
+    () => debootstrapCommand('bookworm', '/d', { mirror: '--keyring=/x' }),
+    () => debootstrapCommand('bookworm', '/d', { packages: ['-x'] }),
+    () => dnfCommand('41 --nogpgcheck', '/d', {}),
+  ])('refuses values that would read as options (%#)', (make) => {
+    expect(make).toThrow(/not valid|not an http|not a valid/);
+  });
+
+  it('reads the suite and release from os-release', () => {
+    expect(parseOsRelease('ID=debian\nVERSION_CODENAME=bookworm\nPRETTY_NAME="Debian GNU/Linux 12"\n')).toEqual({
+      ID: 'debian',
+      VERSION_CODENAME: 'bookworm',
+      PRETTY_NAME: 'Debian GNU/Linux 12',
+    });
+  });
+
+  it('links every busybox applet to /bin/busybox, and init in any case', () => {
+    const links = busyboxAppletLinks('bin/sh\nusr/bin/wget\nbin/busybox\n../etc/x\n');
+    expect(links).toEqual([
+      { kind: 'symlink', path: 'bin/sh', target: '/bin/busybox' },
+      { kind: 'symlink', path: 'usr/bin/wget', target: '/bin/busybox' },
+      { kind: 'symlink', path: 'sbin/init', target: '/bin/busybox' },
+    ]);
+  });
+
+  it('names the missing builder for an unconfigured type', async () => {
+    const rootfs = rootfsDriver({ exec: failingExec, files: createFilesDriver('/nonexistent-root') });
+    await expect(runImageBuild(rootfs, 'centos', imageRecipe('centos', {}), '/tmp/x', '/x/os-release')).rejects.toThrow(/settings\.images\.centos/);
+  });
+});
+
+const failingExec: Exec = { run: () => Promise.reject(new Error('unexpected exec')) };
+
+/** Records commands; answers `busybox --list-full` with a tiny applet list. */
+function recordingExec(calls: string[][]): Exec {
+  return {
+    async run(command, args): Promise<ExecResult> {
+      calls.push([command, ...args]);
+      const stdout = args.includes('--list-full') ? 'bin/sh\nsbin/init\nusr/bin/httpd\n' : '';
+      return { command: [command, ...args], exitCode: 0, stdout, stderr: '' };
+    },
+  };
+}
+
+describe('building and observing images under --root', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'sc-image-unit-'));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const driversFor = (calls: string[][]): Drivers =>
+    ({ exec: recordingExec(calls), files: createFilesDriver(root) }) as Drivers;
+
+  it('builds the busybox image with its marker, atomically, and observes it as owned', async () => {
+    const calls: string[][] = [];
+    const drivers = driversFor(calls);
+    const [want] = imageHandler.desired(model({ 'a.x': 'busybox' }), { ...host, root });
+    await imageHandler.create(drivers, { ...host, root }, want!);
+
+    expect(calls).toEqual([['/bin/busybox', '--list-full']]);
+    const dir = path.join(root, 'var/srvctl3/rootfs/busybox');
+    const marker = JSON.parse(await readFile(path.join(dir, '.srvctl-image.json'), 'utf8')) as { builder: string };
+    expect(marker.builder).toBe('busybox');
+    expect(await readFile(path.join(dir, 'etc/inittab'), 'utf8')).toContain('::sysinit:/etc/init.d/rcS');
+    expect(await readFile(path.join(dir, 'etc/init.d/svc'), 'utf8')).toContain('httpd -f -p 80 -h /www');
+    // Nothing but the finished image is left in the images dir (no work or trash dirs).
+    expect(await readdir(path.join(root, 'var/srvctl3/rootfs'))).toEqual(['busybox']);
+
+    const observed = await imageHandler.observe(drivers);
+    expect(observed).toEqual([expect.objectContaining({ ref: { kind: 'image', id: 'busybox' }, owned: true, spec: { builder: 'busybox', params: {} } })]);
+  });
+
+  it('observes a directory without marker (foreign or half-built) as not owned, and hides work dirs', async () => {
+    await mkdir(path.join(root, 'var/srvctl3/rootfs/debian/etc'), { recursive: true });
+    await mkdir(path.join(root, 'var/srvctl3/rootfs/.build-busybox-1-abc'), { recursive: true });
+    const observed = await imageHandler.observe(driversFor([]));
+    expect(observed.map((o) => [o.ref.id, o.owned])).toEqual([['debian', false]]);
+    const [want] = imageHandler.desired(model({ 'a.x': 'debian' }), host);
+    expect(imageHandler.conflict(want!, observed)).toMatch(/has no \.srvctl-image\.json/);
+  });
+
+  it('leaves no image behind when the build fails', async () => {
+    const drivers = driversFor([]);
+    const rootfs = rootfsDriver(drivers);
+    await expect(
+      rootfs.buildImage('debian', { builder: 'debootstrap', params: {}, built_at: '' }, async (dir) => {
+        await writeFile(path.join(dir, 'half'), 'x');
+        throw new Error('mirror unreachable');
+      }),
+    ).rejects.toThrow('mirror unreachable');
+    expect(await readdir(path.join(root, 'var/srvctl3/rootfs'))).toEqual([]);
+  });
+
+  it('debootstrap build: runs the reviewed commands with the host suite, then cleans the tree', async () => {
+    await mkdir(path.join(root, 'etc'), { recursive: true });
+    await writeFile(path.join(root, 'etc/os-release'), 'ID=debian\nVERSION_CODENAME=bookworm\n');
+    const calls: string[][] = [];
+    const drivers = driversFor(calls);
+    const [want] = imageHandler.desired(model({ 'a.x': 'debian' }), { ...host, root });
+    await imageHandler.create(drivers, { ...host, root }, want!);
+    const work = calls[0]?.[4] as string;
+    expect(work).toMatch(new RegExp(`^${root}/var/srvctl3/rootfs/\\.build-debian-`));
+    expect(calls).toEqual([
+      ['debootstrap', '--variant=minbase', '--include=systemd,systemd-sysv,iproute2,iputils-ping', 'bookworm', work],
+      ['systemctl', `--root=${work}`, 'enable', 'systemd-networkd'],
+    ]);
+    expect(await readFile(path.join(root, 'var/srvctl3/rootfs/debian/etc/machine-id'), 'utf8')).toBe('');
+  });
+});
+
+describe('isStaticExecutable', () => {
+  it('tells a dynamically linked program from a static one, and a non-ELF file', async () => {
+    expect(await isStaticExecutable(process.execPath)).toBe(false);
+    expect(await isStaticExecutable(new URL(import.meta.url).pathname)).toBeUndefined();
+    expect(await isStaticExecutable('/nonexistent/busybox')).toBeUndefined();
+  });
+});
