@@ -85,6 +85,7 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
       ...(model.settings.runtime !== undefined ? { runtime: model.settings.runtime } : {}),
       pruneData: model.settings.prune?.data ?? false,
+      datastore: { dir: desired.loaded.location.dir, readOnly: desired.loaded.location.readOnly },
     };
     let apply: ApplyHostResult;
     try {

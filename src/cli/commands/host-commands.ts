@@ -100,7 +100,7 @@ export function registerHostCommands(program: Command): void {
 
   program
     .command('status')
-    .description('this host: bridges (and later containers, VPN links), and whether it matches the datastore')
+    .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the last apply and reconcile')
     .action((_opts, command: Command) =>
       runCommand(command, async (ctx) => {
         const { loaded, host, drivers, handlers } = await hostSetup(ctx);

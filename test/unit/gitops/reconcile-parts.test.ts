@@ -1,4 +1,6 @@
-// The pure parts of GitOps: --source parsing, backoff, resource counts, the metrics text, unit texts.
+// The pure parts of GitOps: --source parsing, backoff, resource counts, the metrics text, unit texts,
+// and the last-reconcile lines of `sc status`.
+import { renderReconcileLine } from '../../../src/cli/views/status-view.js';
 import { parseGitSource, sourceLabel } from '../../../src/datastore/git-source.js';
 import { renderMetrics } from '../../../src/reconciler/metrics-textfile.js';
 import type { Plan } from '../../../src/reconciler/planner.js';
@@ -135,5 +137,35 @@ describe('systemd unit texts', () => {
 
   it('installs the reconcile service, its timer and the containers\' template unit', () => {
     expect([...renderUnits(options).keys()]).toEqual(['srvctl-reconcile.service', 'srvctl-reconcile.timer', 'srvctl-nspawn@.service']);
+  });
+});
+
+describe('sc status: the last reconcile', () => {
+  it('shows result, revision, counts, and the last good revision when the pass was refused', () => {
+    const refused: ReconcileStatus = {
+      source: 'file:///r#main',
+      revision: 'b'.repeat(40),
+      last_good_revision: 'a'.repeat(40),
+      started: '2026-01-01T00:00:00.000Z',
+      finished: '2026-01-01T00:00:01.000Z',
+      duration_seconds: 1,
+      result: 'refused',
+      message: 'revision bbbbbbbbbbbb is refused: the datastore is invalid',
+      warnings: ['fetching file:///r#main failed'],
+      counts: emptyCounts(),
+      failures: [],
+      diagnostics: [],
+      resources: {},
+      drift_repaired_total: 0,
+      failures_total: 1,
+      passes_total: 2,
+      last_success: null,
+    };
+    expect(renderReconcileLine(refused).split('\n')).toEqual([
+      'Last reconcile: 2026-01-01T00:00:01.000Z refused, revision bbbbbbbbbbbb of file:///r#main (0 actions: 0 ok, 0 failed, 0 skipped, 0 conflicts)',
+      '  revision bbbbbbbbbbbb is refused: the datastore is invalid',
+      '  last good revision: aaaaaaaaaaaa',
+      '  warning: fetching file:///r#main failed',
+    ]);
   });
 });
