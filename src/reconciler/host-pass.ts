@@ -32,10 +32,10 @@ export interface HostSurvey {
 
 export async function surveyHost(input: HostPassInput, options: { strictTargets?: boolean } = {}): Promise<HostSurvey> {
   const targets = input.targets?.length ? input.targets : undefined;
-  const allDesired = desiredState(input.handlers, input.model, input.host);
-  // With --target, observe and plan only the targeted kinds and the kinds they depend on.
-  const handlers = targets ? handlersFor(input.handlers, targets, allDesired) : input.handlers;
-  const desired = new Map([...allDesired].filter(([kind]) => kind in handlers));
+  // With --target, derive, observe and plan only the targeted kinds and the kinds they depend on.
+  const { handlers, desired } = targets
+    ? targetedDesiredState(input.handlers, targets, input.model, input.host)
+    : { handlers: input.handlers, desired: desiredState(input.handlers, input.model, input.host) };
   const observed = await observeHost(handlers, input.drivers, input.host);
   const full = planActions(handlers, desired, observed);
   if (!targets) return { desired, observed, plan: full };
@@ -53,22 +53,32 @@ function expandKindTargets(targets: readonly ObjectRef[], plan: Plan): ObjectRef
   return targets.flatMap((t) => (t.id === WHOLE_KIND ? known.filter((r) => r.kind === t.kind) : [t]));
 }
 
-/** The handlers a targeted pass needs: the targets' kinds plus, transitively, the kinds their objects depend on. */
-function handlersFor(all: HandlerRegistry, targets: readonly ObjectRef[], desired: Map<string, DesiredObject<unknown>[]>): HandlerRegistry {
+/** The handlers a targeted pass needs (the targets' kinds plus, transitively, the kinds their objects
+ *  depend on) and their desired objects — computed kind by kind, so untargeted kinds cost nothing. */
+function targetedDesiredState(
+  all: HandlerRegistry,
+  targets: readonly ObjectRef[],
+  model: Model,
+  host: HostContext,
+): { handlers: HandlerRegistry; desired: Map<string, DesiredObject<unknown>[]> } {
   const unknown = targets.filter((t) => !(t.kind in all)).map((t) => t.kind);
   if (unknown.length) {
     throw new UserError(`unknown resource kind ${[...new Set(unknown)].join(', ')} in --target (kinds: ${Object.keys(all).join(', ')})`);
   }
-  const kinds = new Set<string>();
+  const handlers: Record<string, HandlerRegistry[string]> = {};
+  const desired = new Map<string, DesiredObject<unknown>[]>();
   const stack = targets.map((t) => t.kind);
   while (stack.length) {
     const kind = stack.pop() as string;
-    if (kinds.has(kind)) continue;
-    kinds.add(kind);
-    for (const obj of desired.get(kind) ?? []) for (const dep of obj.dependsOn ?? []) if (dep.kind in all) stack.push(dep.kind);
-    for (const dep of all[kind]?.dependsOnKinds ?? []) if (dep in all) stack.push(dep);
+    const handler = all[kind];
+    if (!handler || kind in handlers) continue;
+    handlers[kind] = handler;
+    const objects = desiredState({ [kind]: handler }, model, host).get(kind) ?? [];
+    desired.set(kind, objects);
+    for (const obj of objects) for (const dep of obj.dependsOn ?? []) stack.push(dep.kind);
+    stack.push(...(handler.dependsOnKinds ?? []));
   }
-  return Object.fromEntries(Object.entries(all).filter(([kind]) => kinds.has(kind)));
+  return { handlers, desired };
 }
 
 export async function planHost(input: HostPassInput): Promise<Plan> {
