@@ -24,7 +24,8 @@ trap cleanup EXIT
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
-export SC_DATASTORE=examples/datastore SC_HOST=web1.example.net SC_ROOT="$root" SC_NETNS="$ns"
+cp -r examples/datastore "$root/datastore"   # a copy: sc never writes into the repository
+export SC_DATASTORE="$root/datastore" SC_HOST=web1.example.net SC_ROOT="$root" SC_NETNS="$ns"
 echo "== sc validate"; sc validate
 echo; echo "== sc diff (in namespace $ns, --root $root)"; sc diff || [[ $? -eq 2 ]]
 echo; echo "== sc apply"; sc apply

@@ -10,4 +10,6 @@ export interface HostContext extends HostRef {
   readonly pruneData?: boolean;
   /** settings.runtime: how containers run here (`auto`, the default, detects systemd as PID 1). */
   readonly runtime?: 'auto' | 'systemd' | 'direct';
+  /** Where the datastore is: the cluster PKI publishes requests and certificates under its pki/ dir. */
+  readonly datastore?: { readonly dir: string; readonly readOnly: boolean };
 }

@@ -50,5 +50,6 @@ export function hostContext(ctx: CommandContext, loaded: LoadedDatastore): HostC
     );
   }
   const runtime = loaded.model.settings.runtime;
-  return { ...ref, root: ctx.options.root, netns: ctx.options.netns, ...(runtime !== undefined ? { runtime } : {}) };
+  const datastore = { dir: loaded.location.dir, readOnly: loaded.location.readOnly };
+  return { ...ref, root: ctx.options.root, netns: ctx.options.netns, datastore, ...(runtime !== undefined ? { runtime } : {}) };
 }

@@ -1,5 +1,7 @@
 // The driver layer's public shape: the only door from sc to the host. Everything that runs a
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
+import type { OpensslDriver } from './openssl.js';
+import type { OpenvpnDriver } from './openvpn.js';
 import type { NspawnDriver } from './runtime.js';
 
 export interface ExecOptions {
@@ -77,4 +79,8 @@ export interface Drivers {
   readonly files: FilesDriver;
   /** Containers (machine, container-address kinds); absent in fakes that do not need it. */
   readonly nspawn?: NspawnDriver;
+  /** The cluster PKI's keys, requests and signing (pki kind); built from exec when absent. */
+  readonly openssl?: OpensslDriver;
+  /** Host-to-host tunnels (vpn-link kind); absent in fakes that do not need it. */
+  readonly openvpn?: OpenvpnDriver;
 }

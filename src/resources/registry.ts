@@ -5,7 +5,9 @@ import { containerFilesHandler } from './container-files.js';
 import type { HandlerRegistry } from './contract.js';
 import { imageHandler } from './image.js';
 import { machineHandler } from './machine.js';
+import { pkiHandler } from './pki.js';
 import { portMapHandler } from './port-map.js';
+import { vpnLinkHandler } from './vpn-link.js';
 
 export const resourceHandlers = {
   bridge: bridgeHandler,
@@ -14,4 +16,6 @@ export const resourceHandlers = {
   machine: machineHandler,
   'container-address': containerAddressHandler,
   'port-map': portMapHandler,
+  pki: pkiHandler,
+  'vpn-link': vpnLinkHandler,
 } satisfies HandlerRegistry;

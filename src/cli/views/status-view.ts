@@ -94,6 +94,27 @@ function containersHere(host: HostContext, model: Model, survey: HostSurvey, ans
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/** The host-to-host tunnels: desired ones (down when not observed) and sc's ones found here. */
+function vpnLinksHere(survey: HostSurvey) {
+  const seen = new Map<string, { peer: string; device: string; state: 'up' | 'down'; last_handshake: string | null; running: boolean }>();
+  for (const want of survey.desired.get('vpn-link') ?? []) {
+    const spec = want.spec as { device?: string };
+    seen.set(want.ref.id, { peer: want.ref.id, device: spec.device ?? '', state: 'down', last_handshake: null, running: false });
+  }
+  for (const have of survey.observed.get('vpn-link') ?? []) {
+    if (!have.owned) continue;
+    const spec = have.spec as { device?: string; state?: 'up' | 'down'; lastHandshake?: string; running?: boolean };
+    seen.set(have.ref.id, {
+      peer: have.ref.id,
+      device: spec.device ?? '',
+      state: spec.state ?? 'down',
+      last_handshake: spec.lastHandshake ?? null,
+      running: spec.running === true,
+    });
+  }
+  return [...seen.values()].sort((a, b) => a.device.localeCompare(b.device, 'en', { numeric: true }));
+}
+
 export function statusJson(
   host: HostContext,
   model: Model,
@@ -110,6 +131,7 @@ export function statusJson(
     pending: survey.plan.summary,
     resources: resourceStatuses(survey),
     containers: containersHere(host, model, survey, answers),
+    vpn_links: vpnLinksHere(survey),
     last_apply: lastApply ?? null,
     last_reconcile: lastReconcile ?? null,
   };
@@ -154,6 +176,11 @@ export function renderStatus(
         containers.map((x) => [x.name, x.ip ?? '-', x.state, answer(x.answers), x.user, x.reseller, x.type, x.enabled ? 'yes' : 'no']),
       ),
     );
+  }
+  const tunnels = vpnLinksHere(survey);
+  if (tunnels.length) {
+    out.push('', `VPN links: ${tunnels.length}`);
+    out.push(textTable(['DEVICE', 'PEER', 'STATE', 'LAST HANDSHAKE'], tunnels.map((t) => [t.device, t.peer, t.state, t.last_handshake ?? '-'])));
   }
   const s = survey.plan.summary;
   out.push('', !survey.plan.inSync ? `Pending: ${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts (see sc diff).` : 'In sync with the datastore.');

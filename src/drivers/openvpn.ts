@@ -1,0 +1,203 @@
+// The openvpn driver: host-to-host tunnel processes and their files. On a systemd host each tunnel
+// is an `openvpn-server@`/`openvpn-client@` unit; in the direct runtime sc starts `openvpn --daemon`
+// in --netns itself. Both are observed in one pass from sc's files (config, pid, log) and /proc.
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, symlink, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import writeFileAtomic from 'write-file-atomic';
+import { resolveRuntime, type RuntimeKind, type RuntimeSetting } from './runtime.js';
+import type { Exec, FilesDriver } from './types.js';
+
+export const OPENVPN_CONFIG_DIR = '/etc/openvpn/srvctl';
+export const OPENVPN_RUN_DIR = '/run/srvctl/openvpn';
+/** First line of every config sc writes: its mark, and the peer the tunnel goes to. */
+export const CONFIG_MARK = '# srvctl vpn-link';
+
+export type TunnelRole = 'server' | 'client';
+
+export const tunnelFiles = (device: string) => ({
+  config: `${OPENVPN_CONFIG_DIR}/${device}.conf`,
+  pid: `${OPENVPN_RUN_DIR}/${device}.pid`,
+  status: `${OPENVPN_RUN_DIR}/${device}.status`,
+  log: `${OPENVPN_RUN_DIR}/${device}.log`,
+});
+
+/** One tunnel config found on the host, with what its process and log say. */
+export interface TunnelRecord {
+  readonly device: string;
+  /** From the mark line; undefined for a config without sc's mark (foreign). */
+  readonly peer?: string;
+  readonly role?: TunnelRole;
+  readonly configText: string;
+  readonly pid?: number;
+  readonly running: boolean;
+  /** The peer completed a TLS handshake since the last start, and no loss of it was logged since. */
+  readonly connected: boolean;
+  /** Time of the last completed handshake, as openvpn logged it. */
+  readonly lastHandshake?: string;
+}
+
+export interface OpenvpnDriver {
+  readonly runtime: RuntimeKind;
+  /** Every config under /etc/openvpn/srvctl, with its process state, in one pass. */
+  list(): Promise<TunnelRecord[]>;
+  /** Writes the config; true when it changed. */
+  writeConfig(device: string, text: string): Promise<boolean>;
+  start(device: string, role: TunnelRole): Promise<void>;
+  stop(device: string, role: TunnelRole | undefined): Promise<void>;
+  /** Stops the tunnel and deletes its config and runtime files. */
+  remove(device: string, role: TunnelRole | undefined): Promise<void>;
+}
+
+/** The systemd unit of a tunnel: the lower hostnet's end is the TLS server. */
+export const unitName = (device: string, role: TunnelRole): string => `openvpn-${role}@${device}.service`;
+
+export const systemdStartArgs = (device: string, role: TunnelRole): string[] => ['enable', '--now', unitName(device, role)];
+export const systemdRestartArgs = (device: string, role: TunnelRole): string[] => ['restart', unitName(device, role)];
+export const systemdStopArgs = (device: string, role: TunnelRole): string[] => ['disable', '--now', unitName(device, role)];
+
+/** Direct runtime: openvpn daemonizes itself; its pid goes to the file named in the config. */
+export const directStartArgs = (configPath: string, device: string, logPath: string): string[] => [
+  '--config', configPath, '--daemon', `sc-${device}`, '--log', logPath,
+];
+
+/** `# srvctl vpn-link peer=h2.example.net role=server` → its fields. */
+export function parseMark(configText: string): { peer: string; role: TunnelRole } | undefined {
+  const first = configText.split('\n', 1)[0] ?? '';
+  const m = /^# srvctl vpn-link peer=(\S+) role=(server|client)\b/.exec(first);
+  return m ? { peer: m[1] as string, role: m[2] as TunnelRole } : undefined;
+}
+
+/** What openvpn's log says about the peer: connected, and the time of the last handshake. */
+export function parseTunnelLog(log: string): { connected: boolean; lastHandshake?: string } {
+  let connected = false;
+  let lastHandshake: string | undefined;
+  for (const line of log.split('\n')) {
+    if (/Peer Connection Initiated with/.test(line)) {
+      connected = true;
+      const stamp = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)/.exec(line)?.[1];
+      if (stamp) lastHandshake = stamp;
+    } else if (/Inactivity timeout|SIGUSR1\[soft|SIGTERM|TLS Error: TLS key negotiation failed/.test(line)) {
+      connected = false;
+    }
+  }
+  return { connected, ...(lastHandshake !== undefined ? { lastHandshake } : {}) };
+}
+
+/** Alive, not a zombie, and an openvpn: a recycled pid does not count. */
+export async function isOpenvpnProcess(pid: number): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'Z' || state === 'X') return false;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return path.basename(cmdline.split('\0')[0] ?? '') === 'openvpn';
+  } catch {
+    return false;
+  }
+}
+
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+export interface CreateOpenvpnOptions {
+  exec: Exec;
+  files: FilesDriver;
+  runtime?: RuntimeSetting;
+}
+
+export function createOpenvpnDriver(options: CreateOpenvpnOptions): OpenvpnDriver {
+  const { exec, files } = options;
+  const runtime = resolveRuntime(options.runtime);
+  const at = (device: string) => {
+    const rel = tunnelFiles(device);
+    return { config: files.hostPath(rel.config), pid: files.hostPath(rel.pid), status: files.hostPath(rel.status), log: files.hostPath(rel.log) };
+  };
+  // The systemd units read /etc/openvpn/{server,client}/NAME.conf: a link to sc's config.
+  const unitConfigLink = (device: string, role: TunnelRole) => files.hostPath(`/etc/openvpn/${role}/${device}.conf`);
+
+  const pidOf = async (device: string): Promise<number | undefined> => {
+    const text = await readIfExists(at(device).pid);
+    const pid = Number(text?.trim());
+    return Number.isInteger(pid) && pid > 0 && (await isOpenvpnProcess(pid)) ? pid : undefined;
+  };
+
+  const stop = async (device: string, role: TunnelRole | undefined): Promise<void> => {
+    if (runtime === 'systemd' && role) {
+      await exec.run('systemctl', systemdStopArgs(device, role), { inNetns: false, allowFailure: true });
+    }
+    const pid = await pidOf(device);
+    if (pid !== undefined) {
+      process.kill(pid, 'SIGTERM');
+      for (let i = 0; i < 50 && (await isOpenvpnProcess(pid)); i += 1) await sleep(100);
+      if (await isOpenvpnProcess(pid)) process.kill(pid, 'SIGKILL');
+    }
+    await rm(at(device).pid, { force: true });
+  };
+
+  return {
+    runtime,
+
+    async list() {
+      const dir = files.hostPath(OPENVPN_CONFIG_DIR);
+      const names = await readdir(dir).catch(() => [] as string[]);
+      const records: TunnelRecord[] = [];
+      for (const name of names.filter((n) => n.endsWith('.conf')).sort()) {
+        const device = name.slice(0, -'.conf'.length);
+        const configText = (await readIfExists(path.join(dir, name))) ?? '';
+        const mark = parseMark(configText);
+        const pid = await pidOf(device);
+        const log = pid !== undefined ? await readIfExists(at(device).log) : undefined;
+        const state = log !== undefined ? parseTunnelLog(log) : { connected: false };
+        records.push({
+          device,
+          ...(mark ? { peer: mark.peer, role: mark.role } : {}),
+          configText,
+          ...(pid !== undefined ? { pid } : {}),
+          running: pid !== undefined,
+          ...state,
+        });
+      }
+      return records;
+    },
+
+    async writeConfig(device, text) {
+      const file = at(device).config;
+      if ((await readIfExists(file)) === text) return false;
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFileAtomic(file, text, { mode: 0o644 });
+      return true;
+    },
+
+    async start(device, role) {
+      const files = at(device);
+      await mkdir(path.dirname(files.pid), { recursive: true });
+      await stop(device, undefined); // a leftover of an earlier run must not hold the port
+      if (runtime === 'systemd') {
+        const link = unitConfigLink(device, role);
+        await mkdir(path.dirname(link), { recursive: true });
+        if (!existsSync(link)) await symlink(files.config, link);
+        await exec.run('systemctl', systemdStartArgs(device, role), { inNetns: false });
+        return;
+      }
+      await exec.run('openvpn', directStartArgs(files.config, device, files.log));
+    },
+
+    stop,
+
+    async remove(device, role) {
+      await stop(device, role);
+      const files = at(device);
+      for (const r of ['server', 'client'] as const) await unlink(unitConfigLink(device, r)).catch(() => undefined);
+      await rm(files.config, { force: true });
+      await rm(files.status, { force: true });
+      await rm(files.log, { force: true });
+    },
+  };
+}
