@@ -8,6 +8,7 @@ import { machineHandler } from './machine.js';
 import { pkiHandler } from './pki.js';
 import { portMapHandler } from './port-map.js';
 import { vpnLinkHandler } from './vpn-link.js';
+import { ipForwardingHandler } from './ip-forwarding.js';
 
 export const resourceHandlers = {
   bridge: bridgeHandler,
@@ -18,4 +19,5 @@ export const resourceHandlers = {
   'port-map': portMapHandler,
   pki: pkiHandler,
   'vpn-link': vpnLinkHandler,
+  sysctl: ipForwardingHandler,
 } satisfies HandlerRegistry;
