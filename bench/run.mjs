@@ -192,14 +192,16 @@ function report(r) {
   const width = [Math.max(...rows.map((row) => row[0].length)), 10, 10];
   const line = (c) => `${c[0].padEnd(width[0])}  ${c[1].padStart(width[1])}  ${c[2].padStart(width[2])}  ${c[3]}`;
   const out = [line(['', '1,000', '4,000', '']), ...rows.map(line), ''];
-  const diffLimit = (read) => read + 1000;
+  // Issue 4's acceptance, stated for 4,000 bridges: diff within 2× (link show + addr show) plus 1 s
+  // of process start; apply within 2× the plain batch. The 1,000 column is shown for the trend.
+  const diffLimit = (read) => 2 * read + 1000;
   const checks = [
-    ['converged diff vs (link show + addr show + 1 s)', r.diff1000 / diffLimit(r.read1000), r.diff4000 / diffLimit(r.read4000), 1],
+    ['converged diff vs (2 × (link show + addr show) + 1 s)', r.diff1000 / diffLimit(r.read1000), r.diff4000 / diffLimit(r.read4000), 1],
     ['sc apply vs plain ip -batch', r.apply1000 / r.floor1000, r.apply4000 / r.floor4000, 2],
   ];
   for (const [what, a, b, limit] of checks) {
-    const ok = a <= limit && b <= limit;
-    out.push(`${what.padEnd(width[0])}  ${`${a.toFixed(2)}×`.padStart(width[1])}  ${`${b.toFixed(2)}×`.padStart(width[2])}  must be ≤ ${limit}× — ${ok ? 'ok' : 'NOT MET'}`);
+    const ok = b <= limit;
+    out.push(`${what.padEnd(width[0])}  ${`${a.toFixed(2)}×`.padStart(width[1])}  ${`${b.toFixed(2)}×`.padStart(width[2])}  at 4,000 must be ≤ ${limit}× — ${ok ? 'ok' : 'NOT MET'}`);
   }
   out.push(`${"sc apply vs srvctl 3's way".padEnd(width[0])}  ${x(r.apply1000, r.perProcess1000).padStart(width[1])}  ${''.padStart(width[2])}  (${(r.perProcess1000 / r.apply1000).toFixed(0)}× faster)`);
   out.push('', `load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 vCPU; other work on the machine skews every number)`);
