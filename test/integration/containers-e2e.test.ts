@@ -2,16 +2,15 @@
 // direct runtime, a TCP service in one of them reached through its mapped host port from a client
 // namespace on the uplink, and `sc status` showing state, address, owner and whether each answers.
 // Every container dies with its cgroup in afterAll (sandbox.md §9).
-import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { machinesCgroupBase } from '../../src/drivers/cgroups.js';
+import { detectCgroupLayout, killAndRemoveCgroup, machinesCgroupBase } from '../../src/drivers/cgroups.js';
 import { createSandbox, type Sandbox } from './sandbox.js';
 
 const HOST = 'h1.test';
 const HOST_UPLINK_IP = '192.0.2.11';
 const CLIENT_IP = '192.0.2.99';
-const CGROUP_TREES = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'];
 
 const users = {
   res1: { name: 'Reseller', reseller: 'root', reseller_id: 1, user_id: 1, uid: 31000 },
@@ -70,30 +69,10 @@ async function fetchWhenUp(url: string, attempts = 40): Promise<string> {
   return `no answer from ${url}: ${last}`;
 }
 
-async function pidsUnder(dir: string): Promise<string[]> {
-  const pids = (await readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) pids.push(...(await pidsUnder(path.join(dir, e.name))));
-  return pids;
-}
-
-async function removeCgroupTree(dir: string): Promise<void> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
-  if (!entries) return;
-  for (const e of entries) if (e.isDirectory()) await removeCgroupTree(path.join(dir, e.name));
-  await rmdir(dir).catch(() => undefined);
-}
-
-/** Kills every process in the cgroups of this test's --root, then removes those cgroups. */
+/** Kills every process in the cgroups this test's --root produced (and its own), then removes them. */
 async function killContainers(): Promise<void> {
-  const base = machinesCgroupBase(sandbox.root);
-  const unified = CGROUP_TREES[0] as string;
-  await writeFile(path.join(unified, base, 'cgroup.kill'), '1').catch(() => undefined);
-  const deadline = Date.now() + 20_000;
-  while ((await pidsUnder(path.join(unified, base))).length > 0) {
-    if (Date.now() > deadline) throw new Error('container processes survived cgroup.kill');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  for (const tree of CGROUP_TREES) await removeCgroupTree(path.join(tree, base));
+  const layout = detectCgroupLayout();
+  for (const base of [machinesCgroupBase(sandbox.root)]) await killAndRemoveCgroup(layout, base, 20_000);
 }
 
 beforeAll(async () => {

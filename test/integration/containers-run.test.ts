@@ -4,10 +4,10 @@
 // nspawn machine alone. Every container dies with its cgroup in afterAll (sandbox.md §9).
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { appendFile, cp, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { appendFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { machinesCgroupBase } from '../../src/drivers/cgroups.js';
+import { detectCgroupLayout, killAndRemoveCgroup, machinesCgroupBase } from '../../src/drivers/cgroups.js';
 import { createSandbox, type Sandbox } from './sandbox.js';
 
 const HOST = 'h1.test';
@@ -70,33 +70,10 @@ async function planChanges(): Promise<{ exitCode: number; changes: string[] }> {
   return { exitCode: result.exitCode, changes: json.changes.map((c) => `${c.action} ${c.kind}/${c.id}`).sort() };
 }
 
-/** Every pid under a cgroup directory of the unified tree. */
-async function pidsUnder(dir: string): Promise<string[]> {
-  const pids = (await readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) pids.push(...(await pidsUnder(path.join(dir, e.name))));
-  return pids;
-}
-
-async function removeCgroupTree(dir: string): Promise<void> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
-  if (!entries) return;
-  for (const e of entries) if (e.isDirectory()) await removeCgroupTree(path.join(dir, e.name));
-  await rmdir(dir).catch(() => undefined);
-}
-
-/** Kills every process in the cgroups this test's --root (and its foreign machine) produced, then removes them. */
+/** Kills every process in the cgroups this test's --root produced (and its own), then removes them. */
 async function killContainers(): Promise<void> {
-  const bases = [machinesCgroupBase(sandbox.root), foreignCgroup()];
-  const unified = CGROUP_TREES[0] as string;
-  for (const base of bases) await writeFile(path.join(unified, base, 'cgroup.kill'), '1').catch(() => undefined);
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const left = (await Promise.all(bases.map((b) => pidsUnder(path.join(unified, b))))).flat();
-    if (left.length === 0) break;
-    if (Date.now() > deadline) throw new Error(`container processes survived cgroup.kill: ${left.join(', ')}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  for (const tree of CGROUP_TREES) for (const base of bases) await removeCgroupTree(path.join(tree, base));
+  const layout = detectCgroupLayout();
+  for (const base of [machinesCgroupBase(sandbox.root), foreignCgroup()]) await killAndRemoveCgroup(layout, base, 20_000);
 }
 
 beforeAll(async () => {
