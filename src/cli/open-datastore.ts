@@ -5,7 +5,7 @@ import { parseGitSource, sourceLabel, syncGitSource, withSourceLock } from '../d
 import { findHost } from '../datastore/model.js';
 import { readReconcileStatus } from '../reconciler/reconcile-status.js';
 import { UserError } from '../errors.js';
-import type { HostContext } from '../host-context.js';
+import { hostDatastore, type HostContext } from '../host-context.js';
 import type { CommandContext } from './command-runner.js';
 
 export async function openDatastoreLocation(ctx: CommandContext): Promise<DatastoreLocation> {
@@ -30,7 +30,7 @@ async function openGitSource(ctx: CommandContext, source: string): Promise<Datas
     ctx.notice(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${which} ${checkout.revision.slice(0, 12)}`);
   }
   ctx.logger.info({ source: sourceLabel(spec), revision: checkout.revision }, 'desired state from git');
-  return { dir: checkout.dir, readOnly: true, origin: 'option' };
+  return { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec };
 }
 
 export async function openDatastore(ctx: CommandContext, options?: LoadOptions): Promise<LoadedDatastore> {
@@ -50,6 +50,6 @@ export function hostContext(ctx: CommandContext, loaded: LoadedDatastore): HostC
     );
   }
   const runtime = loaded.model.settings.runtime;
-  const datastore = { dir: loaded.location.dir, readOnly: loaded.location.readOnly };
+  const datastore = hostDatastore(loaded);
   return { ...ref, root: ctx.options.root, netns: ctx.options.netns, datastore, ...(runtime !== undefined ? { runtime } : {}) };
 }

@@ -19,7 +19,7 @@ export function crossCheckProblems(data: CrossCheckInput, options: { allowUnallo
   return [...hostProblems, ...userChecks.problems, ...containerProblems];
 }
 
-/** A host is in one cluster, a hostnet belongs to one host (across all clusters), a cluster has at most one CA. */
+/** A host is in one cluster, a hostnet belongs to one host (across all clusters), a cluster has at most one CA (and one when it has several hosts: a warning). */
 export function checkHosts(clusters: unknown): { problems: DocumentProblem[]; hosts: Map<string, HostFacts> } {
   const problems: DocumentProblem[] = [];
   const error = (path: (string | number)[], message: string): void => {
@@ -52,6 +52,15 @@ export function checkHosts(clusters: unknown): { problems: DocumentProblem[]; ho
           authority = name;
         }
       }
+    }
+    const size = objectEntries(members).length;
+    if (size > 1 && authority === undefined) {
+      problems.push({
+        severity: 'warning',
+        kind: 'clusters',
+        path: [cluster],
+        message: `cluster "${cluster}" has ${size} hosts but none with ca: true: its hosts get no certificates and no VPN tunnels; mark one host ca: true`,
+      });
     }
   }
   return { problems, hosts };

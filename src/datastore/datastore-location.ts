@@ -4,6 +4,7 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
+import type { GitSourceSpec } from './git-source.js';
 
 export interface DatastoreLocation {
   /** The datastore dir (rw, ro or --datastore); users/containers live here. */
@@ -15,6 +16,8 @@ export interface DatastoreLocation {
   origin: 'option' | 'env' | 'rw' | 'ro';
   /** Why a fallback is in use; the CLI shows it once. */
   notice?: string;
+  /** Set when `dir` is the checkout of a --source repository (read-only; the PKI publishes by push). */
+  gitSource?: GitSourceSpec;
 }
 
 export const READ_WRITE_DATASTORE = 'var/srvctl3/datastore/rw';

@@ -11,7 +11,7 @@ import { loadDatastore, type LoadedDatastore } from '../datastore/load-datastore
 import { DATASTORE_KINDS, findHost } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError, type Diagnostic } from '../errors.js';
-import type { HostContext } from '../host-context.js';
+import { hostDatastore, type HostContext } from '../host-context.js';
 import type { HandlerRegistry } from '../resources/contract.js';
 import type { ApplyEvent } from './executor.js';
 import { applyHost, type ApplyHostResult } from './host-pass.js';
@@ -85,7 +85,7 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
       ...(model.settings.runtime !== undefined ? { runtime: model.settings.runtime } : {}),
       pruneData: model.settings.prune?.data ?? false,
-      datastore: { dir: desired.loaded.location.dir, readOnly: desired.loaded.location.readOnly },
+      datastore: hostDatastore(desired.loaded),
     };
     let apply: ApplyHostResult;
     try {
@@ -182,7 +182,7 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
     if (checkout.fetchError !== undefined) {
       warn(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${checkout.revision === lastGood ? 'the last good revision' : 'the cached revision'} ${short(checkout.revision)}`);
     }
-    const location: DatastoreLocation = { dir: checkout.dir, readOnly: true, origin: 'option' };
+    const location: DatastoreLocation = { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec };
     let loaded: LoadedDatastore;
     try {
       loaded = await loadDatastore(location);

@@ -7,8 +7,10 @@ import path from 'node:path';
 import writeFileAtomicLocal from 'write-file-atomic';
 import { writeFileAtomic } from '../datastore/atomic-write.js';
 import { withDatastoreLock } from '../datastore/datastore-lock.js';
+import { commitEdit } from '../datastore/git-commit-edit.js';
+import { publishToGitSource } from '../datastore/git-publish.js';
 import type { Drivers } from '../drivers/types.js';
-import { UserError } from '../errors.js';
+import { ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 
 export const PKI_DIR = '/etc/srvctl/pki';
@@ -121,20 +123,35 @@ export function datastorePki(host: HostContext) {
       for (const text of Object.values(files)) {
         if (/PRIVATE KEY/.test(text)) throw new Error('refusing to publish a private key into the datastore');
       }
+      const names = Object.keys(files).join(', ');
+      const message = `${command} on ${host.name}: publish ${names}`;
+      const actor = `sc on ${host.name}`;
+      // A --source checkout: the files reach the other hosts only as a commit pushed to the source.
+      if (location.gitSource !== undefined) {
+        await publishToGitSource({ root: host.root, spec: location.gitSource, files, message, actor });
+        return;
+      }
       if (location.readOnly) {
         throw new UserError(
-          `cannot publish ${Object.keys(files).join(', ')}: the datastore ${dir} is read-only (the read-only fallback, or a --source checkout); ` +
+          `cannot publish ${names}: the datastore ${dir} is the read-only fallback; ` +
             'make the read-write datastore available (or pass a writable --datastore DIR) and apply again',
         );
       }
-      await withDatastoreLock(dir, command, async () => {
+      const written = await withDatastoreLock(dir, command, async () => {
+        const changed: string[] = [];
         for (const [rel, text] of Object.entries(files)) {
           const file = at(rel);
           if ((await readTextIfExists(file)) === text) continue;
           await mkdir(path.dirname(file), { recursive: true });
           await writeFileAtomic(file, text);
+          changed.push(file);
         }
+        return changed;
       });
+      // A datastore that is a git work tree of its own gets a commit of exactly these files (pushed
+      // when settings.source.push asks for it), like every datastore edit.
+      const commit = await commitEdit({ dir, files: written, message, actor, push: location.push === true });
+      if (commit?.pushProblem !== undefined) throw new ScError(`published ${names} and committed ${commit.revision.slice(0, 12)}, but ${commit.pushProblem}`);
     },
   };
 }

@@ -208,7 +208,7 @@ const clusterMembers = new Map<string, ReadonlySet<string>>();
 const memberKey = (host: HostContext): string => `${host.root}\0${host.cluster}\0${host.name}`;
 
 /** Install the published certificate when it fits our key; else publish a request and wait. */
-async function obtainHostCertificate(drivers: Drivers, host: HostContext): Promise<void> {
+async function obtainHostCertificate(drivers: Drivers, host: HostContext, signingOwn = false): Promise<void> {
   const local = localPki(drivers);
   const store = datastorePki(host);
   const keyPem = await local.read(HOST_KEY_PATH);
@@ -234,6 +234,11 @@ async function obtainHostCertificate(drivers: Drivers, host: HostContext): Promi
   if (!requestFits) {
     const request = await opensslOf(drivers).createRequest(local.path(HOST_KEY_PATH), host.name);
     await store.publish({ [requestFile(host.name)]: request }, COMMAND);
+  }
+  // The CA host signs its own request at once (its CA and signing objects are done before this one).
+  if (host.host.ca === true && !signingOwn) {
+    await signPending(drivers, host);
+    return obtainHostCertificate(drivers, host, true);
   }
   const caHost = host.host.ca === true ? 'this host' : 'the CA host of the cluster';
   throw new PendingSignatureError(

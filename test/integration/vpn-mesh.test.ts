@@ -4,22 +4,22 @@
 // on h2 and h3 through the tunnels, and removing h3 from the datastore removes its tunnels.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { createSandbox, type Sandbox } from './sandbox.js';
+import { createUnderlay, destroyVpnFarm, underlayIp, type Underlay } from './vpn-underlay.js';
 
 const HOSTS = ['h1.test', 'h2.test', 'h3.test'] as const;
 const users = { ua: { name: 'User A', reseller: 'root', user_id: 1, uid: 31001 } };
 const containerIp = (n: number) => `10.${16 * n}.1.20`;
 
 let boxes: Sandbox[] = [];
-let underlay: string | undefined;
+let underlay: Underlay | undefined;
 let datastore: string;
 
 async function writeClusters(hosts: readonly string[]): Promise<void> {
   const cluster: Record<string, { hostnet: number; host_ip: string; interface: string; ca?: boolean }> = {};
   for (const name of hosts) {
     const n = HOSTS.indexOf(name as (typeof HOSTS)[number]) + 1;
-    cluster[name] = { hostnet: n, host_ip: `192.0.2.1${n}`, interface: 'eth0', ...(n === 1 ? { ca: true } : {}) };
+    cluster[name] = { hostnet: n, host_ip: underlayIp(n), interface: 'eth0', ...(n === 1 ? { ca: true } : {}) };
   }
   await writeFile(path.join(datastore, 'clusters.json'), JSON.stringify({ test: cluster }, null, 2));
   const containers = Object.fromEntries(
@@ -33,30 +33,6 @@ async function writeClusters(hosts: readonly string[]): Promise<void> {
 
 const sc = (i: number, ...args: string[]) =>
   (boxes[i] as Sandbox).runSc(['--datastore', datastore, '--host', HOSTS[i] as string, ...args], { timeoutMs: 180_000 });
-
-/** Every openvpn pid recorded under a test root (the tunnels sc started). */
-async function openvpnPids(root: string): Promise<number[]> {
-  const dir = path.join(root, 'run/srvctl/openvpn');
-  const names = await readdir(dir).catch(() => [] as string[]);
-  const pids: number[] = [];
-  for (const n of names.filter((f) => f.endsWith('.pid'))) {
-    const pid = Number((await readFile(path.join(dir, n), 'utf8')).trim());
-    if (Number.isInteger(pid) && pid > 0) pids.push(pid);
-  }
-  return pids;
-}
-
-async function killOpenvpn(root: string): Promise<void> {
-  for (const pid of await openvpnPids(root)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.startsWith('openvpn')) continue; // not ours any more
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
-}
 
 /** Every file under `dir`, recursively, with its text. */
 async function allFiles(dir: string): Promise<Record<string, string>> {
@@ -72,34 +48,20 @@ async function allFiles(dir: string): Promise<Record<string, string>> {
 const outputs: string[] = [];
 
 beforeAll(async () => {
-  boxes = [await createSandbox(), await createSandbox(), await createSandbox()];
+  // One at a time into `boxes`, so afterAll also removes those made before a failure.
+  for (let i = 0; i < HOSTS.length; i++) boxes.push(await createSandbox());
   const first = boxes[0] as Sandbox;
-  underlay = `${first.prefix}-ul`;
   datastore = path.join(first.root, 'datastore');
   await mkdir(datastore, { recursive: true });
   await writeFile(path.join(datastore, 'users.json'), JSON.stringify(users));
   await writeFile(path.join(datastore, 'settings.json'), JSON.stringify({ runtime: 'direct', images: { busybox: { builder: 'busybox' } } }));
   await writeClusters(HOSTS);
-  // Underlay (sandbox.md §2): a bridge in a switch namespace, one veth per host, 192.0.2.1N on eth0.
-  await execa('ip', ['netns', 'add', underlay]);
-  await execa('ip', ['-n', underlay, 'link', 'set', 'lo', 'up']);
-  await execa('ip', ['-n', underlay, 'link', 'add', 'ul0', 'type', 'bridge']);
-  await execa('ip', ['-n', underlay, 'link', 'set', 'ul0', 'up']);
-  for (const [i, box] of boxes.entries()) {
-    const port = `${first.prefix}-u${i + 1}`;
-    await execa('ip', ['link', 'add', port, 'netns', underlay, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', box.netns]);
-    await execa('ip', ['-n', underlay, 'link', 'set', port, 'master', 'ul0', 'up']);
-    await box.ip('addr', 'add', `192.0.2.1${i + 1}/24`, 'dev', 'eth0');
-    await box.ip('link', 'set', 'eth0', 'up');
-  }
+  underlay = await createUnderlay(boxes);
 }, 60_000);
 
 afterAll(async () => {
   // Tunnels and containers die before their namespaces (sandbox.md §9); destroy() kills containers by cgroup.
-  for (const box of boxes) await killOpenvpn(box.root).catch(() => undefined);
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  for (const box of boxes) await box.destroy();
-  if (underlay) await execa('ip', ['netns', 'del', underlay], { reject: false });
+  await destroyVpnFarm(boxes, underlay);
 }, 120_000);
 
 /** Applies h1, h2, h3, h1, … until every host converged in one round (at most `rounds`). */
@@ -127,7 +89,8 @@ async function pingFromC1(address: string): Promise<boolean> {
 
 describe('cluster VPN mesh (three hosts)', () => {
   it('the CA flow completes within a few passes on every host; a second diff exits 0 everywhere', async () => {
-    await convergeAll(4, [0, 1, 2]);
+    // Round 1: the CA host certifies itself, h2 and h3 publish requests; round 2: signed, installed, tunnels up.
+    expect(await convergeAll(3, [0, 1, 2])).toBeLessThanOrEqual(2);
     for (const i of [0, 1, 2]) {
       const diff = await sc(i, 'diff');
       expect(diff.exitCode).toBe(0);

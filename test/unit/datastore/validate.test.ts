@@ -342,6 +342,18 @@ describe('unknown fields', () => {
   });
 });
 
+describe('certificate authority', () => {
+  test('a cluster of several hosts without ca: true is valid but warned about (no tunnels); a single host needs none', () => {
+    const farm = base();
+    delete ((farm.clusters.eu as Record<string, Data>)['web1.example.net'] as Data).ca;
+    farm.clusters.solo = { 'web9.example.net': { hostnet: 9, host_ip: '192.0.2.99' } };
+    expect(errorsOf(farm)).toEqual([]);
+    expect(warningsOf(farm)).toEqual([
+      '/eu cluster "eu" has 2 hosts but none with ca: true: its hosts get no certificates and no VPN tunnels; mark one host ca: true',
+    ]);
+  });
+});
+
 describe('generated farms (property)', () => {
   // Resellers × users × hosts, addresses allocated by the network plan: always valid; one
   // duplicated address is always exactly one error.

@@ -1,0 +1,123 @@
+// Publishing files into a git source (--source URL#BRANCH) from the source cache: a commit on top
+// of the branch's newest fetched tip, built in a private index (the cache's detached checkout is not
+// moved), pushed to the branch; a push that lost a race is fetched, rebuilt and pushed again. Used by
+// the cluster PKI, whose public files (requests, certificates) must reach the other hosts.
+import { mkdir, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from './atomic-write.js';
+import { gitErrorText, gitIn } from './git-client.js';
+import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
+import { ScError, UserError } from '../errors.js';
+
+export interface SourcePublishRequest {
+  readonly root: string;
+  readonly spec: GitSourceSpec;
+  /** Datastore-relative path → text. */
+  readonly files: Readonly<Record<string, string>>;
+  readonly message: string;
+  /** Author and committer name, e.g. `sc on web2.example.net`. */
+  readonly actor: string;
+}
+
+export interface SourcePublishResult {
+  /** The commit pushed; undefined when the branch already held these files as they are. */
+  readonly revision?: string;
+}
+
+const ATTEMPTS = 4;
+
+/**
+ * Writes the files into the cache's work tree (so the rest of this pass sees them) and pushes a
+ * commit with exactly these files changed to the source's branch. A source pinned to a tag or a
+ * commit cannot take new commits: UserError.
+ */
+export async function publishToGitSource(request: SourcePublishRequest): Promise<SourcePublishResult> {
+  const dir = sourceCacheDir(request.root);
+  return withSourceLock(request.root, request.message, async () => {
+    const branch = await sourceBranch(dir, request.spec);
+    for (const [rel, text] of Object.entries(request.files)) {
+      const file = join(dir, rel);
+      await mkdir(dirname(file), { recursive: true });
+      await writeFileAtomic(file, text);
+    }
+    const email = `${request.actor.replace(/[^A-Za-z0-9._-]+/g, '.')}@${hostname()}`;
+    const identity = {
+      GIT_AUTHOR_NAME: request.actor,
+      GIT_AUTHOR_EMAIL: email,
+      GIT_COMMITTER_NAME: request.actor,
+      GIT_COMMITTER_EMAIL: email,
+    };
+    let lastError = '';
+    for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+      const git = gitIn(dir, identity);
+      if (attempt > 1) {
+        try {
+          await git.raw(['fetch', '--quiet', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+        } catch (error) {
+          throw new ScError(`cannot publish ${list(request.files)} to ${sourceLabel(request.spec)}: fetching ${branch} failed: ${gitErrorText(error)}`);
+        }
+      }
+      const commit = await commitOnTip(dir, branch, request, identity);
+      if (commit === undefined) return {};
+      try {
+        await git.raw(['push', '--quiet', 'origin', `${commit}:refs/heads/${branch}`]);
+        await git.raw(['update-ref', `refs/remotes/origin/${branch}`, commit]);
+        return { revision: commit };
+      } catch (error) {
+        lastError = gitErrorText(error);
+        // Someone pushed in between (another host publishing, an operator commit): rebuild on the new tip.
+        if (!/\b(rejected|non-fast-forward|fetch first|stale info|cannot lock ref)\b/i.test(lastError)) break;
+      }
+    }
+    throw new ScError(
+      `cannot publish ${list(request.files)} to ${sourceLabel(request.spec)}: git push failed: ${lastError}. ` +
+        'This host needs push access to the source branch for the cluster PKI (the files are public: requests and certificates); ' +
+        'grant it, or commit the files by hand from ' + dir,
+    );
+  });
+}
+
+const list = (files: Readonly<Record<string, string>>): string => Object.keys(files).join(', ');
+
+/** The branch to publish to: the pinned one, or the remote's default branch. */
+async function sourceBranch(dir: string, spec: GitSourceSpec): Promise<string> {
+  const git = gitIn(dir);
+  // simple-git resolves a failed command that printed nothing: an empty answer means "no such ref".
+  const resolve = async (args: string[]) => (await git.raw(args).catch(() => '')).trim();
+  if (spec.ref === undefined) {
+    const head = await resolve(['symbolic-ref', '--quiet', 'refs/remotes/origin/HEAD']);
+    if (head === '') throw new UserError(`the source ${spec.url} has no default branch to publish to; pin one with ${spec.url}#BRANCH`);
+    return head.replace(/^refs\/remotes\/origin\//, '');
+  }
+  if ((await resolve(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${spec.ref}^{commit}`])) !== '') return spec.ref;
+  throw new UserError(
+    `the source ${sourceLabel(spec)} is pinned to a tag or commit, which cannot take the cluster PKI's files; ` +
+      'pin a branch (URL#BRANCH), or commit the pki/ files to the repository by hand',
+  );
+}
+
+/**
+ * A commit on the branch's fetched tip whose tree is the tip's plus `files`, made in a private
+ * index; undefined when the tip already has exactly these contents.
+ */
+async function commitOnTip(dir: string, branch: string, request: SourcePublishRequest, identity: Record<string, string>): Promise<string | undefined> {
+  const index = join(dir, '.git', `srvctl-publish-${process.pid}.index`);
+  const git = gitIn(dir, { ...identity, GIT_INDEX_FILE: index });
+  try {
+    const tip = (await git.raw(['rev-parse', '--verify', `refs/remotes/origin/${branch}^{commit}`])).trim();
+    await git.raw(['read-tree', tip]);
+    for (const rel of Object.keys(request.files)) {
+      const blob = (await git.raw(['hash-object', '-w', '--', join(dir, rel)])).trim();
+      await git.raw(['update-index', '--add', '--cacheinfo', `100644,${blob},${rel}`]);
+    }
+    const tree = (await git.raw(['write-tree'])).trim();
+    const tipTree = (await git.raw(['rev-parse', `${tip}^{tree}`])).trim();
+    if (tree === tipTree) return undefined;
+    return (await git.raw(['commit-tree', tree, '-p', tip, '-m', request.message])).trim();
+  } catch (error) {
+    throw new ScError(`cannot commit ${list(request.files)} in ${dir}: ${gitErrorText(error)}`);
+  } finally {
+    await rm(index, { force: true });
+  }
+}
