@@ -59,10 +59,19 @@ export async function pidsUnder(layout: CgroupLayout, cgroup: string): Promise<n
 export async function prepareMachineCgroup(layout: CgroupLayout, cgroup: string): Promise<string[]> {
   const files: string[] = [];
   for (const tree of layout.trees) {
-    await mkdir(path.join(tree, cgroup), { recursive: true });
+    const dir = path.join(tree, cgroup);
+    // A parallel stop may remove the (then empty) parent between the two levels: try again.
+    await mkdir(dir, { recursive: true }).catch(() => mkdir(dir, { recursive: true }));
     files.push(path.join(tree, cgroup, 'cgroup.procs'));
   }
   return files;
+}
+
+/** Removes the parent of a removed machine's cgroup when no machine is left in it (best effort). */
+export async function removeEmptyParent(layout: CgroupLayout, cgroup: string): Promise<void> {
+  const parent = path.dirname(cgroup);
+  if (parent === '.' || parent === '/') return;
+  for (const tree of layout.trees) await rmdir(path.join(tree, parent)).catch(() => undefined);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
 import { HostCommandError, UserError } from '../errors.js';
-import { killAndRemoveCgroup, machineCgroup, pidsUnder, prepareMachineCgroup, type CgroupLayout } from './cgroups.js';
+import { killAndRemoveCgroup, machineCgroup, pidsUnder, prepareMachineCgroup, removeEmptyParent, type CgroupLayout } from './cgroups.js';
 import { commandInNetns } from './exec.js';
 import {
   findInitPid,
@@ -110,6 +110,11 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
     // Whatever survived (or a payload orphaned by a killed nspawn) goes with the cgroup.
     await killAndRemoveCgroup(cgroups, machineCgroup(root, name));
   };
+  /** A stop for good: also the parent cgroup goes once the last machine of this --root is gone. */
+  const haltAndTidy = async (name: string): Promise<void> => {
+    await halt(name);
+    await removeEmptyParent(cgroups, machineCgroup(root, name));
+  };
 
   const start = async (launch: MachineLaunch): Promise<MachineRecord> => {
     const paths = machinePaths(files, launch.name);
@@ -181,12 +186,12 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
     list,
     start,
     async stop(name, config) {
-      await halt(name);
+      await haltAndTidy(name);
       await markStopped(name, config);
     },
     markStopped,
     async remove(name) {
-      await halt(name);
+      await haltAndTidy(name);
       const paths = machinePaths(files, name);
       await removeStateFile(stateDir, name);
       await Promise.all([paths.settingsBesideTree, paths.console].map((p) => rm(p, { force: true })));

@@ -203,4 +203,15 @@ describe('containers in the direct runtime', () => {
     const again = await planChanges();
     expect(again).toEqual({ exitCode: 0, changes: [] });
   }, 180_000);
+
+  it('removing every container (with --allow-mass-delete) stops them all and leaves no cgroup of this root behind', async () => {
+    const running = await Promise.all(['ua2.test', 'ua3.test', 'ub3.test'].map(state));
+    await writeDatastore({});
+    expect((await sc('apply')).exitCode).toBe(1); // the guardrail: all containers would go
+    const apply = await sc('apply', '--allow-mass-delete');
+    expect(apply.exitCode).toBe(0);
+    for (const record of running) expect(alive(record?.pid)).toBe(false);
+    for (const tree of CGROUP_TREES) expect(existsSync(path.join(tree, machinesCgroupBase(sandbox.root)))).toBe(false);
+    expect(await planChanges()).toEqual({ exitCode: 0, changes: [] });
+  }, 180_000);
 });
