@@ -37,7 +37,8 @@ export function imageRecipe(type: string, settings: Readonly<Settings>): ImageRe
 
 /** The machine's static busybox (Debian's busybox-static; CI installs it). */
 export const HOST_BUSYBOX = '/bin/busybox';
-const BUSYBOX_PACKAGE = 'busybox-static';
+const BUSYBOX_CANDIDATES = [HOST_BUSYBOX, '/usr/bin/busybox', '/usr/sbin/busybox', '/sbin/busybox'];
+const BUSYBOX_PACKAGE = 'busybox-static (Debian) or busybox (Fedora)';
 
 export const DEBOOTSTRAP_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'iproute2', 'iputils-ping'] as const;
 export const DNF_BASE_PACKAGES = ['systemd', 'passwd', 'dnf', 'fedora-release', 'iproute', 'iputils'] as const;
@@ -151,17 +152,28 @@ export function busyboxAppletLinks(listFull: string): TreeEntry[] {
 }
 
 async function buildBusybox(rootfs: RootfsDriver, dir: string): Promise<void> {
-  const linkage = await rootfs.isStaticExecutable(HOST_BUSYBOX);
-  if (linkage === undefined) {
-    throw new UserError(`the busybox image needs a static busybox at ${HOST_BUSYBOX}, and there is none: install the ${BUSYBOX_PACKAGE} package`);
+  // Debian's busybox-static is /bin/busybox; Fedora's (static) busybox is /usr/sbin/busybox on older releases.
+  let found: string | undefined;
+  let dynamic: string | undefined;
+  for (const candidate of BUSYBOX_CANDIDATES) {
+    const linkage = await rootfs.isStaticExecutable(candidate);
+    if (linkage === true) {
+      found = candidate;
+      break;
+    }
+    if (linkage === false) dynamic ??= candidate;
   }
-  if (!linkage) {
-    throw new UserError(`${HOST_BUSYBOX} is dynamically linked and would not run inside the image: install the ${BUSYBOX_PACKAGE} package (it replaces busybox)`);
+  if (found === undefined && dynamic !== undefined) {
+    throw new UserError(`${dynamic} is dynamically linked and would not run inside the image: install the ${BUSYBOX_PACKAGE} package (it replaces busybox)`);
   }
-  const { stdout } = await rootfs.runBuilder(HOST_BUSYBOX, ['--list-full']);
+  if (found === undefined) {
+    throw new UserError(`the busybox image needs a static busybox (${BUSYBOX_CANDIDATES.join(', ')}), and there is none: install the ${BUSYBOX_PACKAGE} package`);
+  }
+  const busybox = found;
+  const { stdout } = await rootfs.runBuilder(busybox, ['--list-full']);
   await rootfs.populateTree(dir, [
     ...busyboxImageEntries(),
-    { kind: 'copy', path: 'bin/busybox', from: HOST_BUSYBOX, mode: 0o755 },
+    { kind: 'copy', path: 'bin/busybox', from: busybox, mode: 0o755 },
     ...busyboxAppletLinks(stdout),
   ]);
 }
