@@ -2,6 +2,7 @@
 // certificate, obtained GitOps-style through the datastore's pki/ dir; on the `ca: true` host also
 // the CA (key kept local, certificate published) and the signing of the cluster's pending requests.
 import type { X509Certificate } from 'node:crypto';
+import { sourceLabel } from '../datastore/git-source.js';
 import type { Model } from '../datastore/model.js';
 import { createOpensslDriver, type OpensslDriver } from '../drivers/openssl.js';
 import type { Drivers } from '../drivers/types.js';
@@ -241,8 +242,10 @@ async function obtainHostCertificate(drivers: Drivers, host: HostContext, signin
     return obtainHostCertificate(drivers, host, true);
   }
   const caHost = host.host.ca === true ? 'this host' : 'the CA host of the cluster';
+  const source = host.datastore?.gitSource;
+  const where = source !== undefined ? `in the source branch ${sourceLabel(source)}` : 'in the datastore';
   throw new PendingSignatureError(
-    `waiting for a certificate: the request is published at ${requestFile(host.name)} in the datastore; ${caHost} signs it on its next sc apply`,
+    `waiting for a certificate: the request is published at ${requestFile(host.name)} ${where}; ${caHost} signs it on its next sc apply`,
   );
 }
 
