@@ -176,7 +176,7 @@ describe('port-map: nft DNAT and masquerade in a namespace', () => {
     // Applied without --target (a target that the apply deletes cannot be re-checked afterwards):
     // with the container moved to another host nothing at all is desired here any more, which the
     // prune guardrail lets through only when asked to.
-    data.clusters['test'] = { ...data.clusters['test'], 'web2.example.net': { hostnet: 2, host_ip: '192.0.2.12' } };
+    data.clusters['other'] = { 'web2.example.net': { hostnet: 2, host_ip: '192.0.2.12' } };
     await writeContainers({ [CONTAINER]: { ...c1, host: 'web2.example.net', ip: '10.33.1.20' } });
     const removed = await sc('apply', '--allow-mass-delete');
     expect({ exitCode: removed.exitCode, stderr: removed.stderr }).toEqual({ exitCode: 0, stderr: '' });
