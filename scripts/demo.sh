@@ -33,6 +33,6 @@ echo; echo "== sc diff (again: nothing to do)"; sc diff
 echo; echo "== sc status"; sc status
 echo; echo "== what sc created, seen by the tools themselves"
 ip -n "$ns" -br addr show type bridge
-ip netns exec "$ns" nft list table ip srvctl | head -20
+ip netns exec "$ns" nft list table ip srvctl | sed -n 1,20p   # sed reads it all: no SIGPIPE under pipefail
 echo; echo "== sc exec www.example.com -- wget -qO- http://127.0.0.1/"; sc exec www.example.com -- wget -qO- http://127.0.0.1/ || true
 echo; echo "Removing namespace $ns and $root."
