@@ -1,10 +1,11 @@
 // Finds and loads the datastore for a command, and this host's place in it.
 import { resolveDatastoreLocation, type DatastoreLocation } from '../datastore/datastore-location.js';
 import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
-import { parseGitSource, sourceLabel, syncGitSource, withSourceLock } from '../datastore/git-source.js';
+import { checkoutRevision, parseGitSource, sourceLabel, syncGitSource, withSourceLock } from '../datastore/git-source.js';
 import { findHost } from '../datastore/model.js';
+import { readApplyRecord } from '../reconciler/apply-record.js';
 import { readReconcileStatus } from '../reconciler/reconcile-status.js';
-import { UserError } from '../errors.js';
+import { formatDiagnostic, UserError } from '../errors.js';
 import { hostDatastore, type HostContext } from '../host-context.js';
 import type { CommandContext } from './command-runner.js';
 
@@ -30,14 +31,37 @@ async function openGitSource(ctx: CommandContext, source: string): Promise<Datas
     ctx.notice(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${which} ${checkout.revision.slice(0, 12)}`);
   }
   ctx.logger.info({ source: sourceLabel(spec), revision: checkout.revision }, 'desired state from git');
-  return { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec };
+  return { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec, revision: checkout.revision };
 }
 
-export async function openDatastore(ctx: CommandContext, options?: LoadOptions): Promise<LoadedDatastore> {
+export async function openDatastore(ctx: CommandContext, options?: LoadOptions, open: { lastGoodFallback?: boolean } = {}): Promise<LoadedDatastore> {
   const location = await openDatastoreLocation(ctx);
-  const loaded = await loadDatastore(location, options);
+  const loaded = await loadDatastore(location, options).catch((error: unknown) => {
+    if (!open.lastGoodFallback || location.gitSource === undefined || !(error instanceof UserError)) throw error;
+    return loadLastGoodRevision(ctx, location, error, options);
+  });
   for (const w of loaded.warnings) ctx.logger.warn({ diagnostic: w }, w.message);
   return loaded;
+}
+
+/**
+ * The source's newest revision is invalid: check out (and load) the last revision this host applied
+ * successfully instead — the last good one of `sc reconcile`, else that of a converged `sc apply` —
+ * saying so. Without one the error stands.
+ */
+async function loadLastGoodRevision(ctx: CommandContext, location: DatastoreLocation, error: UserError, options?: LoadOptions): Promise<LoadedDatastore> {
+  const root = ctx.options.root;
+  const lastApply = await readApplyRecord(root);
+  const lastGood =
+    (await readReconcileStatus(root))?.last_good_revision ?? (lastApply?.converged && lastApply.source !== undefined ? lastApply.revision : undefined);
+  if (lastGood === undefined || lastGood === null || lastGood === location.revision) throw error;
+  await withSourceLock(root, 'sc status (last good revision)', () => checkoutRevision(root, lastGood));
+  const first = error.diagnostics[0];
+  ctx.notice(
+    `the newest revision ${location.revision?.slice(0, 12) ?? ''} of the source is invalid (${first ? formatDiagnostic(first) : error.message}); ` +
+      `showing this host against the last good revision ${lastGood.slice(0, 12)}`,
+  );
+  return loadDatastore({ ...location, revision: lastGood }, options);
 }
 
 /** This host's entry in the model, with --root and --netns: what the reconciler works on. */

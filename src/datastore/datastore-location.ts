@@ -18,6 +18,8 @@ export interface DatastoreLocation {
   notice?: string;
   /** Set when `dir` is the checkout of a --source repository (read-only; the PKI publishes by push). */
   gitSource?: GitSourceSpec;
+  /** The commit checked out, for a --source checkout. */
+  revision?: string;
 }
 
 export const READ_WRITE_DATASTORE = 'var/srvctl3/datastore/rw';

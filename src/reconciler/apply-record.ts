@@ -15,12 +15,18 @@ export interface ApplyRecord {
   skipped: number;
   conflicts: number;
   failures: { ref: string; error: string }[];
+  /** The desired state's revision when it came from git (a --source checkout, or a datastore that is a git work tree). */
+  revision?: string;
+  /** The --source it came from (URL#REF). */
+  source?: string;
 }
 
 export const applyRecordPath = (root: string): string => join(root, 'var/lib/srvctl/last-apply.json');
 
-export function applyRecord(started: Date, report: ApplyReport, converged: boolean): ApplyRecord {
+export function applyRecord(started: Date, report: ApplyReport, converged: boolean, origin: { revision?: string; source?: string } = {}): ApplyRecord {
   return {
+    ...(origin.revision !== undefined ? { revision: origin.revision } : {}),
+    ...(origin.source !== undefined ? { source: origin.source } : {}),
     started: started.toISOString(),
     finished: new Date().toISOString(),
     converged,

@@ -92,6 +92,8 @@ export interface ApplyHostOptions extends HostPassInput {
   readonly signal?: AbortSignal;
   /** Let the plan delete more than settings.prune.max_delete_share of this host's containers. */
   readonly allowMassDelete?: boolean;
+  /** Where the desired state came from, for the apply record (`sc status`). */
+  readonly origin?: { readonly revision?: string; readonly source?: string };
 }
 
 export interface ApplyHostResult {
@@ -127,7 +129,7 @@ export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostRes
     // Targets deleted by this apply are gone now: not an error on the re-check.
     const remaining = plan.hasChanges ? (await surveyHost(options, { strictTargets: false })).plan : plan;
     const converged = report.converged && remaining.inSync;
-    await writeApplyRecord(options.host.root, applyRecord(started, report, converged));
+    await writeApplyRecord(options.host.root, applyRecord(started, report, converged, options.origin));
     return { plan, report, remaining, converged };
   } finally {
     await lock.release();

@@ -98,6 +98,7 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
         command: `sc reconcile (revision ${short(revision)})`,
         signal,
         allowMassDelete: options.allowMassDelete,
+        origin: { ...(revision !== null ? { revision } : {}), ...('git' in options.source ? { source: sourceLabel(options.source.git) } : {}) },
         onEvent: options.onEvent,
       });
     } catch (error) {
@@ -182,7 +183,7 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
     if (checkout.fetchError !== undefined) {
       warn(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${checkout.revision === lastGood ? 'the last good revision' : 'the cached revision'} ${short(checkout.revision)}`);
     }
-    const location: DatastoreLocation = { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec };
+    const location: DatastoreLocation = { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec, revision: checkout.revision };
     let loaded: LoadedDatastore;
     try {
       loaded = await loadDatastore(location);

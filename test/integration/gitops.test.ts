@@ -133,6 +133,7 @@ describe('sc with a git source', () => {
     expect(body.resources.filter((r) => r.kind === 'bridge').map((r) => `${r.id} ${r.state}`)).toEqual(['sc-17-1 in sync', 'sc-17-2 in sync']);
     expect((await sc('status')).stdout).toContain(`Last reconcile: `);
     expect((await sc('status')).stdout).toContain(`ok, revision ${v2.slice(0, 12)}`);
+    expect((await sc('status')).stdout).toContain(`converged, revision ${v2.slice(0, 12)} of ${source}`);
     expect((await sc('diff')).exitCode).toBe(0);
 
     const metrics = await readFile(path.join(sandbox.root, 'var/lib/srvctl/metrics/srvctl.prom'), 'utf8');
@@ -166,9 +167,16 @@ describe('sc with a git source', () => {
     expect(status.diagnostics.map((d) => d.message).join('\n')).toContain('nobody');
     // The last good revision stays in force in the cache.
     expect(await git(path.join(sandbox.root, 'var/lib/srvctl/source'), 'rev-parse', 'HEAD')).toBe(v2);
-    const text = await sandbox.runSc(['--host', HOST, '--datastore', path.join(sandbox.root, 'var/lib/srvctl/source'), 'status']);
+    // sc status --source fetches the (invalid) newest revision, says so and shows the host against the last good one.
+    const text = await sc('status');
+    expect(text.exitCode).toBe(0);
+    expect(text.stderr).toContain(`the newest revision ${bad.slice(0, 12)} of the source is invalid`);
+    expect(text.stderr).toContain('unknown user "nobody"');
     expect(text.stdout).toContain(`refused, revision ${bad.slice(0, 12)}`);
     expect(text.stdout).toContain(`last good revision: ${v2.slice(0, 12)}`);
+    expect(text.stdout).toContain('In sync with the datastore.');
+    // diff against the invalid newest revision is an error, as apply would be.
+    expect((await sc('diff')).exitCode).toBe(1);
     expect(await readFile(path.join(sandbox.root, 'var/lib/srvctl/metrics/srvctl.prom'), 'utf8')).toMatch(/^srvctl_reconcile_failures_total 1$/m);
   }, 120_000);
 

@@ -1,4 +1,7 @@
 // The commands that look at or change this host: `sc diff` (alias plan), `sc apply`, `sc status`.
+import type { DatastoreLocation } from '../../datastore/datastore-location.js';
+import { datastoreRevision } from '../../datastore/git-commit-edit.js';
+import { sourceLabel } from '../../datastore/git-source.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDrivers } from '../../drivers/create-drivers.js';
 import { applyHost, planHost, surveyHost, WHOLE_KIND } from '../../reconciler/host-pass.js';
@@ -19,8 +22,17 @@ function targetRef(value: string, previous: ObjectRef[] = []): ObjectRef[] {
   return [...previous, { kind: m[1] as string, id: m[2] ?? WHOLE_KIND }];
 }
 
-async function hostSetup(ctx: CommandContext) {
-  const loaded = await openDatastore(ctx);
+/** The revision (and source) the desired state came from, when it is git's: for the apply record. */
+async function desiredStateOrigin(location: DatastoreLocation): Promise<{ revision?: string; source?: string }> {
+  if (location.gitSource !== undefined) {
+    return { ...(location.revision !== undefined ? { revision: location.revision } : {}), source: sourceLabel(location.gitSource) };
+  }
+  const revision = await datastoreRevision(location.dir);
+  return revision !== undefined ? { revision } : {};
+}
+
+async function hostSetup(ctx: CommandContext, options: { lastGoodFallback?: boolean } = {}) {
+  const loaded = await openDatastore(ctx, {}, options);
   const host = hostContext(ctx, loaded);
   const drivers = createDrivers(host, ctx.logger);
   return { loaded, host, drivers, handlers: resourceHandlers };
@@ -75,6 +87,7 @@ export function registerHostCommands(program: Command): void {
             command: `sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`,
             signal: abort.signal,
             allowMassDelete: opts.allowMassDelete,
+            origin: await desiredStateOrigin(loaded.location),
             onEvent: (event) => {
               const line = renderApplyEvent(event, { color: ctx.terminal.color, tty: ctx.terminal.tty });
               if (line) ctx.progress(line);
@@ -103,7 +116,8 @@ export function registerHostCommands(program: Command): void {
     .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the last apply and reconcile')
     .action((_opts, command: Command) =>
       runCommand(command, async (ctx) => {
-        const { loaded, host, drivers, handlers } = await hostSetup(ctx);
+        // Status shows the host as it stands: against the last good revision when the source's newest is invalid.
+        const { loaded, host, drivers, handlers } = await hostSetup(ctx, { lastGoodFallback: true });
         const survey = await surveyHost({ model: loaded.model, host, drivers, handlers });
         const lastApply = await readApplyRecord(host.root);
         const lastReconcile = await readReconcileStatus(host.root);

@@ -186,7 +186,8 @@ export function renderStatus(
   out.push('', !survey.plan.inSync ? `Pending: ${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts (see sc diff).` : 'In sync with the datastore.');
   out.push(
     lastApply
-      ? `Last apply: ${lastApply.finished} ${lastApply.converged ? 'converged' : `did not converge (${lastApply.failed} failed, ${lastApply.skipped} skipped, ${lastApply.conflicts} conflicts)`}`
+      ? `Last apply: ${lastApply.finished} ${lastApply.converged ? 'converged' : `did not converge (${lastApply.failed} failed, ${lastApply.skipped} skipped, ${lastApply.conflicts} conflicts)`}` +
+          (lastApply.revision !== undefined ? `, revision ${lastApply.revision.slice(0, 12)}${lastApply.source !== undefined ? ` of ${lastApply.source}` : ''}` : '')
       : 'Last apply: never (on this --root)',
   );
   if (lastReconcile) out.push(renderReconcileLine(lastReconcile));
