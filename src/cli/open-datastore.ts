@@ -1,7 +1,8 @@
 // Finds and loads the datastore for a command, and this host's place in it.
 import { resolveDatastoreLocation, type DatastoreLocation } from '../datastore/datastore-location.js';
 import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
-import { checkoutRevision, parseGitSource, sourceLabel, syncGitSource, withSourceLock } from '../datastore/git-source.js';
+import { checkoutRevision, parseGitSource, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
+import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { findHost } from '../datastore/model.js';
 import { readApplyRecord } from '../reconciler/apply-record.js';
 import { readReconcileStatus } from '../reconciler/reconcile-status.js';
@@ -25,7 +26,10 @@ async function openGitSource(ctx: CommandContext, source: string): Promise<Datas
   const spec = parseGitSource(source);
   const root = ctx.options.root;
   const lastGood = (await readReconcileStatus(root))?.last_good_revision ?? undefined;
-  const checkout = await withSourceLock(root, `sc --source ${sourceLabel(spec)}`, () => syncGitSource(spec, { root, lastGoodRevision: lastGood }));
+  const checkout = await withSourceLock(root, `sc --source ${sourceLabel(spec)}`, async () => {
+    const verify = await verifyRequiredInForce(root);
+    return syncGitSource(spec, { root, lastGoodRevision: lastGood, verify });
+  });
   if (checkout.fetchError !== undefined) {
     const which = checkout.revision === lastGood ? 'the last good revision' : 'the cached revision';
     ctx.notice(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${which} ${checkout.revision.slice(0, 12)}`);
@@ -40,6 +44,10 @@ export async function openDatastore(ctx: CommandContext, options?: LoadOptions, 
     if (!open.lastGoodFallback || location.gitSource === undefined || !(error instanceof UserError)) throw error;
     return loadLastGoodRevision(ctx, location, error, options);
   });
+  // A revision that asks for signatures is checked itself too (the one in force was checked before the checkout).
+  if (location.gitSource !== undefined && location.revision !== undefined && loaded.model.settings.source?.verify === true) {
+    await verifyRevision(ctx.options.root, location.gitSource, location.revision);
+  }
   for (const w of loaded.warnings) ctx.logger.warn({ diagnostic: w }, w.message);
   return loaded;
 }

@@ -15,6 +15,14 @@ export function gitIn(dir: string, env: Record<string, string> = {}): SimpleGit 
     baseDir: dir,
     maxConcurrentProcesses: 1,
     timeout: { block: STALL_TIMEOUT_MS },
+    // simple-git's default accepts a non-zero exit that printed nothing on stderr (`git verify-commit`
+    // of an unsigned commit, `rev-parse --quiet` of a missing ref): sc treats every non-zero exit as failure.
+    errors(error, result) {
+      if (error) return error;
+      if (result.exitCode === 0) return undefined;
+      const text = Buffer.concat([...result.stdErr, ...result.stdOut]).toString('utf8').trim();
+      return new Error(text === '' ? `git exited with status ${result.exitCode}` : text);
+    },
     // simple-git guards against hostile arguments and environments; sc never passes -c options, and
     // the operator's own transport settings (GIT_SSH_COMMAND, askpass, config files) must keep working.
     unsafe: { allowUnsafeSshCommand: true, allowUnsafeAskPass: true, allowUnsafeConfigPaths: true, allowUnsafeGitProxy: true, allowUnsafeConfigEnvCount: true },

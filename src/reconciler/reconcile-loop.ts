@@ -8,6 +8,7 @@ import { datastoreRevision } from '../datastore/git-commit-edit.js';
 import { checkoutRevision, remoteRevision, sourceLabel, syncGitSource, verifyRevision, withSourceLock, type GitSourceSpec } from '../datastore/git-source.js';
 import type { DatastoreLocation } from '../datastore/datastore-location.js';
 import { loadDatastore, type LoadedDatastore } from '../datastore/load-datastore.js';
+import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { DATASTORE_KINDS, findHost } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError, type Diagnostic } from '../errors.js';
@@ -179,7 +180,8 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
   const spec = source.git;
   // Checkout and load under the source lock: nobody checks out another revision in between.
   return withSourceLock(options.root, 'sc reconcile', async () => {
-    const checkout = await syncGitSource(spec, { root: options.root, lastGoodRevision: lastGood ?? undefined, verify: options.verify });
+    const verify = options.verify === true || (await verifyRequiredInForce(options.root));
+    const checkout = await syncGitSource(spec, { root: options.root, lastGoodRevision: lastGood ?? undefined, verify });
     if (checkout.fetchError !== undefined) {
       warn(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${checkout.revision === lastGood ? 'the last good revision' : 'the cached revision'} ${short(checkout.revision)}`);
     }
@@ -196,7 +198,7 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
     if (!DATASTORE_KINDS.some((kind) => loaded.documents[kind] !== undefined)) {
       throw new PassStop('refused', `revision ${short(checkout.revision)} holds no datastore files (clusters, users, containers, settings); nothing applied`, checkout.revision);
     }
-    if (!options.verify && loaded.model.settings.source?.verify) await verifyRevision(options.root, spec, checkout.revision);
+    if (!verify && loaded.model.settings.source?.verify) await verifyRevision(options.root, spec, checkout.revision);
     return { loaded, revision: checkout.revision, warnings: [] };
   }).catch((error: unknown) => {
     if (error instanceof PassStop) throw error;
