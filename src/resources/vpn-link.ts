@@ -1,9 +1,12 @@
 // The vpn-link resource: one OpenVPN tunnel to each other host of our cluster (SPEC §2, §5),
-// `vpn-link/<peer fqdn>`. Its spec is the config's digest and whether it runs, so a changed
-// config restarts only that tunnel; a peer gone from the datastore loses its tunnel.
+// `vpn-link/<peer fqdn>`. Its spec is the config's digest, whether it runs and whether it runs
+// with the certificates installed now, so a changed config or a renewed certificate restarts only
+// that tunnel; a peer gone from the datastore loses its tunnel.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Model } from '../datastore/model.js';
-import { tunnelFiles, type OpenvpnDriver, type TunnelRole } from '../drivers/openvpn.js';
+import { OPENVPN_RUN_DIR, tunnelFiles, type OpenvpnDriver, type TunnelRole } from '../drivers/openvpn.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -23,11 +26,22 @@ export interface VpnLinkSpec {
   readonly running: boolean;
   /** Desired only: the config to write. */
   readonly configText?: string;
+  /** `current`: the tunnel was started with the certificates installed now; `stale`: they changed since (renewal). */
+  readonly credentials: 'current' | 'stale';
   /** Observed only (status, never compared): the peer completed a handshake and was not lost since. */
   readonly state?: 'up' | 'down';
   readonly lastHandshake?: string;
   readonly pid?: number;
 }
+
+/** Digest of the host and CA certificates as installed: what a tunnel started now would load. */
+async function credentialsDigest(drivers: Drivers): Promise<string> {
+  const texts = await Promise.all([HOST_CERT_PATH, CA_CERT_PATH].map((p) => readFile(drivers.files.hostPath(p), 'utf8').catch(() => '')));
+  return createHash('sha256').update(texts.join('\0')).digest('hex').slice(0, 16);
+}
+
+/** Where sc notes the certificates a tunnel was started with. */
+const credentialsRecord = (drivers: Drivers, device: string): string => drivers.files.hostPath(`${OPENVPN_RUN_DIR}/${device}.credentials`);
 
 function openvpnOf(drivers: Drivers): OpenvpnDriver {
   if (!drivers.openvpn) throw new ScError('this driver set has no openvpn driver');
@@ -51,7 +65,7 @@ export function desiredVpnLinks(model: Model, host: HostContext, hostPath: (p: s
       });
       return {
         ref: { kind: VPN_LINK_KIND, id: fqdn },
-        spec: { device: link.device, role: roleOf(link, self.hostnet), config: configDigest(configText), running: true, configText },
+        spec: { device: link.device, role: roleOf(link, self.hostnet), config: configDigest(configText), running: true, credentials: 'current', configText },
         dependsOn: [HOST_CERT_REF],
         description: `${link.device} ${link.addressOf(self.hostnet)} ↔ ${link.peerAddressOf(self.hostnet)}, udp ${link.port}, routes ${link.routeVia(self.hostnet)}`,
       };
@@ -70,15 +84,18 @@ export const vpnLinkHandler = {
   },
 
   async observe(drivers: Drivers): Promise<ObservedObject<VpnLinkSpec>[]> {
-    const [tunnels, links] = await Promise.all([openvpnOf(drivers).list(), drivers.ip.listLinks()]);
+    const [tunnels, links, current] = await Promise.all([openvpnOf(drivers).list(), drivers.ip.listLinks(), credentialsDigest(drivers)]);
     const devices = new Set(links.map((l) => l.ifname));
-    return tunnels.map((t) => ({
+    const started = await Promise.all(tunnels.map((t) => readFile(credentialsRecord(drivers, t.device), 'utf8').catch(() => undefined)));
+    return tunnels.map((t, i) => ({
       ref: { kind: VPN_LINK_KIND, id: t.peer ?? `foreign:${t.device}` },
       spec: {
         device: t.device,
         role: t.role ?? 'server',
         config: configDigest(t.configText),
         running: t.running,
+        // A stopped tunnel loads whatever is installed when it starts.
+        credentials: !t.running || started[i]?.trim() === current ? 'current' : 'stale',
         state: t.running && t.connected && devices.has(t.device) ? 'up' : 'down',
         ...(t.lastHandshake !== undefined ? { lastHandshake: t.lastHandshake } : {}),
         ...(t.pid !== undefined ? { pid: t.pid } : {}),
@@ -89,7 +106,7 @@ export const vpnLinkHandler = {
   },
 
   normalize(spec: VpnLinkSpec) {
-    return { device: spec.device, role: spec.role, config: spec.config, running: spec.running };
+    return { device: spec.device, role: spec.role, config: spec.config, running: spec.running, credentials: spec.credentials };
   },
 
   conflict(want: DesiredObject<VpnLinkSpec>, observed: readonly ObservedObject<VpnLinkSpec>[]): string | undefined {
@@ -103,7 +120,11 @@ export const vpnLinkHandler = {
     const openvpn = openvpnOf(drivers);
     if (want.spec.configText === undefined) throw new ScError(`vpn-link/${want.ref.id} has no config to write`);
     await openvpn.writeConfig(want.spec.device, want.spec.configText);
+    const credentials = await credentialsDigest(drivers);
     await openvpn.start(want.spec.device, want.spec.role);
+    const record = credentialsRecord(drivers, want.spec.device);
+    await mkdir(path.dirname(record), { recursive: true });
+    await writeFile(record, `${credentials}\n`);
   },
 
   async update(drivers: Drivers, host: HostContext, want: DesiredObject<VpnLinkSpec>, have: ObservedObject<VpnLinkSpec>): Promise<void> {
@@ -118,5 +139,6 @@ export const vpnLinkHandler = {
   async delete(drivers: Drivers, _host: HostContext, have: ObservedObject<VpnLinkSpec>): Promise<void> {
     if (!have.owned) throw new ConflictError(`refusing to delete ${have.spec.device}: not sc's`);
     await openvpnOf(drivers).remove(have.spec.device, have.spec.role);
+    await rm(credentialsRecord(drivers, have.spec.device), { force: true });
   },
 } satisfies ResourceHandler<VpnLinkSpec>;

@@ -115,6 +115,27 @@ describe('cluster PKI, GitOps-style', () => {
     expect((await apply('h3.test')).converged).toBe(true);
   }, 60_000);
 
+  it('a certificate that expires within 30 days is re-issued by the CA host and installed by its host', async () => {
+    // A 10-day certificate for h2's key, signed by the cluster CA, published and installed.
+    const h1 = hosts.get('h1.test')!;
+    const short = await h1.drivers.openssl!.signRequest({
+      request: await readFile(path.join(datastore, 'pki/requests/h2.test.csr'), 'utf8'),
+      caCertPath: path.join(base, 'h1.test/etc/srvctl/pki/ca.crt'),
+      caKeyPath: path.join(base, 'h1.test/etc/srvctl/pki/ca.key'),
+      days: 10,
+    });
+    await writeFile(path.join(datastore, 'pki/certs/h2.test.crt'), short);
+    await writeFile(path.join(base, 'h2.test/etc/srvctl/pki/host.crt'), short);
+    const due = (await plan('h2.test')).actions.find((a) => a.ref.id === 'host-cert');
+    expect(JSON.stringify(due?.reasons)).toContain('renewDue');
+    expect(JSON.stringify((await plan('h1.test')).actions.find((a) => a.ref.id === 'signing')?.reasons)).toContain('h2.test');
+    expect((await apply('h1.test')).converged).toBe(true);
+    expect((await apply('h2.test')).converged).toBe(true);
+    const renewed = new X509Certificate(await readFile(path.join(base, 'h2.test/etc/srvctl/pki/host.crt'), 'utf8'));
+    expect(Date.parse(renewed.validTo) - Date.now()).toBeGreaterThan(800 * 86_400_000);
+    for (const name of ['h1.test', 'h2.test', 'h3.test'] as const) expect((await plan(name)).inSync).toBe(true);
+  }, 60_000);
+
   it('a wrong key mode is fixed in place', async () => {
     const { chmod } = await import('node:fs/promises');
     const key = path.join(base, 'h2.test/etc/srvctl/pki/host.key');

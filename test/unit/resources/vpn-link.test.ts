@@ -1,5 +1,8 @@
 // vpn-link: desired tunnels per peer of our cluster (one per pair, roles and addresses from the
 // pair), the rendered config, and observation from the openvpn driver's records.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Model } from '../../../src/datastore/model.js';
 import type { OpenvpnDriver, TunnelRecord } from '../../../src/drivers/openvpn.js';
 import type { HostContext } from '../../../src/host-context.js';
@@ -90,8 +93,9 @@ describe('vpn-link observe', () => {
     lastHandshake: '2025-11-25 11:41:01',
     ...over,
   });
-  const driversWith = (records: TunnelRecord[], devices: string[]) => {
-    const base = recordingDrivers({ links: devices.map((ifname, i) => ({ ifindex: i + 1, ifname, flags: ['UP'] })), addresses: [] });
+  const driversWith = (records: TunnelRecord[], devices: string[], root = '/fake-root') => {
+    const recorded = recordingDrivers({ links: devices.map((ifname, i) => ({ ifindex: i + 1, ifname, flags: ['UP'] })), addresses: [] });
+    const base = { ...recorded, files: { hostPath: (p: string) => path.join(root, p) } };
     const openvpn: OpenvpnDriver = {
       runtime: 'direct',
       list: async () => records,
@@ -103,11 +107,29 @@ describe('vpn-link observe', () => {
     return { ...base, openvpn };
   };
 
-  it('a running tunnel with the desired config compares equal; state and handshake are for status only', async () => {
-    const [seen] = await vpnLinkHandler.observe(driversWith([record({})], ['scv-1-2']));
-    expect(seen?.owned).toBe(true);
-    expect(seen?.spec.state).toBe('up');
-    expect(vpnLinkHandler.normalize(seen!.spec)).toEqual(vpnLinkHandler.normalize(want!.spec));
+  it('a running tunnel started by sc with the desired config and the installed certificates compares equal; state and handshake are for status only', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'sc-vpn-'));
+    try {
+      await mkdir(path.join(root, 'etc/srvctl/pki'), { recursive: true });
+      await writeFile(path.join(root, 'etc/srvctl/pki/host.crt'), 'cert v1');
+      await writeFile(path.join(root, 'etc/srvctl/pki/ca.crt'), 'ca');
+      const drivers = driversWith([record({})], ['scv-1-2'], root);
+      await vpnLinkHandler.create(drivers, hostCtx('h1.test'), want!);
+      const [seen] = await vpnLinkHandler.observe(drivers);
+      expect(seen?.owned).toBe(true);
+      expect(seen?.spec.state).toBe('up');
+      expect(vpnLinkHandler.normalize(seen!.spec)).toEqual(vpnLinkHandler.normalize(want!.spec));
+
+      // A renewed certificate is installed: the running tunnel still has the old one loaded.
+      await writeFile(path.join(root, 'etc/srvctl/pki/host.crt'), 'cert v2');
+      const [renewed] = await vpnLinkHandler.observe(drivers);
+      expect(renewed?.spec.credentials).toBe('stale');
+      expect(vpnLinkHandler.normalize(renewed!.spec)).not.toEqual(vpnLinkHandler.normalize(want!.spec));
+      await vpnLinkHandler.update(drivers, hostCtx('h1.test'), want!, renewed!);
+      expect((await vpnLinkHandler.observe(drivers))[0]?.spec.credentials).toBe('current');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('down without its device; a foreign config is not owned; a changed config differs by digest', async () => {
