@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ $EUID -ne 0 ]]; then
-  echo "demo.sh creates a network namespace and needs root; without root try: node dist/cli/main.js diff --datastore examples/datastore --host web1.example.net" >&2
+  echo "demo.sh creates a network namespace and needs root; without root try: node dist/cli/main.js diff --datastore examples/datastore --host web1.example.net --target bridge --target container --target machine" >&2
   exit 1
 fi
 sc() { node dist/cli/main.js "$@"; }
