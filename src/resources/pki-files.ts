@@ -137,7 +137,10 @@ export function datastorePki(host: HostContext) {
             'make the read-write datastore available (or pass a writable --datastore DIR) and apply again',
         );
       }
-      const written = await withDatastoreLock(dir, command, async () => {
+      // Written and committed under the datastore lock: hosts sharing one work tree never
+      // interleave their commits. A work tree of its own gets a commit of exactly these files
+      // (pushed when settings.source.push asks for it), like every datastore edit.
+      const commit = await withDatastoreLock(dir, command, async () => {
         const changed: string[] = [];
         for (const [rel, text] of Object.entries(files)) {
           const file = at(rel);
@@ -146,11 +149,8 @@ export function datastorePki(host: HostContext) {
           await writeFileAtomic(file, text);
           changed.push(file);
         }
-        return changed;
+        return commitEdit({ dir, files: changed, message, actor, push: location.push === true });
       });
-      // A datastore that is a git work tree of its own gets a commit of exactly these files (pushed
-      // when settings.source.push asks for it), like every datastore edit.
-      const commit = await commitEdit({ dir, files: written, message, actor, push: location.push === true });
       if (commit?.pushProblem !== undefined) throw new ScError(`published ${names} and committed ${commit.revision.slice(0, 12)}, but ${commit.pushProblem}`);
     },
   };
