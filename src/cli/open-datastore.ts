@@ -3,6 +3,7 @@ import { resolveDatastoreLocation, type DatastoreLocation } from '../datastore/d
 import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
 import { checkoutRevision, parseGitSource, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
 import { verifyRequiredInForce } from '../datastore/source-verify.js';
+import { sourceFromHostSettings } from '../datastore/host-settings-source.js';
 import { findHost } from '../datastore/model.js';
 import { readApplyRecord } from '../reconciler/apply-record.js';
 import { readReconcileStatus } from '../reconciler/reconcile-status.js';
@@ -10,9 +11,20 @@ import { formatDiagnostic, UserError } from '../errors.js';
 import { hostDatastore, type HostContext } from '../host-context.js';
 import type { CommandContext } from './command-runner.js';
 
+/**
+ * --source, else --datastore, else the git source named in this host's own settings
+ * (`source.url`), else the datastore locations under --root.
+ */
 export async function openDatastoreLocation(ctx: CommandContext): Promise<DatastoreLocation> {
   const { source, datastore, datastoreOrigin, root } = ctx.options;
   if (source !== undefined) return openGitSource(ctx, source);
+  if (datastore === undefined) {
+    const configured = await sourceFromHostSettings(root);
+    if (configured !== undefined) {
+      ctx.logger.info({ source: configured }, 'the source named in this host\'s settings (source.url)');
+      return openGitSource(ctx, configured);
+    }
+  }
   const location = await resolveDatastoreLocation({ datastore, root, datastoreOrigin });
   if (location.notice) ctx.notice(location.notice);
   return location;

@@ -233,4 +233,23 @@ describe('sc with a git source', () => {
     expect(String(stopped.stdout)).toMatch(/reconcile stopped after \d+ passes/);
     expect((await sc('diff')).exitCode).toBe(0);
   }, 300_000);
+
+  it('a host whose own settings name the source (/etc/srvctl/data/settings.json) uses it without --source; edits are refused', async () => {
+    const staticDir = path.join(sandbox.root, 'etc/srvctl/data');
+    await mkdir(staticDir, { recursive: true });
+    await writeFile(path.join(staticDir, 'settings.json'), JSON.stringify({ source: { url: bare, ref: 'main' } }));
+    const plain = (...args: string[]) => sandbox.runSc(['--host', HOST, ...args], { timeoutMs: 120_000 });
+    const diff = await plain('-o', 'json', 'diff');
+    expect(diff.exitCode).toBe(0);
+    const v4 = await commitDatastore('ub3.test for ub', { ...V2, 'ub2.test': container('ub', '10.17.2.21'), 'ub3.test': container('ub', '10.17.2.22') });
+    const pending = await plain('-o', 'json', 'diff');
+    expect(pending.exitCode).toBe(2);
+    expect((JSON.parse(pending.stdout) as { changes: { id: string }[] }).changes.map((c) => c.id)).toContain('ub3.test');
+    const pass = await plain('reconcile', '--once');
+    expect(pass.stdout).toContain(`ok: applied revision ${v4.slice(0, 12)}`);
+    expect((await plain('diff')).exitCode).toBe(0);
+    const edit = await plain('add-user', 'zed', '--reseller', 'res1');
+    expect(edit.exitCode).toBe(1);
+    expect(edit.stderr).toContain('edit a clone of the repository');
+  }, 180_000);
 });

@@ -16,10 +16,20 @@ import {
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';
+import { sourceFromHostSettings } from '../../datastore/host-settings-source.js';
 
 async function editContext(ctx: CommandContext, command: Command): Promise<EditContext> {
   if (ctx.options.source !== undefined) {
     throw new UserError(`--source ${ctx.options.source} is read-only to sc: edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`);
+  }
+  if (ctx.options.datastore === undefined) {
+    const configured = await sourceFromHostSettings(ctx.options.root);
+    if (configured !== undefined) {
+      throw new UserError(
+        `this host's desired state is the git source ${configured} (source.url in its settings), which sc only reads: ` +
+          `edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`,
+      );
+    }
   }
   const location = await openDatastoreLocation(ctx);
   let actor = 'root';

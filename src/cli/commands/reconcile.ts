@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolveDatastoreLocation } from '../../datastore/datastore-location.js';
 import { sourceCacheDir, parseGitSource } from '../../datastore/git-source.js';
 import { loadDatastore } from '../../datastore/load-datastore.js';
+import { sourceFromHostSettings } from '../../datastore/host-settings-source.js';
 import type { Settings } from '../../datastore/model.js';
 import { createDrivers } from '../../drivers/create-drivers.js';
 import { reconcileLoop, reconcileOnce, type DesiredSource } from '../../reconciler/reconcile-loop.js';
@@ -28,6 +29,9 @@ const DEFAULT_JITTER_SECONDS = 30;
 async function desiredSource(ctx: CommandContext): Promise<{ source: DesiredSource; settings?: Readonly<Settings> }> {
   const { source, datastore, datastoreOrigin, root } = ctx.options;
   if (source !== undefined) return { source: { git: parseGitSource(source) }, settings: await cachedSettings(root) };
+  // The host's own settings may name the source even when no local datastore exists at all.
+  const configured = datastore === undefined ? await sourceFromHostSettings(root) : undefined;
+  if (configured !== undefined) return { source: { git: parseGitSource(configured) }, settings: await cachedSettings(root) };
   const location = await resolveDatastoreLocation({ datastore, root, datastoreOrigin });
   if (location.notice) ctx.notice(location.notice);
   const settings = await loadDatastore(location)
