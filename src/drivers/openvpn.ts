@@ -57,16 +57,21 @@ export const systemdStartArgs = (device: string, role: TunnelRole): string[] => 
 export const systemdRestartArgs = (device: string, role: TunnelRole): string[] => ['restart', unitName(device, role)];
 export const systemdStopArgs = (device: string, role: TunnelRole): string[] => ['disable', '--now', unitName(device, role)];
 
-/** Direct runtime: openvpn daemonizes itself; its pid goes to the file named in the config. */
-export const directStartArgs = (configPath: string, device: string, logPath: string): string[] => [
-  '--config', configPath, '--daemon', `sc-${device}`, '--log', logPath,
-];
+/** Direct runtime: openvpn daemonizes itself; its pid and log go to the files named in the config. */
+export const directStartArgs = (configPath: string, device: string): string[] => ['--config', configPath, '--daemon', `sc-${device}`];
 
 /** `# srvctl vpn-link peer=h2.example.net role=server` → its fields. */
 export function parseMark(configText: string): { peer: string; role: TunnelRole } | undefined {
   const first = configText.split('\n', 1)[0] ?? '';
   const m = /^# srvctl vpn-link peer=(\S+) role=(server|client)\b/.exec(first);
   return m ? { peer: m[1] as string, role: m[2] as TunnelRole } : undefined;
+}
+
+/** A log line's time: `--machine-readable-output`'s `SECONDS.MICROS FLAGS …` (as UTC ISO 8601), or openvpn's local `YYYY-MM-DD HH:MM:SS`. */
+function logLineTime(line: string): string | undefined {
+  const epoch = /^(\d{9,})\.\d+ [0-9a-f]+ /.exec(line)?.[1];
+  if (epoch !== undefined) return new Date(Number(epoch) * 1000).toISOString();
+  return /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)/.exec(line)?.[1];
 }
 
 /** What openvpn's log says about the peer: connected, and the time of the last handshake. */
@@ -76,7 +81,7 @@ export function parseTunnelLog(log: string): { connected: boolean; lastHandshake
   for (const line of log.split('\n')) {
     if (/Peer Connection Initiated with/.test(line)) {
       connected = true;
-      const stamp = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)/.exec(line)?.[1];
+      const stamp = logLineTime(line);
       if (stamp) lastHandshake = stamp;
     } else if (/Inactivity timeout|SIGUSR1\[soft|SIGTERM|TLS Error: TLS key negotiation failed/.test(line)) {
       connected = false;
@@ -186,7 +191,7 @@ export function createOpenvpnDriver(options: CreateOpenvpnOptions): OpenvpnDrive
         await exec.run('systemctl', systemdStartArgs(device, role), { inNetns: false });
         return;
       }
-      await exec.run('openvpn', directStartArgs(files.config, device, files.log));
+      await exec.run('openvpn', directStartArgs(files.config, device));
     },
 
     stop,

@@ -16,6 +16,8 @@ export interface TunnelPaths {
   readonly key: string;
   readonly pid: string;
   readonly status: string;
+  /** openvpn's own log (both runtimes): `sc status` reads the peer's handshakes from it. */
+  readonly log: string;
 }
 
 /** The lower hostnet of the pair is the TLS server, the higher one the client. */
@@ -57,6 +59,9 @@ export function renderTunnelConfig(link: VpnLink, self: TunnelEnd, peer: TunnelE
     'persist-tun',
     `writepid ${paths.pid}`,
     `status ${paths.status} 10`,
+    // A file in both runtimes, and timestamped even under the systemd units' --suppress-timestamps.
+    `log-append ${paths.log}`,
+    'machine-readable-output',
     'verb 3',
   ];
   return `${lines.join('\n')}\n`;

@@ -62,6 +62,7 @@ export function desiredVpnLinks(model: Model, host: HostContext, hostPath: (p: s
         key: hostPath(HOST_KEY_PATH),
         pid: hostPath(files.pid),
         status: hostPath(files.status),
+        log: hostPath(files.log),
       });
       return {
         ref: { kind: VPN_LINK_KIND, id: fqdn },

@@ -120,7 +120,8 @@ describe('cluster VPN mesh (three hosts)', () => {
     const byPeer = Object.fromEntries(parsed.vpn_links.map((l) => [l.peer, l]));
     expect(byPeer['h2.test']?.state).toBe('up');
     expect(byPeer['h3.test']?.state).toBe('up');
-    expect(byPeer['h2.test']?.last_handshake).toMatch(/^\d{4}-/);
+    // UTC from --machine-readable-output, as the systemd units' --suppress-timestamps would otherwise leave none.
+    expect(byPeer['h2.test']?.last_handshake).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const text = await sc(0, 'status');
     expect(text.stdout).toMatch(/scv-1-2.*h2\.test.*up/);
   });

@@ -26,9 +26,7 @@ describe('openvpn driver command lines', () => {
       status: '/run/srvctl/openvpn/scv-1-2.status',
       log: '/run/srvctl/openvpn/scv-1-2.log',
     });
-    expect(directStartArgs('/r/etc/openvpn/srvctl/scv-1-2.conf', 'scv-1-2', '/r/run/srvctl/openvpn/scv-1-2.log')).toEqual([
-      '--config', '/r/etc/openvpn/srvctl/scv-1-2.conf', '--daemon', 'sc-scv-1-2', '--log', '/r/run/srvctl/openvpn/scv-1-2.log',
-    ]);
+    expect(directStartArgs('/r/etc/openvpn/srvctl/scv-1-2.conf', 'scv-1-2')).toEqual(['--config', '/r/etc/openvpn/srvctl/scv-1-2.conf', '--daemon', 'sc-scv-1-2']);
   });
 });
 
@@ -56,6 +54,14 @@ describe('parseTunnelLog', () => {
       '2025-11-25 11:43:01 [h2.test] Inactivity timeout (--ping-restart), restarting',
     ].join('\n');
     expect(parseTunnelLog(log)).toEqual({ connected: false, lastHandshake: '2025-11-25 11:41:01' });
+  });
+
+  it('reads --machine-readable-output lines (the systemd units suppress plain timestamps) as UTC', () => {
+    const log = [
+      '1764589261.123456 1 OpenVPN 2.6.3 x86_64-pc-linux-gnu',
+      '1764589262.000001 1 [h2.test] Peer Connection Initiated with [AF_INET]192.0.2.12:11018',
+    ].join('\n');
+    expect(parseTunnelLog(log)).toEqual({ connected: true, lastHandshake: '2025-12-01T11:41:02.000Z' });
   });
 
   it('never connected: down, no handshake', () => {

@@ -61,7 +61,7 @@ describe('vpn-link desired', () => {
 });
 
 describe('renderTunnelConfig', () => {
-  const paths = { caCert: '/r/etc/srvctl/pki/ca.crt', cert: '/r/etc/srvctl/pki/host.crt', key: '/r/etc/srvctl/pki/host.key', pid: '/r/p', status: '/r/s' };
+  const paths = { caCert: '/r/etc/srvctl/pki/ca.crt', cert: '/r/etc/srvctl/pki/host.crt', key: '/r/etc/srvctl/pki/host.key', pid: '/r/p', status: '/r/s', log: '/r/l' };
   const text = renderTunnelConfig(vpnLink(1, 2), { fqdn: 'h1.test', hostnet: 1, hostIp: '192.0.2.11' }, { fqdn: 'h2.test', hostnet: 2, hostIp: '192.0.2.12' }, paths);
 
   it('carries sc\'s mark, modern ciphers, TLS only (no shared tls-crypt secret), writepid and status', () => {
@@ -71,6 +71,7 @@ describe('renderTunnelConfig', () => {
     expect(text).toContain('key /r/etc/srvctl/pki/host.key\n');
     expect(text).toContain('writepid /r/p\n');
     expect(text).toContain('status /r/s 10\n');
+    expect(text).toContain('log-append /r/l\nmachine-readable-output\n');
     expect(text).not.toMatch(/tls-crypt|tls-auth|secret /);
   });
 
