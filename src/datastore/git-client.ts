@@ -1,5 +1,6 @@
 // One way to run git for sc: simple-git with argument arrays (no shell), no terminal prompts and a
 // stall timeout. git is not network-namespace work: it runs in sc's own namespace, never via --netns.
+import { hostname } from 'node:os';
 import { simpleGit, type SimpleGit } from 'simple-git';
 
 /** Stop a git command that prints nothing for this long (a hung fetch must not stall a reconcile pass). */
@@ -32,6 +33,11 @@ export function gitIn(dir: string, env: Record<string, string> = {}): SimpleGit 
     GIT_TERMINAL_PROMPT: '0',
     ...env,
   });
+}
+
+/** Who sc's own commits are by: `actor` (e.g. `sc on web2.example.net`, or the operator) at this machine. */
+export function gitIdentity(actor: string): { name: string; email: string } {
+  return { name: actor, email: `${actor.replace(/[^A-Za-z0-9._-]+/g, '.')}@${hostname()}` };
 }
 
 /** The text of a git failure without simple-git's decoration, for messages. */

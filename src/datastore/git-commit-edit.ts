@@ -1,9 +1,8 @@
 // Datastore edits in a git working tree: commit exactly the files the edit wrote, with the sc
 // command line as the message and the actor as author; push when asked and an upstream exists.
 import { realpath } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { ScError } from '../errors.js';
-import { gitErrorText, gitIn } from './git-client.js';
+import { gitErrorText, gitIdentity, gitIn } from './git-client.js';
 
 export interface EditCommitRequest {
   /** The datastore dir; a commit is made only when it is the top level of a git work tree. */
@@ -52,7 +51,7 @@ export async function datastoreRevision(dir: string): Promise<string | undefined
 export async function commitEdit(request: EditCommitRequest): Promise<EditCommit | undefined> {
   if (request.files.length === 0 || (await datastoreWorkTree(request.dir)) === undefined) return undefined;
   const actor = request.actor && /^[^<>\n]+$/.test(request.actor) ? request.actor : 'sc';
-  const identity = { name: actor, email: `${actor.replace(/\s+/g, '.')}@${hostname()}` };
+  const identity = gitIdentity(actor);
   const git = gitIn(request.dir, await committerFallback(request.dir, identity));
   try {
     await git.raw(['add', '--', ...request.files]);

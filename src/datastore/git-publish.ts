@@ -3,10 +3,9 @@
 // moved), pushed to the branch; a push that lost a race is fetched, rebuilt and pushed again. Used by
 // the cluster PKI, whose public files (requests, certificates) must reach the other hosts.
 import { mkdir, rm } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
-import { gitErrorText, gitIn } from './git-client.js';
+import { gitErrorText, gitIdentity, gitIn } from './git-client.js';
 import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
 import { ScError, UserError } from '../errors.js';
 
@@ -41,13 +40,8 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
       await mkdir(dirname(file), { recursive: true });
       await writeFileAtomic(file, text);
     }
-    const email = `${request.actor.replace(/[^A-Za-z0-9._-]+/g, '.')}@${hostname()}`;
-    const identity = {
-      GIT_AUTHOR_NAME: request.actor,
-      GIT_AUTHOR_EMAIL: email,
-      GIT_COMMITTER_NAME: request.actor,
-      GIT_COMMITTER_EMAIL: email,
-    };
+    const { name, email } = gitIdentity(request.actor);
+    const identity = { GIT_AUTHOR_NAME: name, GIT_AUTHOR_EMAIL: email, GIT_COMMITTER_NAME: name, GIT_COMMITTER_EMAIL: email };
     let lastError = '';
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       const git = gitIn(dir, identity);
@@ -83,7 +77,7 @@ const list = (files: Readonly<Record<string, string>>): string => Object.keys(fi
 /** The branch to publish to: the pinned one, or the remote's default branch. */
 async function sourceBranch(dir: string, spec: GitSourceSpec): Promise<string> {
   const git = gitIn(dir);
-  // simple-git resolves a failed command that printed nothing: an empty answer means "no such ref".
+  // A failing lookup (no such ref) reads as an empty answer.
   const resolve = async (args: string[]) => (await git.raw(args).catch(() => '')).trim();
   if (spec.ref === undefined) {
     const head = await resolve(['symbolic-ref', '--quiet', 'refs/remotes/origin/HEAD']);

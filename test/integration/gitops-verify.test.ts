@@ -71,6 +71,7 @@ describe('signed revisions (source.verify)', () => {
     expect(pass.stdout).toContain(`ok: `);
     expect(pass.exitCode).toBe(0);
     expect(await readStatus()).toMatchObject({ result: 'ok', revision: signed, last_good_revision: signed });
+    expect((await sc('diff')).exitCode).toBe(0);
   }, 120_000);
 
   it('with source.verify in force, an unsigned commit that turns it off is refused; the signed revision stays', async () => {

@@ -3,9 +3,11 @@
 // --root and --netns until the CA flow completes; then a busybox container on h1 pings containers
 // on h2 and h3 through the tunnels, and removing h3 from the datastore removes its tunnels.
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
+import { execa } from 'execa';
 import { createSandbox, type Sandbox } from './sandbox.js';
-import { createUnderlay, destroyVpnFarm, underlayIp, type Underlay } from './vpn-underlay.js';
+import { createUnderlay, destroyVpnFarm, openvpnPids, underlayIp, type Underlay } from './vpn-underlay.js';
 
 const HOSTS = ['h1.test', 'h2.test', 'h3.test'] as const;
 const users = { ua: { name: 'User A', reseller: 'root', user_id: 1, uid: 31001 } };
@@ -125,6 +127,34 @@ describe('cluster VPN mesh (three hosts)', () => {
     const text = await sc(0, 'status');
     expect(text.stdout).toMatch(/scv-1-2.*h2\.test.*up/);
   });
+
+  it('a certificate due for renewal is re-issued by the CA host; its host installs it and restarts only its own tunnels, which come back', async () => {
+    // A 10-day certificate for h2's key, signed with the cluster CA by openssl, published and installed by hand.
+    const h1Pki = path.join((boxes[0] as Sandbox).root, 'etc/srvctl/pki');
+    const h2Root = (boxes[1] as Sandbox).root;
+    const short = await execa('openssl', [
+      'x509', '-req', '-in', path.join(datastore, 'pki/requests/h2.test.csr'), '-CA', path.join(h1Pki, 'ca.crt'), '-CAkey', path.join(h1Pki, 'ca.key'),
+      '-set_serial', '0x42', '-days', '10', '-sha256',
+    ]);
+    await writeFile(path.join(datastore, 'pki/certs/h2.test.crt'), `${short.stdout}\n`);
+    await writeFile(path.join(h2Root, 'etc/srvctl/pki/host.crt'), `${short.stdout}\n`);
+    const before = { h1: (await openvpnPids((boxes[0] as Sandbox).root)).sort(), h2: (await openvpnPids(h2Root)).sort() };
+
+    expect((await sc(1, 'diff')).exitCode).toBe(2);
+    for (const i of [0, 1]) {
+      const apply = await sc(i, 'apply');
+      outputs.push(apply.stdout, apply.stderr);
+      expect(apply.exitCode).toBe(0);
+    }
+    const renewed = new X509Certificate(await readFile(path.join(h2Root, 'etc/srvctl/pki/host.crt'), 'utf8'));
+    expect(Date.parse(renewed.validTo) - Date.now()).toBeGreaterThan(800 * 86_400_000);
+    // h2's tunnels restarted with the new certificate; h1's (whose certificates did not change) did not.
+    const after = { h1: (await openvpnPids((boxes[0] as Sandbox).root)).sort(), h2: (await openvpnPids(h2Root)).sort() };
+    expect(after.h1).toEqual(before.h1);
+    expect(after.h2.filter((pid) => before.h2.includes(pid))).toEqual([]);
+    for (const i of [0, 1, 2]) expect((await sc(i, 'diff')).exitCode).toBe(0);
+    expect(await pingFromC1(containerIp(2))).toBe(true);
+  }, 180_000);
 
   it('removing h3 from the datastore removes its tunnels on h1 and h2 on their next apply', async () => {
     await writeClusters(['h1.test', 'h2.test']);
