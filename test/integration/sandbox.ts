@@ -35,6 +35,9 @@ export function spawnSc(args: readonly string[], options: RunScOptions = {}) {
     reject: false,
     env: { NO_COLOR: '1', ...options.env },
     timeout: options.timeoutMs ?? 120_000,
+    // execa's default SIGKILL 5 s after kill() would cut short the graceful stop that tests of
+    // `sc reconcile` check (a pass in progress finishes first; under load that can take > 5 s).
+    forceKillAfterDelay: 30_000,
     stdin: 'ignore',
   });
 }
