@@ -16,7 +16,7 @@ suite="${SUITE:-trixie}"
 
 # The mirror apt on this machine is configured with (deb822 `URIs:` or a one-line `deb` entry).
 mirror="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-  | awk '/^URIs:/ && $2 ~ /\/debian\/?$/ { print $2; exit } /^deb / && $0 ~ / main/ && $2 ~ /\/debian\/?$/ { print $2; exit }')"
+  | awk '/^URIs:/ && $2 ~ /\/debian\/?$/ { print $2; exit } /^deb / && $0 ~ / main/ && $2 ~ /\/debian\/?$/ { print $2; exit }' || true)"
 [[ -n "$mirror" ]] || { echo "fresh-debian-check.sh: no Debian mirror in /etc/apt/sources.list*" >&2; exit 1; }
 
 work="${1:-$(mktemp -d /var/tmp/sc-fresh.XXXXXX)}"
