@@ -120,6 +120,13 @@ describe('port-map observation', () => {
     expect(portMapSpecOf(fixture('list-table-srvctl.json'))).toEqual(FIXTURE_SPEC);
   });
 
+  it('reads the same table listed by nft 1.1 (Debian 13), which writes concatenated types as arrays', () => {
+    // Captured from Debian 13's nft 1.1.3 after `nft -f` of renderPortMapRuleset(FIXTURE_SPEC).
+    const raw = JSON.parse(readFileSync(new URL('../../fixtures/nft/list-table-srvctl-nft1.1.json', import.meta.url), 'utf8')) as { nftables: { map?: { map: unknown } }[] };
+    expect(raw.nftables.find((o) => o.map)?.map?.map).toEqual(['ipv4_addr', 'inet_service']);
+    expect(portMapSpecOf(fixture('list-table-srvctl-nft1.1.json'))).toEqual(FIXTURE_SPEC);
+  });
+
   it('names what was changed by hand: a lost element, an added one, a lost DNAT rule, a foreign rule and chain', () => {
     const spec = portMapSpecOf(fixture('list-table-srvctl-tampered.json'));
     expect(spec.tcp).toEqual([[8080, '10.17.1.20', 80]]);
