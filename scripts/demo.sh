@@ -2,9 +2,13 @@
 # Quick start: applies the bundled example datastore for host web1.example.net (bridges, busybox
 # containers, port map) inside a throwaway network namespace and --root directory, shows the
 # result, proves a second diff is clean, then stops the containers and removes both.
-# Needs root (creating a network namespace); never touches the machine's own network.
+# Needs root (creating a network namespace; it asks sudo when run as a user); never touches the
+# machine's own network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null; then
+  exec sudo env "PATH=$PATH" bash "$0" "$@"   # the build ran as the user; only the demo needs root (and the same node)
+fi
 if [[ $EUID -ne 0 ]]; then
   echo "demo.sh creates a network namespace and needs root; without root try: node dist/cli/main.js diff --datastore examples/datastore --host web1.example.net --target bridge --target container --target machine" >&2
   exit 1

@@ -50,7 +50,21 @@ export function parseNftJson(command: readonly string[], stdout: string): NftObj
   if (!Array.isArray(list)) {
     throw new HostCommandError([...command], 0, 'expected {"nftables": [...]} on stdout', stdout.slice(0, 200));
   }
-  return list.filter((entry): entry is NftObject => isRecord(entry) && !('metainfo' in entry));
+  return list.filter((entry): entry is NftObject => isRecord(entry) && !('metainfo' in entry)).map(withJoinedTypes);
+}
+
+/**
+ * nft 1.0 writes a concatenated set or map type as one string (`"ipv4_addr . inet_service"`),
+ * nft 1.1 (Debian 13) as an array (`["ipv4_addr", "inet_service"]`): readers get the 1.0 form.
+ */
+function withJoinedTypes(entry: NftObject): NftObject {
+  const kind = 'map' in entry ? 'map' : 'set' in entry ? 'set' : undefined;
+  const body = kind === undefined ? undefined : entry[kind];
+  if (kind === undefined || !isRecord(body)) return entry;
+  const joined = (value: unknown) => (Array.isArray(value) && value.every((v) => typeof v === 'string') ? value.join(' . ') : value);
+  const fixed: Record<string, unknown> = { ...body };
+  for (const key of ['type', 'map']) if (key in fixed) fixed[key] = joined(fixed[key]);
+  return { ...entry, [kind]: fixed };
 }
 
 export const isRecord = (value: unknown): value is Record<string, unknown> =>

@@ -178,9 +178,13 @@ async function buildBusybox(rootfs: RootfsDriver, dir: string): Promise<void> {
   ]);
 }
 
-/** The machine's os-release: the one under --root when a test provides it, else the real one. */
+/**
+ * The machine's os-release: the one under --root when a test provides it, else the real one.
+ * /etc/os-release is a symlink to /usr/lib/os-release on Debian and Fedora, and the rootfs driver
+ * reads no symlinks: os-release(5)'s fallback, /usr/lib/os-release, is the file itself.
+ */
 async function hostOsRelease(rootfs: RootfsDriver, rootOsRelease: string): Promise<Record<string, string>> {
-  for (const candidate of [rootOsRelease, '/etc/os-release']) {
+  for (const candidate of [rootOsRelease, '/etc/os-release', '/usr/lib/os-release']) {
     const file = await rootfs.readFile(candidate);
     if (file.kind === 'file') return parseOsRelease(file.text);
   }

@@ -3,12 +3,15 @@
 // containers → the busybox image, each container's rootfs and files, a clean second diff, a hand
 // edit repaired, removal keeping data unless --prune-data. The containers are `enabled: false`:
 // running them is the machine kind's test (containers-run / containers-e2e); this one is the files.
+// Then the debian type: a debootstrapped image, and a container of it booted with systemd.
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import type { Containers, Users } from '../../src/datastore/model.js';
 import { detectCgroupLayout, killAndRemoveCgroup, machinesCgroupBase } from '../../src/drivers/cgroups.js';
 import type { IpLink } from '../../src/drivers/types.js';
+import { parseOsRelease } from '../../src/resources/image-builders.js';
 import { createSandbox, type Sandbox } from './sandbox.js';
 
 const HOST = 'h1.example.net';
@@ -141,41 +144,76 @@ describe('sc apply: busybox image and container files', () => {
   });
 });
 
-// Slow (a Debian download, ~80 s) and needs the Debian mirror: only with SC_TEST_DEBOOTSTRAP=1.
-const debootstrapIt = process.env['SC_TEST_DEBOOTSTRAP'] === '1' ? it : it.skip;
-
-describe('sc apply: debian image by debootstrap (SC_TEST_DEBOOTSTRAP=1)', () => {
+// The debian type for real (issue 11): debootstrap of the host's own suite from its Debian mirror
+// (minutes, not seconds: the slowest suite), then a `type: debian` container booted with systemd as
+// PID 1 that answers on its address, and stopped again.
+describe('sc apply: a debian image by debootstrap, booted', () => {
   let sandbox: Sandbox | undefined;
+  let dsDir: string;
+  const NAME = 'deb.anna.example.com';
+  const IP = '10.17.1.20';
+  const sc = (...args: string[]) => sandbox!.runSc(['--datastore', dsDir, '--host', HOST, ...args], { timeoutMs: 20 * 60_000 });
+  const writeDebianDatastore = async (enabled: boolean) => {
+    const docs = {
+      clusters: { test: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11' } } },
+      users: { res1: { reseller: 'root', reseller_id: 1, user_id: 1, uid: 20000 }, anna: { reseller: 'res1', user_id: 1, uid: 20001 } },
+      containers: { [NAME]: { user: 'anna', host: HOST, type: 'debian', ip: IP, enabled } },
+    };
+    for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(dsDir, `${name}.json`), JSON.stringify(doc));
+  };
+  /** One ping from the host's namespace, as `sc status` asks. */
+  const answers = async () => (await execa('ip', ['netns', 'exec', sandbox!.netns, 'ping', '-n', '-q', '-c', '1', '-W', '1', IP], { reject: false })).exitCode === 0;
+
+  beforeAll(async () => {
+    sandbox = await createSandbox();
+    dsDir = path.join(sandbox.root, 'datastore');
+    await mkdir(dsDir);
+  });
   afterAll(async () => {
     if (sandbox) await killAndRemoveCgroup(detectCgroupLayout(), machinesCgroupBase(sandbox.root)).catch(() => undefined);
     await sandbox?.destroy();
   });
 
-  debootstrapIt(
+  it(
     'builds the host suite with networkd enabled, no build-host name and an empty machine-id',
     async () => {
-      sandbox = await createSandbox();
-      const dsDir = path.join(sandbox.root, 'datastore');
-      await mkdir(dsDir);
-      const docs = {
-        clusters: { test: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11' } } },
-        users: { res1: { reseller: 'root', reseller_id: 1, user_id: 1, uid: 20000 }, anna: { reseller: 'res1', user_id: 1, uid: 20001 } },
-        containers: { 'deb.anna.example.com': { user: 'anna', host: HOST, type: 'debian', ip: '10.17.1.20', enabled: false } },
-      };
-      for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(dsDir, `${name}.json`), JSON.stringify(doc));
-      const sc = (...args: string[]) => sandbox!.runSc(['--datastore', dsDir, '--host', HOST, ...args], { timeoutMs: 20 * 60_000 });
-
+      await writeDebianDatastore(true);
       const applied = await sc('apply');
-      expect(applied.exitCode).toBe(0);
-      const image = path.join(sandbox.root, 'var/srvctl3/rootfs/debian');
+      expect({ exitCode: applied.exitCode, stderr: applied.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      const image = path.join(sandbox!.root, 'var/srvctl3/rootfs/debian');
+      const hostSuite = parseOsRelease(await readFile('/etc/os-release', 'utf8'))['VERSION_CODENAME'];
       expect(JSON.parse(await readFile(path.join(image, '.srvctl-image.json'), 'utf8'))).toMatchObject({ builder: 'debootstrap' });
+      expect(parseOsRelease(await readFile(path.join(image, 'etc/os-release'), 'utf8'))['VERSION_CODENAME']).toBe(hostSuite);
       expect(existsSync(path.join(image, 'etc/systemd/system/multi-user.target.wants/systemd-networkd.service'))).toBe(true);
       expect(existsSync(path.join(image, 'etc/hostname'))).toBe(false);
       expect(await readFile(path.join(image, 'etc/machine-id'), 'utf8')).toBe('');
-      const rootfs = path.join(sandbox.root, 'srv/deb.anna.example.com/rootfs');
-      expect(await readFile(path.join(rootfs, 'etc/systemd/network/10-srvctl-host0.network'), 'utf8')).toContain('Address=10.17.1.20/24');
+      const rootfs = path.join(sandbox!.root, `srv/${NAME}/rootfs`);
+      expect(await readFile(path.join(rootfs, 'etc/systemd/network/10-srvctl-host0.network'), 'utf8')).toContain(`Address=${IP}/24`);
       expect((await sc('diff')).exitCode).toBe(0);
     },
     30 * 60_000,
   );
+
+  it('the debian container boots with systemd as PID 1, networkd gives host0 its address, and it answers', async () => {
+    // systemd inside configures host0 itself (networkd): wait for the boot, not for sc.
+    const deadline = Date.now() + 90_000;
+    while (!(await answers()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await answers()).toBe(true);
+    const init = await sc('exec', NAME, '--', 'cat', '/proc/1/comm');
+    expect(init).toMatchObject({ exitCode: 0, stdout: 'systemd' });
+    const host0 = await sc('exec', NAME, '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'host0');
+    expect(host0.stdout).toContain(`inet ${IP}/24`);
+    const networkd = await sc('exec', NAME, '--', 'systemctl', 'is-active', 'systemd-networkd');
+    expect(networkd.stdout).toBe('active');
+    expect((await sc('diff')).exitCode).toBe(0);
+  }, 5 * 60_000);
+
+  it('enabled: false stops it; it no longer answers; a second diff is clean', async () => {
+    await writeDebianDatastore(false);
+    const applied = await sc('apply');
+    expect({ exitCode: applied.exitCode, stderr: applied.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    expect(await answers()).toBe(false);
+    expect((await sc('exec', NAME, '--', 'true')).exitCode).not.toBe(0);
+    expect((await sc('diff')).exitCode).toBe(0);
+  }, 5 * 60_000);
 });

@@ -1,6 +1,6 @@
 // Datastore edits in a git working tree commit exactly their own files (issue 6 acceptance), push
 // when asked and an upstream exists; and `sc install-units` writes the units idempotently under
-// --root, verified by `systemd-analyze verify` where it runs. No network namespace needed.
+// --root, verified by `systemd-analyze verify`. No network namespace needed.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -114,18 +114,15 @@ describe('sc install-units', () => {
     expect((JSON.parse(second.stdout) as { units: { state: string }[] }).units.map((u) => u.state)).toEqual(['unchanged', 'unchanged', 'unchanged']);
   });
 
-  it('systemd-analyze verify accepts them (where it can run)', async () => {
-    const probe = await execa('systemd-analyze', ['--version'], { reject: false });
-    if (probe.exitCode !== 0) {
-      console.warn(`skipping systemd-analyze verify: ${probe.stderr || 'systemd-analyze is not available'}`);
-      return;
-    }
+  it('systemd-analyze verify accepts them', async () => {
+    // No skip when systemd-analyze is missing: the integration prerequisites stop the run first.
     const unitDir = path.join(root, 'etc/systemd/system');
     // A template is verified through an instance of it.
     await writeFile(path.join(root, 'srvctl-nspawn@probe.service'), await readFile(path.join(unitDir, 'srvctl-nspawn@.service'), 'utf8'));
     const verify = await execa(
       'systemd-analyze',
-      ['verify', path.join(unitDir, 'srvctl-reconcile.service'), path.join(unitDir, 'srvctl-reconcile.timer'), path.join(root, 'srvctl-nspawn@probe.service')],
+      // --man=no: judge the units, not whether this machine has man pages for their Documentation=.
+      ['verify', '--man=no', path.join(unitDir, 'srvctl-reconcile.service'), path.join(unitDir, 'srvctl-reconcile.timer'), path.join(root, 'srvctl-nspawn@probe.service')],
       { reject: false },
     );
     expect(verify.stderr).toBe('');

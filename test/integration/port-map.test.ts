@@ -6,6 +6,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { Containers } from '../../src/datastore/model.js';
+import { createDrivers } from '../../src/drivers/create-drivers.js';
+import { portMapHandler } from '../../src/resources/port-map.js';
 import { generateDatastore, writeDatastore, type GeneratedDatastore } from './generated-datastore.js';
 import { createSandbox, type Sandbox } from './sandbox.js';
 
@@ -184,5 +186,12 @@ describe('port-map: nft DNAT and masquerade in a namespace', () => {
     const tables = (await nft('list', 'tables')).stdout;
     expect(tables).not.toContain('table ip srvctl');
     expect(await foreignTables()).toBe(foreignBefore);
+  });
+
+  it('the port map\'s delete succeeds where the table is already gone, and touches nothing else', async () => {
+    const before = (await nft('list', 'ruleset')).stdout;
+    expect(before).not.toContain('table ip srvctl');
+    await portMapHandler.delete(createDrivers({ root: sandbox.root, netns: sandbox.netns }));
+    expect((await nft('list', 'ruleset')).stdout).toBe(before);
   });
 });

@@ -1,5 +1,6 @@
 // The container kind: pure rendering of a container's files, and create/observe/update/delete of
 // them in a temp --root (the rootfs copy runs a real `cp -a --reflink=auto`).
+import { createHash } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile, appendFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,9 @@ function model(overrides: Partial<Model['containers'][string]> = {}, settings: M
     settings,
   };
 }
+
+/** sc's content hash, computed independently: `sha256:` + the first 16 hex digits. */
+const sha256Prefix = (text: string) => `sha256:${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
 
 const render = (m: Model, host: HostContext = baseHost) => renderContainerFiles(m, host, NAME, m.containers[NAME]!).files;
 
@@ -90,7 +94,18 @@ describe('containerFilesHandler.desired', () => {
 
   it('compares hashes, not texts', () => {
     const [want] = containerFilesHandler.desired(model(), baseHost);
-    expect(containerFilesHandler.normalize(want!.spec)).toEqual({ image: 'busybox', files: want!.spec.files });
+    const texts = render(model());
+    const normalized = containerFilesHandler.normalize(want!.spec);
+    expect(normalized.image).toBe('busybox');
+    // Every rendered file is compared by the sha256 of its text, and the texts themselves are left out.
+    expect(Object.keys(normalized.files).sort()).toEqual(Object.keys(texts).sort());
+    for (const [file, text] of Object.entries(texts)) expect(normalized.files[file]).toBe(sha256Prefix(text));
+    expect(JSON.stringify(normalized)).not.toContain('[Exec]');
+    expect(containerFilesHandler.normalize({ ...want!.spec, contents: {} })).toEqual(normalized);
+    // A change of one file's text is a change of its hash.
+    const moved = containerFilesHandler.normalize(containerFilesHandler.desired(model({ ip: '10.17.3.21' }), baseHost)[0]!.spec);
+    expect(moved.files[`/srv/${NAME}/rootfs/etc/srvctl/network.env`]).not.toBe(normalized.files[`/srv/${NAME}/rootfs/etc/srvctl/network.env`]);
+    expect(moved.files[`/srv/${NAME}/rootfs/etc/hostname`]).toBe(normalized.files[`/srv/${NAME}/rootfs/etc/hostname`]);
   });
 });
 
@@ -199,7 +214,9 @@ describe('containerFilesHandler on a temp --root', () => {
   });
 
   it('hashes are content hashes', () => {
-    expect(contentHash('a')).toBe(contentHash('a'));
-    expect(contentHash('a')).not.toBe(contentHash('b'));
+    // The sha256 of the text, computed here independently, and nothing else (no time, no path).
+    expect(contentHash('a')).toBe(sha256Prefix('a'));
+    expect(contentHash('a\n')).toBe(sha256Prefix('a\n'));
+    expect(contentHash('a')).not.toBe(contentHash('a\n'));
   });
 });
