@@ -48,7 +48,7 @@ export class ImportContext {
     const document = this.document(kind);
     const at = this.sourcePath(kind, outPath);
     const { line, column } = document.positionOf(at);
-    this.errors.push({ severity: 'error', file: document.displayPath, line, column, path: jsonPointer(at), message });
+    this.errors.push({ severity: 'error', file: document.displayPath, line, column, ...(at.length ? { path: jsonPointer(at) } : {}), message });
   }
 
   /** An error that is about the command line, not a file. */

@@ -66,6 +66,7 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
     if (!hosts.byName.has(host)) ctx.optionError(`--container-host ${name}=${host}: there is no host "${host}" in the clusters`);
   }
 
+  const noHost = new Map<number, { name: string; ip: string }[]>();
   for (const [name, record] of Object.entries(data)) {
     if (!isRecord(record)) {
       ctx.error('containers', [name], 'a container must be an object (user, ip, type, …)');
@@ -102,8 +103,11 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
         else ipOwner.set(oldIp, name);
         const host = octets[0] === 10 ? hosts.byOldHostnet.get(octets[1]) : undefined;
         if (host) fromAddress = host.name;
+        else if (bridge === undefined && octets[0] !== 10) fail(['ip'], `address ${oldIp} is not a srvctl 3 address (10.HOSTNET.USER_ID.N)`);
         else if (bridge === undefined) {
-          fail(['ip'], octets[0] === 10 ? `address ${oldIp}: hostnet ${octets[1]} matches no host (hostnets: ${hostList || 'none'})` : `address ${oldIp} is not a srvctl 3 address (10.HOSTNET.USER_ID.N)`);
+          // One error per missing hostnet (a host's hostnet typo strands all its containers), at its first container.
+          noHost.set(octets[1], [...(noHost.get(octets[1]) ?? []), { name, ip: oldIp }]);
+          ok = false;
         }
         const owner = typeof user === 'string' ? oldUsers[user] : undefined;
         const ownerId = isRecord(owner) ? owner.user_id : undefined;
@@ -140,6 +144,12 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
     placed.push({ name, record, user, host, hostnet, ...(oldIp !== undefined ? { oldIp } : {}), order });
   }
 
+  for (const [hostnet, stranded] of noHost) {
+    const [first, ...more] = stranded;
+    if (!first) continue;
+    const others = more.length ? `; so do ${more.length} more: ${more.slice(0, 5).map((c) => `${c.name} (${c.ip})`).join(', ')}${more.length > 5 ? ', …' : ''}` : '';
+    ctx.error('containers', [first.name, 'ip'], `address ${first.ip}: hostnet ${hostnet} matches no host (hostnets: ${hostList || 'none'})${others}`);
+  }
   // With errors already found nothing is written: placing containers of broken users only adds noise.
   if (ctx.errors.length > 0) return { containers: {}, oldAddresses: new Map() };
   // New addresses per owner and host, in the order of the old ones: .2 → .20, .3 → .21, …

@@ -73,7 +73,7 @@ export function mapHosts(ctx: ImportContext): HostPlan {
   const taken = new Map<number, number>();
   for (const [old, next] of ctx.options.hostnets ?? []) {
     if (!owner.has(old)) {
-      ctx.optionError(`--hostnet ${old}=${next}: no host has hostnet ${old} (hosts: ${[...owner].sort(([a], [b]) => a - b).map(([h, n]) => `${n} ${h}`).join(', ') || 'none'})`);
+      ctx.optionError(`--hostnet ${old}=${next}: no host has hostnet ${old} (hosts: ${[...owner].sort(([a], [b]) => a - b).map(([h, n]) => `${h} ${n}`).join(', ') || 'none'})`);
       continue;
     }
     const clash = taken.get(next);

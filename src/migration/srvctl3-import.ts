@@ -85,7 +85,14 @@ export function importSrvctl3(source: Srvctl3Source, options: ImportOptions = {}
   // Cross-checks of a document with refused names would only repeat them.
   if (ctx.errors.length === 0 && clean.every(Boolean)) crossCheck(ctx, documents);
   if (ctx.errors.length > 0) {
-    throw new UserError(`${source.dir} cannot be imported: ${ctx.errors.length} ${ctx.errors.length === 1 ? 'error' : 'errors'}; nothing was written`, ctx.errors);
+    // Option errors first, then file by file (clusters, users, containers) in line order.
+    const rank = (file: string | undefined): number =>
+      file === undefined ? -1 : (['clusters', 'users', 'containers'] as const).findIndex((kind) => source[kind].displayPath === file);
+    const errors = ctx.errors
+      .map((d, i) => ({ d, i }))
+      .sort((a, b) => rank(a.d.file) - rank(b.d.file) || (a.d.line ?? 0) - (b.d.line ?? 0) || (a.d.column ?? 0) - (b.d.column ?? 0) || a.i - b.i)
+      .map(({ d }) => d);
+    throw new UserError(`${source.dir} cannot be imported: ${errors.length} ${errors.length === 1 ? 'error' : 'errors'}; nothing was written`, errors);
   }
 
   const files: Record<string, string> = {

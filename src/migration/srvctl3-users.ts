@@ -117,7 +117,13 @@ export function mapUsers(ctx: ImportContext, containersOf: ReadonlyMap<string, n
       'users',
       [],
       `${used.length} resellers own users or containers, but sc's network plan has room for 15: ` +
-        used.map((r) => `${r.name} (reseller_id ${r.oldResellerId}, ${members.get(r.name)?.length ?? 0} users, ${containerCount(r.name)} containers)`).join(', ') +
+        used
+          .map((r) => {
+            const users = members.get(r.name) ?? [];
+            const containers = containerCount(r.name) + users.reduce((n, u) => n + containerCount(u.name), 0);
+            return `${r.name} (reseller_id ${r.oldResellerId}, ${users.length} users, ${containers} containers)`;
+          })
+          .join(', ') +
         '; move the users and containers of the smaller ones to other resellers in srvctl 3 first',
     );
   }
