@@ -220,6 +220,9 @@ describe('moving a srvctl 3 host to sc', () => {
     const second = await sc('diff');
     expect(second.stdout).toContain('No changes.');
     expect(second.exitCode).toBe(0);
+
+    const status = JSON.parse((await sc('-o', 'json', 'status')).stdout) as { containers: { name: string; ip: string; state: string; answers: boolean | null }[] };
+    expect(status.containers.map((c) => [c.name, c.ip, c.state, c.answers]).sort()).toEqual(old.map((c) => [c.name, newIp(c.name), 'running', true]).sort());
   }, 180_000);
 
   test('a srvctl 3 layout that does not match the import is listed and left alone', async () => {
