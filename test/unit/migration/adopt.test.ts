@@ -9,6 +9,7 @@ import { validateDocuments, type Documents } from '../../../src/datastore/load-d
 import { findHost, type Model } from '../../../src/datastore/model.js';
 import { sourceDocumentFromText } from '../../../src/datastore/source-document.js';
 import { createDrivers } from '../../../src/drivers/create-drivers.js';
+import { findRunningMachines } from '../../../src/drivers/srvctl3-host.js';
 import type { HostContext } from '../../../src/host-context.js';
 import { adoptSrvctl3Containers, type AdoptResult } from '../../../src/migration/adopt.js';
 import type { MigrationReport } from '../../../src/migration/migration-report.js';
@@ -163,4 +164,24 @@ test('the container kind sees a srvctl 3 container as foreign (a conflict naming
   const after = await containerFilesHandler.observe(drivers);
   expect(after.every((o) => o.owned)).toBe(true);
   expect(after.find((o) => o.ref.id === 'tina.example.com')?.spec.image).toBe('(unrecorded)');
+});
+
+test('on a systemd host, a running srvctl 3 container is its active srvctl-nspawn@NAME.service (one systemctl show for all)', async () => {
+  const calls: string[][] = [];
+  const exec = {
+    run: async (command: string, args: readonly string[]) => {
+      calls.push([command, ...args]);
+      const stdout = [
+        'Id=srvctl-nspawn@tina.example.com.service\nActiveState=active\nMainPID=4242\nControlGroup=/machine.slice/srvctl-nspawn@tina.example.com.service',
+        'Id=srvctl-nspawn@tom.example.com.service\nActiveState=inactive\nMainPID=0\nControlGroup=',
+      ].join('\n\n');
+      return { command: [command, ...args], exitCode: 0, stdout, stderr: '' };
+    },
+  };
+  const files = { hostPath: (p: string) => path.join(work, p) };
+  const running = await findRunningMachines({ exec, files }, 'systemd', ['tina.example.com', 'tom.example.com']);
+  expect(running).toEqual([{ name: 'tina.example.com', pid: 4242 }]);
+  expect(calls).toEqual([
+    ['systemctl', 'show', '--property=Id,ActiveState,MainPID,ControlGroup', '--', 'srvctl-nspawn@tina.example.com.service', 'srvctl-nspawn@tom.example.com.service'],
+  ]);
 });
