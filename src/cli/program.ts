@@ -1,8 +1,10 @@
 // The `sc` command tree: global options plus one registration per command module.
 import { Command } from 'commander';
+import { registerAdopt } from './commands/adopt.js';
 import { registerDatastoreEdits } from './commands/datastore-edits.js';
 import { registerExec } from './commands/exec.js';
 import { registerHostCommands } from './commands/host-commands.js';
+import { registerImport } from './commands/import-srvctl3.js';
 import { registerInstallUnits } from './commands/install-units.js';
 import { registerQueryVerbs } from './commands/query-verbs.js';
 import { registerReconcile } from './commands/reconcile.js';
@@ -27,6 +29,8 @@ export function createProgram(): Command {
   registerReconcile(program);
   registerInstallUnits(program);
   registerExec(program);
+  registerImport(program);
+  registerAdopt(program);
   for (const sub of program.commands) sub.exitOverride();
   return program;
 }

@@ -176,7 +176,7 @@ function describeValue(value: unknown): string {
 }
 
 // srvctl 3 wrote these fields; they are carried along silently (sc does not use them).
-const SRVCTL3_FIELDS: Record<'host' | 'user' | 'container', readonly string[]> = {
+export const SRVCTL3_FIELDS: Readonly<Record<'host' | 'user' | 'container', readonly string[]>> = {
   host: ['dns_server', 'mac_address', 'host_key', 'dev_server'],
   user: ['added_by_username', 'added_on_datestamp', 'codepad', 'id', 'is_reseller_id', 'projects'],
   container: [

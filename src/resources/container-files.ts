@@ -21,6 +21,8 @@ import {
 } from './container-files-render.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
 import { IMAGE_KIND } from './image.js';
+import { listBesideTreeSettings } from '../drivers/srvctl3-host.js';
+import { isSrvctl3Nspawn, SRVCTL3_CONTAINER } from '../migration/srvctl3-layout.js';
 
 export const CONTAINER_KIND = 'container';
 
@@ -65,7 +67,8 @@ async function observeContainer(rootfs: RootfsDriver, drivers: Drivers, name: st
   const ref = { kind: CONTAINER_KIND, id: name };
   const nspawn = await rootfs.readFile(drivers.files.hostPath(nspawnPath(name)));
   if (nspawn.kind !== 'file' || !carriesHeader(nspawn.text, name)) {
-    return { ref, spec: { image: null, files: {} }, owned: false, description: `${nspawnPath(name)} without the srvctl header` };
+    const srvctl3 = nspawn.kind === 'file' && isSrvctl3Nspawn(nspawn.text);
+    return { ref, spec: { image: null, files: {} }, owned: false, description: `${srvctl3 ? `${SRVCTL3_CONTAINER} (${nspawnPath(name)})` : `${nspawnPath(name)} without the srvctl header`}` };
   }
   const files: Record<string, string> = {};
   const [image] = await Promise.all([
@@ -153,7 +156,14 @@ export const containerFilesHandler = {
     const rootfs = rootfsDriver(drivers);
     const names = await rootfs.listFiles(drivers.files.hostPath(NSPAWN_DIR));
     const containers = names.filter((f) => f.endsWith('.nspawn') && f.length > '.nspawn'.length).map((f) => f.slice(0, -'.nspawn'.length));
-    return Promise.all(containers.map((name) => observeContainer(rootfs, drivers, name)));
+    const observed = await Promise.all(containers.map((name) => observeContainer(rootfs, drivers, name)));
+    // srvctl 3.2 kept a container's settings next to its tree (/srv/NAME/NAME.nspawn): such a container is foreign too.
+    const beside = await listBesideTreeSettings(drivers, new Set(containers));
+    for (const settings of beside.filter((b) => !carriesHeader(b.text, b.name))) {
+      const description = isSrvctl3Nspawn(settings.text) ? `${SRVCTL3_CONTAINER} (${settings.path})` : `${settings.path} without the srvctl header`;
+      observed.push({ ref: { kind: CONTAINER_KIND, id: settings.name }, spec: { image: null, files: {} }, owned: false, description });
+    }
+    return observed;
   },
 
   normalize(spec: ContainerFilesSpec): { image: string | null; files: Readonly<Record<string, string>> } {
@@ -161,7 +171,10 @@ export const containerFilesHandler = {
   },
 
   conflict(want: DesiredObject<ContainerFilesSpec>, observed: readonly ObservedObject<ContainerFilesSpec>[]): string | undefined {
-    if (!observed.some((o) => o.ref.id === want.ref.id)) return undefined;
+    const inTheWay = observed.find((o) => o.ref.id === want.ref.id);
+    if (!inTheWay) return undefined;
+    if (inTheWay.description?.startsWith(SRVCTL3_CONTAINER)) return `${inTheWay.description}: sc leaves it alone until \`sc adopt\` takes it over`;
+    if (inTheWay.description?.startsWith('/srv/')) return `${inTheWay.description}: sc did not write it and leaves it alone; remove it (or rename the container)`;
     return `${nspawnPath(want.ref.id)} exists without the srvctl header: sc did not write it and leaves it alone; remove it (or rename the container)`;
   },
 
