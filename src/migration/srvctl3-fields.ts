@@ -77,7 +77,7 @@ export function dropSchemaViolations(ctx: ImportContext, kind: SourceKind, data:
       const record = recordAt(data, problem.path.slice(0, depth));
       if (!record) continue;
       const next = problem.path[depth + 1];
-      const index = Array.isArray(record[field]) && typeof next === 'number' ? next : Array.isArray(record[field]) && typeof next === 'string' && /^\d+$/.test(next) ? Number(next) : undefined;
+      const index = Array.isArray(record[field]) && next !== undefined && /^\d+$/.test(String(next)) ? Number(next) : undefined;
       const entry = String(problem.path[depth - 1]);
       const key = `${problem.path.slice(0, depth).join('\u0000')}\u0000${field}\u0000${index ?? ''}`;
       if (!removals.has(key)) removals.set(key, { record, entry, field, ...(index !== undefined ? { index } : {}), reason: problem.message });

@@ -95,7 +95,7 @@ beforeAll(async () => {
     sandbox.track(pid);
     oldPids.set(name, pid);
   }
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   if (!sandbox) return;
@@ -104,7 +104,7 @@ afterAll(async () => {
   } finally {
     await sandbox.destroy();
   }
-}, 60_000);
+}, 180_000);
 
 describe('moving a srvctl 3 host to sc', () => {
   test('before: the srvctl 3 containers answer on their old addresses', async () => {
@@ -129,7 +129,7 @@ describe('moving a srvctl 3 host to sc', () => {
     const validate = await runSc(['--datastore', farm, 'validate']);
     expect(validate.exitCode).toBe(0);
     expect(validate.stdout).toContain('is valid: 2 clusters, 3 hosts, 41 users, 61 containers');
-  }, 60_000);
+  }, 180_000);
 
   test('before adoption, diff shows the srvctl 3 containers as conflicts', async () => {
     const diff = await sc('-o', 'json', 'diff');
@@ -145,7 +145,7 @@ describe('moving a srvctl 3 host to sc', () => {
     ]);
     const text = await sc('diff');
     expect(text.stdout).toMatch(/! tina\.example\.com/);
-  }, 60_000);
+  }, 180_000);
 
   test('adopt marks all six as sc\'s (the running ones with their processes); the data is untouched', async () => {
     for (const c of old) manifests.set(c.name, await treeManifest(path.join(sandbox.root, 'srv', c.name, 'rootfs')));
@@ -176,7 +176,7 @@ describe('moving a srvctl 3 host to sc', () => {
     expect(again.already).toEqual(old.map((c) => c.name));
     // Still the old way until apply.
     expect(await answer('http://10.79.38.2/')).toContain('site tina.example.com');
-  }, 60_000);
+  }, 180_000);
 
   test('after adoption, diff shows them as updates', async () => {
     const diff = await sc('-o', 'json', 'diff');
@@ -190,7 +190,7 @@ describe('moving a srvctl 3 host to sc', () => {
     const paths = (change: PlanJson['changes'][number] | undefined) => (change?.reasons ?? []).map((r) => (typeof r === 'string' ? r : r.path)).sort();
     expect(paths(tina)).toEqual(['/config']);
     expect(paths(plan.changes.find((c) => c.kind === 'machine' && c.id === 'tom.example.com'))).toEqual(['/config', '/state']);
-  }, 60_000);
+  }, 180_000);
 
   test('apply moves every container to its new address: it answers there, its data is byte for byte the same, a second diff is clean', async () => {
     const apply = await sc('apply');
@@ -242,5 +242,5 @@ describe('moving a srvctl 3 host to sc', () => {
     expect(await readFile(settingsPath, 'utf8')).toBe(before);
     await expect(readFile(path.join(other, 'etc/systemd/nspawn/tom.example.com.nspawn'))).rejects.toThrow();
     await expect(readFile(path.join(other, 'run/srvctl/tom.example.com.json'))).rejects.toThrow();
-  }, 60_000);
+  }, 180_000);
 });
