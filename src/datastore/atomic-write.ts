@@ -7,7 +7,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { isProcessAlive } from './process-liveness.js';
+import { isProcessRunning as isProcessAlive } from '../drivers/lock-file.js';
 
 const TEMP_MARK = '.sc-tmp.';
 const thisHost = sanitizeHostForFileName(hostname());
