@@ -218,6 +218,8 @@ describe('network drift: one apply repairs it and every site answers', () => {
 
     const apply = await sc('apply');
     expect({ exit: apply.exitCode, stderr: apply.stderr }).toEqual({ exit: 0, stderr: '' });
+    // apply itself checked that the containers answer (waiting for the repaired ones).
+    expect(apply.stdout).toMatch(/All 3 running containers answer/);
     expect(await sitesAnswer()).toEqual(Array(NAMES.length * 2 + 1).fill('ok'));
 
     const after = await pids();
@@ -227,5 +229,63 @@ describe('network drift: one apply repairs it and every site answers', () => {
     }
     const again = await sc('diff');
     expect({ exit: again.exitCode, out: again.stdout }).toEqual({ exit: 0, out: expect.stringContaining('No changes') });
+  }, 240_000);
+});
+
+interface StatusJson {
+  in_sync: boolean;
+  health: { healthy: boolean; summary: string; not_answering: string[]; running: number };
+  containers: { name: string; answers: boolean | null; answer: string | null }[];
+}
+
+describe('status and apply never claim health they did not see', () => {
+  const ignorePings = async (name: Name, on: boolean) =>
+    void (await inContainer(name, 'sysctl', '-qw', `net.ipv4.icmp_echo_ignore_all=${on ? 1 : 0}`));
+
+  it('healthy: in sync and every running container answers; --check exits 0', async () => {
+    const check = await sc('status', '--check');
+    expect(check.exitCode).toBe(0);
+    expect(check.stdout).toContain('In sync with the datastore; all 3 running containers answer.');
+    const body = JSON.parse((await sc('-o', 'json', 'status')).stdout) as StatusJson;
+    expect(body.health).toMatchObject({ healthy: true, summary: 'in sync', not_answering: [], running: 3 });
+  }, 120_000);
+
+  it('a container that stops answering (something sc does not manage) is named; --check exits 2; apply and the metrics say so', async () => {
+    await ignorePings('ua1.test', true);
+    try {
+      const text = await sc('status');
+      expect(text.exitCode).toBe(0);
+      expect(text.stdout).toContain('In sync, 1 of 3 running containers not answering: ua1.test.');
+      expect(text.stdout).toMatch(/ua1\.test\s+10\.17\.1\.20\s+running\s+no\s/);
+      expect((await sc('status', '--check')).exitCode).toBe(2);
+
+      const body = JSON.parse((await sc('-o', 'json', 'status', '--check')).stdout) as StatusJson;
+      expect(body.in_sync).toBe(true);
+      expect(body.health).toMatchObject({ healthy: false, not_answering: ['ua1.test'], summary: 'in sync, 1 of 3 running containers not answering: ua1.test' });
+      expect(body.containers.find((c) => c.name === 'ua1.test')).toMatchObject({ answers: false, answer: 'no' });
+
+      const apply = await sc('apply');
+      expect(apply.exitCode).toBe(0);
+      expect(apply.stdout).toContain('Warning: 1 of 3 running containers not answering: ua1.test');
+
+      const pass = await sc('reconcile', '--once');
+      expect(pass.exitCode).toBe(0);
+      const metrics = await readFile(path.join(sandbox.root, 'var/lib/srvctl/metrics/srvctl.prom'), 'utf8');
+      expect(metrics).toContain('srvctl_container_answering{container="ua1.test"} 0\n');
+      expect(metrics).toContain('srvctl_container_answering{container="ub1.test"} 1\n');
+      expect(metrics).toContain('srvctl_containers_not_answering 1\n');
+    } finally {
+      await ignorePings('ua1.test', false);
+    }
+    expect((await sc('status', '--check')).exitCode).toBe(0);
+  }, 240_000);
+
+  it('out of sync: --check exits 2 until an apply repairs it', async () => {
+    await sandbox.ip('link', 'del', 'sc-17-2');
+    const check = await sc('status', '--check');
+    expect(check.exitCode).toBe(2);
+    expect((await sc('apply')).exitCode).toBe(0);
+    expect((await sc('status', '--check')).exitCode).toBe(0);
+    expect((await sc('diff')).exitCode).toBe(0);
   }, 240_000);
 });
