@@ -2,10 +2,10 @@
 // of the branch's newest fetched tip, built in a private index (the cache's detached checkout is not
 // moved), pushed to the branch; a push that lost a race is fetched, rebuilt and pushed again. Used by
 // the cluster PKI, whose public files (requests, certificates) must reach the other hosts.
-import { mkdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { writeFileAtomic } from './atomic-write.js';
-import { gitErrorText, gitIdentity, gitIn } from './git-client.js';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeTextBeneath } from '../drivers/no-follow-fs.js';
+import { gitErrorText, gitIdentity, gitIn, gitWithInput } from './git-client.js';
 import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
 import { ScError, UserError } from '../errors.js';
 
@@ -35,11 +35,9 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
   const dir = sourceCacheDir(request.root);
   return withSourceLock(request.root, request.message, async () => {
     const branch = await sourceBranch(dir, request.spec);
-    for (const [rel, text] of Object.entries(request.files)) {
-      const file = join(dir, rel);
-      await mkdir(dirname(file), { recursive: true });
-      await writeFileAtomic(file, text);
-    }
+    // Relative to the opened checkout, no link followed (a commit making `pki` a link cannot
+    // redirect the write out of the checkout).
+    for (const [rel, text] of Object.entries(request.files)) await writeTextBeneath(dir, rel, text);
     const { name, email } = gitIdentity(request.actor);
     const identity = { GIT_AUTHOR_NAME: name, GIT_AUTHOR_EMAIL: email, GIT_COMMITTER_NAME: name, GIT_COMMITTER_EMAIL: email };
     let lastError = '';
@@ -101,8 +99,9 @@ async function commitOnTip(dir: string, branch: string, request: SourcePublishRe
   try {
     const tip = (await git.raw(['rev-parse', '--verify', `refs/remotes/origin/${branch}^{commit}`])).trim();
     await git.raw(['read-tree', tip]);
-    for (const rel of Object.keys(request.files)) {
-      const blob = (await git.raw(['hash-object', '-w', '--', join(dir, rel)])).trim();
+    for (const [rel, text] of Object.entries(request.files)) {
+      // The blob from the text itself, not from the work tree file (which a link could redirect).
+      const blob = (await gitWithInput(dir, ['hash-object', '-w', '--stdin'], text)).trim();
       await git.raw(['update-index', '--add', '--cacheinfo', `100644,${blob},${rel}`]);
     }
     const tree = (await git.raw(['write-tree'])).trim();

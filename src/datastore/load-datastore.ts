@@ -1,7 +1,7 @@
 // Reads the datastore's files, validates them (schemas + cross-checks) and builds the frozen Model.
 // Bad input never stops at the first problem: every diagnostic is collected and thrown once.
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { listBeneath } from '../drivers/no-follow-fs.js';
 import { UserError, type Diagnostic } from '../errors.js';
 import { crossCheckProblems } from './cross-checks.js';
 import type { DatastoreLocation } from './datastore-location.js';
@@ -141,7 +141,9 @@ function ambiguity(kind: DatastoreKind, files: string[], location: DatastoreLoca
 
 async function listDirectory(dir: string): Promise<Set<string>> {
   try {
-    return new Set(await readdir(dir));
+    const entries = await listBeneath(dir, '');
+    if (entries === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+    return new Set(entries.map((e) => e.name));
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
     throw new UserError(`cannot read the datastore directory ${dir} (${reason}); point sc at another one with --datastore DIR`);

@@ -1,8 +1,8 @@
 // One datastore file, parsed with source positions so that every problem can name file:line:col.
 // YAML and JSON both go through the yaml package (a JSON superset); JSON is checked strictly first.
-import { readFile } from 'node:fs/promises';
-import { extname, relative, resolve } from 'node:path';
+import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { readTextBeneath } from '../drivers/no-follow-fs.js';
 import { UserError, type Diagnostic } from '../errors.js';
 import type { DatastoreKind } from './model.js';
 
@@ -31,17 +31,24 @@ export interface SourceDocument {
   positionOf(path: DocumentPath): SourcePosition;
 }
 
-/** Reads and parses one file; syntax errors → UserError whose diagnostics carry file:line:col. */
+/**
+ * Reads and parses one file; syntax errors → UserError whose diagnostics carry file:line:col. The
+ * file is opened without following a link (a symlink, FIFO or device is refused, naming the file).
+ */
 export async function readSourceDocument(path: string, kind: DatastoreKind): Promise<SourceDocument> {
   const absolute = resolve(path);
-  let text: string;
+  const file = displayPathOf(absolute);
+  let text: string | undefined;
   try {
-    text = await readFile(absolute, 'utf8');
+    text = await readTextBeneath(dirname(absolute), basename(absolute));
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    const file = displayPathOf(absolute);
-    throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file: ${reason}` }]);
+    if (error instanceof UserError) {
+      throw new UserError(error.message, error.diagnostics.map((d) => ({ ...d, file })));
+    }
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file (${reason})` }]);
   }
+  if (text === undefined) throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: 'cannot read the file (ENOENT)' }]);
   return sourceDocumentFromText(kind, absolute, text);
 }
 
