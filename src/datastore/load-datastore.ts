@@ -2,7 +2,7 @@
 // Bad input never stops at the first problem: every diagnostic is collected and thrown once.
 import { join } from 'node:path';
 import { listBeneath } from '../drivers/no-follow-fs.js';
-import { UserError, type Diagnostic } from '../errors.js';
+import { boundDiagnostic, UserError, type Diagnostic } from '../errors.js';
 import { crossCheckProblems } from './cross-checks.js';
 import type { DatastoreLocation } from './datastore-location.js';
 import { DATASTORE_KINDS, deepFreeze, type DatastoreKind, type Model } from './model.js';
@@ -153,8 +153,10 @@ async function listDirectory(dir: string): Promise<Set<string>> {
 /** Files in kind order (clusters, users, containers, settings), then by line and column. */
 function sortDiagnostics(diagnostics: Diagnostic[], fileRank: ReadonlyMap<string, number>): Diagnostic[] {
   const rank = (d: Diagnostic): number => (d.file === undefined ? -1 : (fileRank.get(d.file) ?? DATASTORE_KINDS.length));
+  // Every diagnostic leaves here bounded and escaped: a 10 MB key or a name with a newline in it
+  // is shown cut and escaped, never in full.
   return diagnostics
-    .map((d, i) => ({ d, i }))
+    .map((d, i) => ({ d: boundDiagnostic(d), i }))
     .sort((a, b) => rank(a.d) - rank(b.d) || (a.d.line ?? 0) - (b.d.line ?? 0) || (a.d.column ?? 0) - (b.d.column ?? 0) || a.i - b.i)
     .map(({ d }) => d);
 }

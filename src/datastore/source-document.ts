@@ -3,7 +3,8 @@
 import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { readTextBeneath } from '../drivers/no-follow-fs.js';
-import { UserError, type Diagnostic } from '../errors.js';
+import { boundText, UserError, type Diagnostic } from '../errors.js';
+import { findJsonSyntaxProblem } from './json-syntax.js';
 import type { DatastoreKind } from './model.js';
 
 export type DocumentPath = readonly (string | number)[];
@@ -163,8 +164,8 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
   let data: unknown;
   try {
     data = JSON.parse(text);
-  } catch (error) {
-    throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text, error)]);
+  } catch {
+    throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text)]);
   }
   // JSON.parse silently keeps the last of two equal keys; a datastore must not lose a record that way.
   const duplicates = duplicateJsonKeys(text);
@@ -183,26 +184,20 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
   return new ParsedSource(kind, path, 'json', text, data);
 }
 
+/** The parser's message without its source excerpt (first line only, bounded). */
 function yamlMessage(message: string): string {
-  return message.replace(/ at line \d+, column \d+.*$/s, '').trim();
+  const text = message.replace(/ at line \d+, column \d+.*$/s, '').split('\n')[0]?.trim() ?? '';
+  return boundText(text, 160);
 }
 
-function jsonSyntaxDiagnostic(file: string, text: string, error: unknown): Diagnostic {
-  const raw = error instanceof Error ? error.message : String(error);
+function jsonSyntaxDiagnostic(file: string, text: string): Diagnostic {
   if (text.trim() === '') {
     return { severity: 'error', file, line: 1, column: 1, message: 'JSON syntax: the file is empty (an empty datastore file holds {})' };
   }
-  let where: SourcePosition = positionAtOffset(text, text.length);
-  const lineCol = /\(line (\d+) column (\d+)\)/.exec(raw);
-  const position = /at position (\d+)/.exec(raw);
-  if (lineCol) where = { line: Number(lineCol[1]), column: Number(lineCol[2]) };
-  else if (position) where = positionAtOffset(text, Number(position[1]));
-  const message = raw
-    .replace(/\s*\(line \d+ column \d+\)/, '')
-    .replace(/\s*in JSON at position \d+/, '')
-    .replace(/,\s*".*" is not valid JSON$/s, '')
-    .trim();
-  return { severity: 'error', file, ...where, message: `JSON syntax: ${message}` };
+  // JSON.parse's own message quotes the text around the mistake (and carries no position on Node
+  // 20): the scanner finds the spot and names only the offending character.
+  const problem = findJsonSyntaxProblem(text) ?? { offset: text.length, message: 'not valid JSON' };
+  return { severity: 'error', file, ...positionAtOffset(text, problem.offset), message: `JSON syntax: ${problem.message}` };
 }
 
 function positionAtOffset(text: string, offset: number): SourcePosition {

@@ -207,7 +207,7 @@ describe('loadDatastore: problems', () => {
     const lines = error.diagnostics.map(formatDiagnostic);
     expect(lines).toEqual([
       expect.stringMatching(/clusters\.yaml:3:5 \/eu\/web1\.example\.net\/hostnet: 99 is out of range/),
-      expect.stringMatching(/users\.json:5:5: JSON syntax: Expected ',' or '}' after property value/),
+      expect.stringMatching(/users\.json:5:5: JSON syntax: expected ',' or '}' after a value, not '"'$/),
     ]);
     // Cross-checks are skipped while a file does not parse: no "unknown user alice" cascade.
     expect(lines.join('\n')).not.toContain('unknown user');
