@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { listBeneath } from '../drivers/no-follow-fs.js';
 import { boundDiagnostic, UserError, type Diagnostic } from '../errors.js';
 import { crossCheckProblems } from './cross-checks.js';
+import { LIMITS } from './limits.js';
 import type { DatastoreLocation } from './datastore-location.js';
 import { DATASTORE_KINDS, deepFreeze, type DatastoreKind, type Model } from './model.js';
 import { isRawObject } from './raw-data.js';
@@ -39,6 +40,8 @@ export async function loadDatastore(location: DatastoreLocation, options: LoadOp
   const documents: Documents = {};
   const fileRank = new Map<string, number>();
   let allRead = true;
+  // What is left of the datastore size limit: each file may use at most that much.
+  let budget: number = LIMITS.datastoreBytes;
   const dirs = [location.dir, ...(location.staticDir !== undefined ? [location.staticDir] : [])];
   const listings = await Promise.all(dirs.map((dir) => listDirectory(dir)));
   for (const [rank, kind] of DATASTORE_KINDS.entries()) {
@@ -56,7 +59,8 @@ export async function loadDatastore(location: DatastoreLocation, options: LoadOp
       continue;
     }
     try {
-      const document = await readSourceDocument(first, kind);
+      const document = await readSourceDocument(first, kind, { maxBytes: budget });
+      budget -= Buffer.byteLength(document.text);
       documents[kind] = document;
       diagnostics.push(...document.warnings);
     } catch (error) {

@@ -2,9 +2,10 @@
 // YAML and JSON both go through the yaml package (a JSON superset); JSON is checked strictly first.
 import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { readTextBeneath } from '../drivers/no-follow-fs.js';
+import { FileTooLargeError, readTextBeneath } from '../drivers/no-follow-fs.js';
 import { boundText, UserError, type Diagnostic } from '../errors.js';
-import { findJsonSyntaxProblem } from './json-syntax.js';
+import { findJsonSyntaxProblem, jsonDepth } from './json-syntax.js';
+import { dataDepth, fileLimitFor, LIMITS } from './limits.js';
 import type { DatastoreKind } from './model.js';
 
 export type DocumentPath = readonly (string | number)[];
@@ -36,13 +37,17 @@ export interface SourceDocument {
  * Reads and parses one file; syntax errors → UserError whose diagnostics carry file:line:col. The
  * file is opened without following a link (a symlink, FIFO or device is refused, naming the file).
  */
-export async function readSourceDocument(path: string, kind: DatastoreKind): Promise<SourceDocument> {
+export async function readSourceDocument(path: string, kind: DatastoreKind, options: { maxBytes?: number } = {}): Promise<SourceDocument> {
   const absolute = resolve(path);
   const file = displayPathOf(absolute);
   let text: string | undefined;
   try {
-    text = await readTextBeneath(dirname(absolute), basename(absolute));
+    text = await readTextBeneath(dirname(absolute), basename(absolute), { maxBytes: Math.min(options.maxBytes ?? Infinity, fileLimitFor(absolute)) });
   } catch (error) {
+    if (error instanceof FileTooLargeError) {
+      const which = error.limit < fileLimitFor(absolute) ? 'the rest of the datastore size limit' : `the ${extname(absolute).slice(1).toUpperCase()} file size limit`;
+      throw new UserError(`${file} is too large`, [{ severity: 'error', file, message: `the file is ${error.size} bytes, over ${which} (${error.limit} bytes); sc refuses it` }]);
+    }
     if (error instanceof UserError) {
       throw new UserError(error.message, error.diagnostics.map((d) => ({ ...d, file })));
     }
@@ -139,7 +144,12 @@ function parseYamlSource(kind: DatastoreKind, path: string, text: string): Sourc
   for (const e of document.errors) {
     const where = at(e.pos[0]);
     if (errors.some((d) => d.line === where.line)) continue;
-    const message = e.code === 'MULTIPLE_DOCS' ? 'a datastore file holds one YAML document: remove the "---" line' : yamlMessage(e.message);
+    const message =
+      e.code === 'MULTIPLE_DOCS'
+        ? 'a datastore file holds one YAML document: remove the "---" line'
+        : /call stack size/i.test(e.message)
+          ? `nesting deeper than ${LIMITS.depth} levels; sc refuses it`
+          : yamlMessage(e.message);
     errors.push({ severity: 'error', file, ...where, message: `YAML syntax: ${message}` });
   }
   let data: unknown = {};
@@ -147,6 +157,9 @@ function parseYamlSource(kind: DatastoreKind, path: string, text: string): Sourc
     try {
       // A small alias budget stops "billion laughs" expansion of a hostile file.
       data = document.toJS({ maxAliasCount: 1000 });
+      if (dataDepth(data, LIMITS.depth) > LIMITS.depth) {
+        errors.push({ severity: 'error', file, line: 1, column: 1, message: `YAML: nesting deeper than ${LIMITS.depth} levels; sc refuses it` });
+      }
     } catch (error) {
       errors.push({ severity: 'error', file, line: 1, column: 1, message: `YAML: ${error instanceof Error ? error.message : String(error)}` });
     }
@@ -166,6 +179,12 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
     data = JSON.parse(text);
   } catch {
     throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text)]);
+  }
+  if (jsonDepth(text) > LIMITS.depth) {
+    const where = findJsonSyntaxProblem(text, LIMITS.depth)?.offset ?? 0;
+    throw new UserError(`${file} nests too deep`, [
+      { severity: 'error', file, ...positionAtOffset(text, where), message: `JSON: nesting deeper than ${LIMITS.depth} levels; sc refuses it` },
+    ]);
   }
   // JSON.parse silently keeps the last of two equal keys; a datastore must not lose a record that way.
   const duplicates = duplicateJsonKeys(text);

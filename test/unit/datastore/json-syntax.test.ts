@@ -67,3 +67,19 @@ test('depth is counted without recursion; over a limit it is a problem', () => {
   expect(findJsonSyntaxProblem(deep, 64)).toEqual({ offset: 64, message: 'nesting deeper than 64 levels' });
   expect(jsonDepth('{"[[[": ["]"]}')).toBe(2);
 });
+
+describe('limits', () => {
+  test('JSON nested deeper than the limit is refused at the bracket that goes too deep', () => {
+    const text = `{"a": ${'['.repeat(100)}${']'.repeat(100)}}`;
+    expect(syntaxError(text)).toMatch(/users\.json:1:70: JSON: nesting deeper than 64 levels; sc refuses it$/);
+  });
+  test('YAML nested deeper than the limit is refused (flow and block)', () => {
+    expect(syntaxError(`a: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, '/tmp/x/users.yaml')).toMatch(/nesting deeper than 64 levels; sc refuses it$/);
+    const block = ['a:', ...Array.from({ length: 99 }, (_, i) => `${'  '.repeat(i + 1)}k:`), `${'  '.repeat(100)}v: 1`].join('\n');
+    expect(syntaxError(block, '/tmp/x/users.yaml')).toMatch(/users\.yaml:1:1: YAML: nesting deeper than 64 levels; sc refuses it$/);
+  });
+  test('YAML aliases that expand exponentially are refused', () => {
+    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', ...'bcdef'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdef'[i]}`).join(',')}]`)].join('\n');
+    expect(syntaxError(bomb, '/tmp/x/users.yaml')).toMatch(/users\.yaml:1:1: YAML: Excessive alias count/);
+  });
+});
