@@ -61,18 +61,22 @@ export class UserError extends ScError {
   }
 }
 
-/** A host command failed: keeps the command line, exit code and stderr. */
+/**
+ * A host command failed: keeps the command line, exit code and stderr. Its stdout is neither kept
+ * nor shown, even when stderr is empty: a command that handles keys (`openssl genpkey`) prints
+ * them on stdout, and an error message ends up in logs and status files.
+ */
 export class HostCommandError extends ScError {
   override readonly retryable: boolean;
   constructor(
     readonly command: string[],
     readonly code: number | undefined,
     readonly stderr: string,
-    readonly stdout = '',
+    _stdout = '',
     options: { retryable?: boolean; cause?: unknown; reason?: string } = {},
   ) {
     super(
-      `${command.join(' ')} failed${code !== undefined ? ` (exit ${code})` : ''}${options.reason ? ` (${options.reason})` : ''}: ${stderr.trim() || stdout.trim() || 'no output'}`,
+      `${command.join(' ')} failed${code !== undefined ? ` (exit ${code})` : ''}${options.reason ? ` (${options.reason})` : ''}: ${stderr.trim() || 'no message on stderr'}`,
       { cause: options.cause },
     );
     this.retryable = options.retryable ?? false;
