@@ -4,7 +4,7 @@
 // the cluster PKI, whose public files (requests, certificates) must reach the other hosts.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeTextBeneath } from '../drivers/no-follow-fs.js';
+import { writeNoFollow } from '../drivers/no-follow-fs.js';
 import { gitErrorText, gitIdentity, gitIn, gitWithInput } from './git-client.js';
 import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
 import { ScError, UserError } from '../errors.js';
@@ -37,7 +37,7 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
     const branch = await sourceBranch(dir, request.spec);
     // Relative to the opened checkout, no link followed (a commit making `pki` a link cannot
     // redirect the write out of the checkout).
-    for (const [rel, text] of Object.entries(request.files)) await writeTextBeneath(dir, rel, text);
+    for (const [rel, text] of Object.entries(request.files)) await writeNoFollow(dir, rel, text);
     const { name, email } = gitIdentity(request.actor);
     const identity = { GIT_AUTHOR_NAME: name, GIT_AUTHOR_EMAIL: email, GIT_COMMITTER_NAME: name, GIT_COMMITTER_EMAIL: email };
     let lastError = '';

@@ -1,7 +1,7 @@
 // Reads the datastore's files, validates them (schemas + cross-checks) and builds the frozen Model.
 // Bad input never stops at the first problem: every diagnostic is collected and thrown once.
 import { join } from 'node:path';
-import { listBeneath } from '../drivers/no-follow-fs.js';
+import { listNoFollow } from '../drivers/no-follow-fs.js';
 import { boundDiagnostic, UserError, type Diagnostic } from '../errors.js';
 import { crossCheckProblems } from './cross-checks.js';
 import { LIMITS } from './limits.js';
@@ -145,7 +145,7 @@ function ambiguity(kind: DatastoreKind, files: string[], location: DatastoreLoca
 
 async function listDirectory(dir: string): Promise<Set<string>> {
   try {
-    const entries = await listBeneath(dir, '');
+    const entries = await listNoFollow(dir, '');
     if (entries === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
     return new Set(entries.map((e) => e.name));
   } catch (error) {

@@ -3,7 +3,7 @@
 // which source to use, whether its revisions must be signed. Problems in the file are reported
 // when that datastore is loaded, not here.
 import { parse } from 'yaml';
-import { readTextBeneath } from '../drivers/no-follow-fs.js';
+import { readTextNoFollow } from '../drivers/no-follow-fs.js';
 import { UserError } from '../errors.js';
 
 export interface SettingsFacts {
@@ -17,7 +17,7 @@ export async function readSettingsFile(dir: string): Promise<SettingsFacts | und
     // no settings here and is reported when the datastore is loaded.
     let text: string | undefined;
     try {
-      text = await readTextBeneath(dir, name, { maxBytes: 1 << 20 });
+      text = await readTextNoFollow(dir, name, { maxBytes: 1 << 20 });
     } catch (error) {
       // A link or special file in place of the settings is refused outright: its verify setting must not read as "off".
       if (error instanceof UserError) throw error;

@@ -2,7 +2,7 @@
 // YAML and JSON both go through the yaml package (a JSON superset); JSON is checked strictly first.
 import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { FileTooLargeError, readTextBeneath } from '../drivers/no-follow-fs.js';
+import { FileTooLargeError, readTextNoFollow, UnsafePathError } from '../drivers/no-follow-fs.js';
 import { boundText, UserError, type Diagnostic } from '../errors.js';
 import { findJsonSyntaxProblem, jsonDepth } from './json-syntax.js';
 import { dataDepth, fileLimitFor, LIMITS } from './limits.js';
@@ -42,14 +42,15 @@ export async function readSourceDocument(path: string, kind: DatastoreKind, opti
   const file = displayPathOf(absolute);
   let text: string | undefined;
   try {
-    text = await readTextBeneath(dirname(absolute), basename(absolute), { maxBytes: Math.min(options.maxBytes ?? Infinity, fileLimitFor(absolute)) });
+    text = await readTextNoFollow(dirname(absolute), basename(absolute), { maxBytes: Math.min(options.maxBytes ?? Infinity, fileLimitFor(absolute)) });
   } catch (error) {
     if (error instanceof FileTooLargeError) {
       const which = error.limit < fileLimitFor(absolute) ? 'the rest of the datastore size limit' : `the ${extname(absolute).slice(1).toUpperCase()} file size limit`;
       throw new UserError(`${file} is too large`, [{ severity: 'error', file, message: `the file is ${error.size} bytes, over ${which} (${error.limit} bytes); sc refuses it` }]);
     }
-    if (error instanceof UserError) {
-      throw new UserError(error.message, error.diagnostics.map((d) => ({ ...d, file })));
+    if (error instanceof UnsafePathError) {
+      const what = error.message.startsWith(`${absolute} `) ? `the file ${error.message.slice(absolute.length + 1)}` : error.message;
+      throw new UserError(`${file}: refused`, [{ severity: 'error', file, message: `refused: ${what} (sc never follows links or opens special files in a datastore)` }]);
     }
     const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
     throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file (${reason})` }]);

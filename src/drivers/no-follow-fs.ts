@@ -1,299 +1,350 @@
-// File access that never follows a symlink and never opens a special file, for trees whose content
-// is not trusted (a datastore dir, the checkout of a git source, a container's root). A path is
-// walked one component at a time from an opened base directory: each directory is opened with
-// O_DIRECTORY|O_NOFOLLOW and its children are addressed through /proc/self/fd/N/NAME, so no
-// component can be swapped for a symlink between the check and the use. Regular files are opened
-// with O_NOFOLLOW|O_NONBLOCK (a FIFO never blocks) and checked with fstat after opening.
-import { constants, promises as fs, type Dirent } from 'node:fs';
-import { hostname } from 'node:os';
+// File access that never follows a symlink below a trusted directory, race-free.
+//
+// A container's root, a datastore checkout or a --root tree can hold symlinks planted to make sc
+// (running as root) read or write outside them, and a container can swap a path component while
+// sc works on it. So every path below the trusted directory is walked one component at a time,
+// each directory opened with O_DIRECTORY|O_NOFOLLOW and the next component addressed relative to
+// that open directory (through /proc/self/fd/N, which names the opened inode, not a path): no
+// component can be swapped for a symlink between the check and the use. The last component is
+// opened with O_NOFOLLOW (O_NONBLOCK, so a FIFO never hangs a read) and must be a regular file;
+// writes go to a temp file in the opened directory and are renamed over the target (atomic:
+// readers see the old or the new bytes), then the directory is fsynced.
+import { constants, promises as fs, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
+const TEMP_MARK = '.sc-tmp.';
+let tempCounter = 0;
 
-/** A file that is a symlink, a FIFO, a device or a socket where sc wants a regular file or a directory. */
-export class UnsafeFileError extends UserError {
-  constructor(
-    readonly file: string,
-    readonly what: string,
-    wanted: 'file' | 'directory' = 'file',
-  ) {
-    super(`${file} is ${what}; sc reads only plain ${wanted === 'file' ? 'files' : 'directories'} here and never follows links: replace it with a plain ${wanted === 'file' ? 'file' : 'directory'}`, [
-      { severity: 'error', file, message: `refused: ${what} (sc never follows links or opens special files here)` },
-    ]);
-  }
-}
+/** A path sc refused because a component is a symlink or not the kind of file expected. */
+export class UnsafePathError extends UserError {}
 
-/** A file over its size limit: refused before its content is read. */
-export class FileTooLargeError extends UserError {
+/** A file over the size limit its reader set: refused before its content is read. */
+export class FileTooLargeError extends UnsafePathError {
   constructor(
     readonly file: string,
     readonly size: number,
     readonly limit: number,
   ) {
-    super(`${file} is ${size} bytes, over the limit of ${limit} bytes; sc refuses it`, [
-      { severity: 'error', file, message: `the file is ${size} bytes, over the limit of ${limit} bytes` },
-    ]);
+    super(`${file} is ${size} bytes, more than the limit of ${limit}`);
   }
 }
 
-/** What an lstat result is, in words for messages. */
-export function kindOf(stats: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {
-  if (stats.isFile()) return 'a regular file';
-  if (stats.isDirectory()) return 'a directory';
-  if (stats.isSymbolicLink()) return 'a symbolic link';
-  if (stats.isFIFO()) return 'a FIFO (named pipe)';
-  if (stats.isSocket()) return 'a socket';
-  if (stats.isCharacterDevice()) return 'a character device';
-  if (stats.isBlockDevice()) return 'a block device';
-  return 'a special file';
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface DirEntry {
+  readonly name: string;
+  readonly type: EntryType;
 }
 
-const code = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code;
-
-/** One opened directory; `at(name)` is a path that reaches its child through the descriptor. */
-export class OpenedDir {
-  private constructor(
-    private readonly handle: fs.FileHandle,
-    /** The directory's path, for messages only (never used to reach it again). */
-    readonly path: string,
-  ) {}
-
-  static async open(dirPath: string, options: { noFollow?: boolean } = {}): Promise<OpenedDir> {
-    const flags = O_RDONLY | O_DIRECTORY | (options.noFollow ? O_NOFOLLOW : 0);
-    return new OpenedDir(await fs.open(dirPath, flags), dirPath);
-  }
-
-  get fd(): number {
-    return this.handle.fd;
-  }
-
-  at(name: string): string {
-    checkName(name, this.path);
-    return `/proc/self/fd/${this.handle.fd}/${name}`;
-  }
-
-  /** Display path of a child. */
-  show(name: string): string {
-    return path.join(this.path, name);
-  }
-
-  /** A child directory, opened without following a link; undefined when it does not exist. */
-  async child(name: string, options: { create?: boolean; mode?: number } = {}): Promise<OpenedDir | undefined> {
-    const info = await lstatOrUndefined(this.at(name));
-    if (info === undefined) {
-      if (!options.create) return undefined;
-      try {
-        await fs.mkdir(this.at(name), options.mode ?? 0o755);
-      } catch (error) {
-        if (code(error) !== 'EEXIST') throw error;
-      }
-    } else if (!info.isDirectory()) {
-      throw new UnsafeFileError(this.show(name), kindOf(info), 'directory');
-    }
-    try {
-      return new OpenedDir(await fs.open(this.at(name), O_RDONLY | O_DIRECTORY | O_NOFOLLOW), this.show(name));
-    } catch (error) {
-      // Swapped for a link or a file between the check and the open.
-      if (code(error) === 'ELOOP' || code(error) === 'ENOTDIR') throw new UnsafeFileError(this.show(name), 'not a plain directory (it changed while sc opened it)', 'directory');
-      if (code(error) === 'ENOENT' && !options.create) return undefined;
-      throw error;
-    }
-  }
-
-  /** Entries with their types (d_type; a symlink is reported as one, never followed). */
-  async entries(): Promise<Dirent[]> {
-    return fs.readdir(`/proc/self/fd/${this.handle.fd}`, { withFileTypes: true });
-  }
-
-  /**
-   * A regular file's text, read with O_NOFOLLOW; undefined when it does not exist. A symlink or
-   * special file is refused before it is opened (a FIFO or device is never opened), and again
-   * after opening (fstat), should it have been swapped in between.
-   */
-  async readText(name: string, options: { maxBytes?: number } = {}): Promise<string | undefined> {
-    const bytes = await this.readBytes(name, options);
-    return bytes === undefined ? undefined : bytes.toString('utf8');
-  }
-
-  async readBytes(name: string, options: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
-    const shown = this.show(name);
-    const info = await lstatOrUndefined(this.at(name));
-    if (info === undefined) return undefined;
-    if (!info.isFile()) throw new UnsafeFileError(shown, kindOf(info));
-    const limit = options.maxBytes ?? Number.MAX_SAFE_INTEGER;
-    if (info.size > limit) throw new FileTooLargeError(shown, info.size, limit);
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(this.at(name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-    } catch (error) {
-      if (code(error) === 'ENOENT') return undefined;
-      if (code(error) === 'ELOOP') throw new UnsafeFileError(shown, 'a symbolic link');
-      throw error;
-    }
-    try {
-      const stats = await handle.stat();
-      if (!stats.isFile()) throw new UnsafeFileError(shown, kindOf(stats));
-      if (stats.size > limit) throw new FileTooLargeError(shown, stats.size, limit);
-      // Read at most limit + 1 bytes: a file growing while it is read is still bounded.
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for (;;) {
-        const want = Math.min(1 << 20, limit + 1 - total);
-        if (want <= 0) break;
-        const buffer = Buffer.allocUnsafe(want);
-        const { bytesRead } = await handle.read(buffer, 0, want, null);
-        if (bytesRead === 0) break;
-        chunks.push(buffer.subarray(0, bytesRead));
-        total += bytesRead;
-      }
-      if (total > limit) throw new FileTooLargeError(shown, total, limit);
-      return Buffer.concat(chunks, total);
-    } finally {
-      await handle.close();
-    }
-  }
-
-  /** lstat of a child (never follows); undefined when missing. */
-  async lstat(name: string): Promise<import('node:fs').Stats | undefined> {
-    return lstatOrUndefined(this.at(name));
-  }
-
-  /**
-   * Replaces the child `name` with `text` atomically (temp file created O_EXCL|O_NOFOLLOW in this
-   * directory, fsync, rename, fsync of the directory). A symlink at `name` is replaced, never
-   * written through. Mode: `mode`, else the existing regular file's, else 0644.
-   */
-  async writeText(name: string, text: string | Buffer, options: { mode?: number } = {}): Promise<void> {
-    const existing = await lstatOrUndefined(this.at(name));
-    if (existing?.isDirectory()) throw new UnsafeFileError(this.show(name), 'a directory');
-    const mode = options.mode ?? (existing?.isFile() ? existing.mode & 0o7777 : 0o644);
-    tempCounter += 1;
-    const temp = `.${name.slice(0, 100)}.sc-tmp.${thisHost}.${process.pid}.${tempCounter}`;
-    const handle = await fs.open(this.at(temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode & 0o777);
-    try {
-      try {
-        await handle.writeFile(text);
-        await handle.chmod(mode);
-        if (existing?.isFile() && options.mode === undefined && process.getuid?.() === 0) await handle.chown(existing.uid, existing.gid);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await fs.rename(this.at(temp), this.at(name));
-    } catch (error) {
-      await fs.unlink(this.at(temp)).catch(() => undefined);
-      throw error;
-    }
-    await this.handle.sync().catch(() => undefined);
-  }
-
-  /** Removes a child file or link (never what a link points to); a missing one is fine. */
-  async remove(name: string): Promise<void> {
-    try {
-      await fs.unlink(this.at(name));
-    } catch (error) {
-      if (code(error) !== 'ENOENT') throw error;
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.handle.close().catch(() => undefined);
-  }
+export interface FileStat {
+  readonly type: EntryType;
+  readonly size: number;
+  /** Permission bits (e.g. 0o600). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
 }
 
-let tempCounter = 0;
-const thisHost = hostname().replace(/[^A-Za-z0-9-]/g, '_').slice(0, 64) || 'host';
-
-function checkName(name: string, dir: string): void {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw new UserError(`${JSON.stringify(name.slice(0, 80))} is not a file name in ${dir}`);
-  }
+export interface WriteOptions {
+  /** Permission bits of the file (default 0o644); applied whatever the umask. */
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Mode of directories created on the way (default 0o755). */
+  readonly dirMode?: number;
 }
 
-async function lstatOrUndefined(p: string): Promise<import('node:fs').Stats | undefined> {
-  try {
-    return await fs.lstat(p);
-  } catch (error) {
-    if (code(error) === 'ENOENT') return undefined;
-    throw error;
-  }
+/** `/proc/self/fd/N/name`: `name` inside the directory open as `dir`, not wherever a path leads now. */
+const inDir = (dir: FileHandle, name: string): string => `/proc/self/fd/${dir.fd}/${name}`;
+
+function typeOf(stat: Stats): EntryType {
+  if (stat.isFile()) return 'file';
+  if (stat.isDirectory()) return 'dir';
+  if (stat.isSymbolicLink()) return 'symlink';
+  return 'other';
 }
 
-/** `a/b/c` → ['a', 'b', 'c']; refuses absolute paths, `..`, empty and NUL components. */
-export function relativeParts(rel: string): string[] {
-  if (rel.includes('\0') || path.isAbsolute(rel)) throw new UserError(`${JSON.stringify(rel.slice(0, 80))} is not a relative path`);
+function describeType(stat: Stats): string {
+  if (stat.isFIFO()) return 'a FIFO (named pipe)';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isSymbolicLink()) return 'a symlink';
+  return 'not a regular file';
+}
+
+const errno = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code;
+
+/** The components of `rel` (relative, normalised); refuses `..` and empty names. */
+export function splitRelative(rel: string): string[] {
+  if (rel.includes('\0')) throw new UnsafePathError(`path ${JSON.stringify(rel)} contains a NUL byte`);
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new UserError(`${JSON.stringify(rel.slice(0, 80))} leaves its directory (..)`);
+  if (parts.some((p) => p === '..')) throw new UnsafePathError(`path ${JSON.stringify(rel)} must not contain ".."`);
   return parts;
 }
 
+async function openDirAt(parent: FileHandle | string, name: string | undefined): Promise<FileHandle> {
+  const where = name === undefined ? (parent as string) : inDir(parent as FileHandle, name);
+  return fs.open(where, O_RDONLY | O_DIRECTORY | (name === undefined ? 0 : O_NOFOLLOW));
+}
+
 /**
- * Opens `base` (the trusted starting point: followed like any path the operator gives) and walks
- * `rel` below it without following links. Undefined when a component does not exist (and
- * `create` is not set). The caller closes the result.
+ * Opens `trusted/rel...` as a directory, refusing a symlink at any component below `trusted`.
+ * Missing components: undefined, or created (mode `dirMode`) when `create` is set.
  */
-export async function openDirBeneath(base: string, rel: string, options: { create?: boolean; mode?: number } = {}): Promise<OpenedDir | undefined> {
-  let dir: OpenedDir;
+export async function openDirNoFollow(
+  trusted: string,
+  rel: readonly string[],
+  options: { create?: boolean; dirMode?: number } = {},
+): Promise<FileHandle | undefined> {
+  let dir: FileHandle;
   try {
-    dir = await OpenedDir.open(base);
+    dir = await openDirAt(trusted, undefined);
   } catch (error) {
-    if (code(error) === 'ENOENT' && !options.create) return undefined;
-    if (code(error) === 'ENOENT') {
-      await fs.mkdir(base, { recursive: true, mode: options.mode ?? 0o755 });
-      dir = await OpenedDir.open(base);
+    if (errno(error) === 'ENOENT' && options.create) {
+      await fs.mkdir(trusted, { recursive: true, mode: options.dirMode ?? 0o755 });
+      dir = await openDirAt(trusted, undefined);
+    } else if (errno(error) === 'ENOENT') {
+      return undefined;
     } else {
       throw error;
     }
   }
-  for (const part of relativeParts(rel)) {
-    let next: OpenedDir | undefined;
+  let walked = trusted;
+  for (const name of rel) {
+    walked = path.join(walked, name);
+    let next: FileHandle | undefined;
     try {
-      next = await dir.child(part, options);
-    } finally {
-      await dir.close();
+      next = await openDirAt(dir, name);
+    } catch (error) {
+      const code = errno(error);
+      if (code === 'ENOENT' && options.create) {
+        let made = false;
+        try {
+          await fs.mkdir(inDir(dir, name), { mode: options.dirMode ?? 0o755 });
+          made = true;
+        } catch (mkdirError) {
+          if (errno(mkdirError) !== 'EEXIST') {
+            await dir.close();
+            throw mkdirError;
+          }
+        }
+        try {
+          next = await openDirAt(dir, name);
+        } catch (retryError) {
+          const failure = await refusal(walked, retryError, dir, name);
+          await dir.close();
+          throw failure;
+        }
+        if (made) await next.chmod(options.dirMode ?? 0o755); // mkdir's mode passes the umask
+      } else {
+        const failure = code === 'ENOENT' ? undefined : await refusal(walked, error, dir, name);
+        await dir.close();
+        if (failure === undefined) return undefined;
+        throw failure;
+      }
     }
-    if (next === undefined) return undefined;
+    await dir.close();
     dir = next;
   }
   return dir;
 }
 
-/** The text of `base/rel` read without following any link below `base`; undefined when missing. */
-export async function readTextBeneath(base: string, rel: string, options: { maxBytes?: number } = {}): Promise<string | undefined> {
-  const parts = relativeParts(rel);
+const symlinkRefusal = (where: string) => new UnsafePathError(`${where} is a symlink; sc does not follow symlinks here`);
+
+/** The error for a component that could not be opened: a symlink (O_NOFOLLOW) or not a directory. */
+async function refusal(where: string, error: unknown, dir?: FileHandle, name?: string): Promise<Error> {
+  const code = errno(error);
+  if (code === 'ELOOP') return symlinkRefusal(where);
+  if (code === 'ENOTDIR') {
+    // O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR: say which it was.
+    const stat = dir !== undefined && name !== undefined ? await lstatIn(dir, name).catch(() => undefined) : undefined;
+    if (stat?.isSymbolicLink()) return symlinkRefusal(where);
+    return new UnsafePathError(`${where} is not a directory`);
+  }
+  return error as Error;
+}
+
+async function lstatIn(dir: FileHandle, name: string): Promise<Stats | undefined> {
+  try {
+    return await fs.lstat(inDir(dir, name));
+  } catch (error) {
+    if (errno(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Splits `rel` into its directory components and its last name. */
+function dirAndName(rel: string): { dirs: string[]; name: string } {
+  const parts = splitRelative(rel);
   const name = parts.pop();
-  if (name === undefined) throw new UserError(`${JSON.stringify(rel)} names no file`);
-  const dir = await openDirBeneath(base, parts.join('/'));
+  if (name === undefined) throw new UnsafePathError(`path ${JSON.stringify(rel)} names no file`);
+  return { dirs: parts, name };
+}
+
+/** Reads a regular file; undefined when it (or a directory on the way) does not exist. */
+export async function readNoFollow(
+  trusted: string,
+  rel: string,
+  options: { maxBytes?: number } = {},
+): Promise<Buffer | undefined> {
+  const { dirs, name } = dirAndName(rel);
+  const where = path.join(trusted, rel);
+  const dir = await openDirNoFollow(trusted, dirs);
+  if (dir === undefined) return undefined;
+  let file: FileHandle;
+  try {
+    // A special file is refused before it is opened (opening a device can have effects of its
+    // own); the fstat below catches one swapped in between.
+    const before = await lstatIn(dir, name);
+    if (before === undefined) return undefined;
+    if (!before.isFile()) throw new UnsafePathError(`${where} is ${describeType(before)}, not a regular file`);
+    if (options.maxBytes !== undefined && before.size > options.maxBytes) throw new FileTooLargeError(where, before.size, options.maxBytes);
+    file = await fs.open(inDir(dir, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    if (errno(error) === 'ENOENT') return undefined;
+    if (error instanceof UnsafePathError) throw error;
+    throw await refusal(where, error, dir, name);
+  } finally {
+    await dir.close();
+  }
+  try {
+    const stat = await file.stat();
+    if (!stat.isFile()) throw new UnsafePathError(`${where} is ${describeType(stat)}, not a regular file`);
+    const limit = options.maxBytes;
+    if (limit !== undefined && stat.size > limit) throw new FileTooLargeError(where, stat.size, limit);
+    if (limit === undefined) return await file.readFile();
+    // At most limit + 1 bytes: a file growing while it is read is still bounded.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const want = Math.min(1 << 20, limit + 1 - total);
+      if (want <= 0) break;
+      const buffer = Buffer.allocUnsafe(want);
+      const { bytesRead } = await file.read(buffer, 0, want, null);
+      if (bytesRead === 0) break;
+      chunks.push(buffer.subarray(0, bytesRead));
+      total += bytesRead;
+    }
+    if (total > limit) throw new FileTooLargeError(where, total, limit);
+    return Buffer.concat(chunks, total);
+  } finally {
+    await file.close();
+  }
+}
+
+/** The text of a regular file (UTF-8); undefined when missing. See readNoFollow. */
+export async function readTextNoFollow(trusted: string, rel: string, options: { maxBytes?: number } = {}): Promise<string | undefined> {
+  return (await readNoFollow(trusted, rel, options))?.toString('utf8');
+}
+
+/** The type, size, mode and owner of `rel` itself (a symlink is reported, not followed). */
+export async function statNoFollow(trusted: string, rel: string): Promise<FileStat | undefined> {
+  const { dirs, name } = dirAndName(rel);
+  const dir = await openDirNoFollow(trusted, dirs);
   if (dir === undefined) return undefined;
   try {
-    return await dir.readText(name, options);
+    const stat = await lstatIn(dir, name);
+    if (stat === undefined) return undefined;
+    return { type: typeOf(stat), size: stat.size, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
   } finally {
     await dir.close();
   }
 }
 
-/** Writes `base/rel` atomically, creating parent directories, without following any link below `base`. */
-export async function writeTextBeneath(base: string, rel: string, text: string | Buffer, options: { mode?: number; dirMode?: number } = {}): Promise<void> {
-  const parts = relativeParts(rel);
-  const name = parts.pop();
-  if (name === undefined) throw new UserError(`${JSON.stringify(rel)} names no file`);
-  const dir = await openDirBeneath(base, parts.join('/'), { create: true, mode: options.dirMode ?? 0o755 });
-  if (dir === undefined) throw new Error(`cannot create ${path.join(base, ...parts)}`);
+/**
+ * Replaces `rel` atomically with `data` (mode and owner set before the rename), creating missing
+ * directories. Returns false and writes nothing when the file already has these bytes, mode and owner.
+ */
+export async function writeNoFollow(
+  trusted: string,
+  rel: string,
+  data: string | Uint8Array,
+  options: WriteOptions = {},
+): Promise<boolean> {
+  const { dirs, name } = dirAndName(rel);
+  const where = path.join(trusted, rel);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+  const mode = options.mode ?? 0o644;
+  const dir = await openDirNoFollow(trusted, dirs, { create: true, ...(options.dirMode !== undefined ? { dirMode: options.dirMode } : {}) });
+  if (dir === undefined) throw new UnsafePathError(`cannot create the directory of ${where}`);
   try {
-    await dir.writeText(name, text, options.mode !== undefined ? { mode: options.mode } : {});
+    const existing = await lstatIn(dir, name);
+    if (existing !== undefined && !existing.isFile() && !existing.isSymbolicLink()) {
+      throw new UnsafePathError(`${where} is ${describeType(existing)}; sc only replaces regular files`);
+    }
+    if (existing?.isFile() && existing.size === bytes.length && (existing.mode & 0o7777) === mode &&
+      (options.uid === undefined || existing.uid === options.uid) && (options.gid === undefined || existing.gid === options.gid)) {
+      const current = await readNoFollow(trusted, rel);
+      if (current !== undefined && current.equals(bytes)) return false;
+    }
+    tempCounter += 1;
+    const temp = `.${name.slice(0, 128)}${TEMP_MARK}${process.pid}.${tempCounter}`;
+    const handle = await fs.open(inDir(dir, temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    try {
+      try {
+        await handle.writeFile(bytes);
+        await handle.chmod(mode);
+        if (options.uid !== undefined || options.gid !== undefined) {
+          await handle.chown(options.uid ?? -1, options.gid ?? -1);
+        }
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      // A symlink at the target is replaced, not followed: rename(2) acts on the name.
+      await fs.rename(inDir(dir, temp), inDir(dir, name));
+    } catch (error) {
+      await fs.rm(inDir(dir, temp), { force: true });
+      throw error;
+    }
+    await dir.sync();
+    return true;
   } finally {
     await dir.close();
   }
 }
 
-/** Names and types of the entries of `base/rel` (a link is listed as a link, never followed); undefined when missing. */
-export async function listBeneath(base: string, rel: string): Promise<Dirent[] | undefined> {
-  const dir = await openDirBeneath(base, rel);
-  if (dir === undefined) return undefined;
+/** Removes the file (or symlink, never its target) `rel`; false when it was not there. */
+export async function removeNoFollow(trusted: string, rel: string): Promise<boolean> {
+  const { dirs, name } = dirAndName(rel);
+  const dir = await openDirNoFollow(trusted, dirs);
+  if (dir === undefined) return false;
   try {
-    return await dir.entries();
+    const stat = await lstatIn(dir, name);
+    if (stat === undefined) return false;
+    if (stat.isDirectory()) throw new UnsafePathError(`${path.join(trusted, rel)} is a directory; sc removes files only here`);
+    await fs.unlink(inDir(dir, name));
+    await dir.sync();
+    return true;
   } finally {
     await dir.close();
   }
+}
+
+/** The entries of directory `rel` (sorted by name), undefined when it does not exist. */
+export async function listNoFollow(trusted: string, rel: string): Promise<DirEntry[] | undefined> {
+  const dir = await openDirNoFollow(trusted, splitRelative(rel));
+  if (dir === undefined) return undefined;
+  try {
+    const entries = await fs.readdir(`/proc/self/fd/${dir.fd}`, { withFileTypes: true });
+    return entries
+      .map((e): DirEntry => ({
+        name: e.name,
+        type: e.isFile() ? 'file' : e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'symlink' : 'other',
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Creates directory `rel` and its missing parents (mode `mode`, default 0o755), never through a symlink. */
+export async function mkdirNoFollow(trusted: string, rel: string, options: { mode?: number } = {}): Promise<void> {
+  const dir = await openDirNoFollow(trusted, splitRelative(rel), { create: true, ...(options.mode !== undefined ? { dirMode: options.mode } : {}) });
+  await dir?.close();
 }

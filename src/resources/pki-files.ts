@@ -8,7 +8,7 @@ import writeFileAtomicLocal from 'write-file-atomic';
 import { withDatastoreLock } from '../datastore/datastore-lock.js';
 import { commitEdit } from '../datastore/git-commit-edit.js';
 import { publishToGitSource } from '../datastore/git-publish.js';
-import { listBeneath, readTextBeneath, writeTextBeneath } from '../drivers/no-follow-fs.js';
+import { listNoFollow, readTextNoFollow, writeNoFollow } from '../drivers/no-follow-fs.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -113,13 +113,13 @@ export function datastorePki(host: HostContext) {
   };
   return {
     /** A public PKI file's text, never through a link or from a special file (refused: UserError). */
-    read: (rel: string) => (dir === undefined ? Promise.resolve(undefined) : readTextBeneath(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })),
+    read: (rel: string) => (dir === undefined ? Promise.resolve(undefined) : readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })),
     /** The host names with a published request (plain files only; a link is never a request). */
     async requestHosts(): Promise<string[]> {
       if (dir === undefined) return [];
-      const entries = (await listBeneath(dir, path.join(DATASTORE_PKI, 'requests'))) ?? [];
+      const entries = (await listNoFollow(dir, path.join(DATASTORE_PKI, 'requests'))) ?? [];
       return entries
-        .filter((e) => e.isFile() && e.name.endsWith('.csr') && !e.name.startsWith('.'))
+        .filter((e) => e.type === 'file' && e.name.endsWith('.csr') && !e.name.startsWith('.'))
         .map((e) => e.name.slice(0, -'.csr'.length))
         .sort();
     },
@@ -150,8 +150,8 @@ export function datastorePki(host: HostContext) {
         const changed: string[] = [];
         for (const [rel, text] of Object.entries(files)) {
           // Relative to the opened datastore dir, no link followed: a `pki` link cannot send the write elsewhere.
-          if ((await readTextBeneath(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })) === text) continue;
-          await writeTextBeneath(dir, rel, text);
+          if ((await readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })) === text) continue;
+          await writeNoFollow(dir, rel, text);
           changed.push(at(rel));
         }
         return commitEdit({ dir, files: changed, message, actor, push: location.push === true });

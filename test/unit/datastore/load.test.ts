@@ -187,7 +187,7 @@ describe('loadDatastore: files', () => {
   test('an unreadable file is reported, not thrown raw', async () => {
     const dir = tree({ 'clusters.yaml': CLUSTERS, 'users.yaml': USERS }, ['containers.json']);
     const error = await rejection(option(dir));
-    expect(error.diagnostics.map(formatDiagnostic)).toEqual([expect.stringMatching(/containers\.json: refused: a directory/)]);
+    expect(error.diagnostics.map(formatDiagnostic)).toEqual([expect.stringMatching(/containers\.json: refused: the file is a directory, not a regular file/)]);
   });
 
   test('a datastore dir that vanished after it was found is a UserError', async () => {
