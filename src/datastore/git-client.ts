@@ -3,6 +3,7 @@
 import { hostname } from 'node:os';
 import { execa } from 'execa';
 import { simpleGit, type SimpleGit } from 'simple-git';
+import { redactSecrets } from './url-credentials.js';
 
 /** Stop a git command that prints nothing for this long (a hung fetch must not stall a reconcile pass). */
 const STALL_TIMEOUT_MS = 120_000;
@@ -44,7 +45,7 @@ export function gitIdentity(actor: string): { name: string; email: string } {
 /** The text of a git failure without simple-git's decoration, for messages. */
 export function gitErrorText(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.trim().split('\n').filter(Boolean).slice(0, 4).join('; ');
+  return redactSecrets(text.trim().split('\n').filter(Boolean).slice(0, 4).join('; ')).slice(0, 1000);
 }
 
 /** Runs git in `dir` with `input` on stdin (e.g. `hash-object -w --stdin`); its stdout, or an Error with its stderr. */

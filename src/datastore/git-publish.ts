@@ -79,7 +79,7 @@ async function sourceBranch(dir: string, spec: GitSourceSpec): Promise<string> {
   const resolve = async (args: string[]) => (await git.raw(args).catch(() => '')).trim();
   if (spec.ref === undefined) {
     const head = await resolve(['symbolic-ref', '--quiet', 'refs/remotes/origin/HEAD']);
-    if (head === '') throw new UserError(`the source ${spec.url} has no default branch to publish to; pin one with ${spec.url}#BRANCH`);
+    if (head === '') throw new UserError(`the source ${sourceLabel(spec)} has no default branch to publish to; pin one with ${sourceLabel(spec)}#BRANCH`);
     return head.replace(/^refs\/remotes\/origin\//, '');
   }
   if ((await resolve(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${spec.ref}^{commit}`])) !== '') return spec.ref;
