@@ -8,6 +8,7 @@ import { ScError, UserError } from '../errors.js';
 import { withDatastoreLock } from './datastore-lock.js';
 import { gitErrorText, gitIn } from './git-client.js';
 import { LIMITS } from './limits.js';
+import { requireAcceptedRevision } from './source-signers.js';
 import { redactUrl } from './url-credentials.js';
 
 export { redactUrl } from './url-credentials.js';
@@ -103,13 +104,12 @@ export async function withSourceLock<T>(root: string, command: string, fn: () =>
   return withDatastoreLock(dir, command, fn, { timeoutMs: 120_000 });
 }
 
-/** `git verify-commit`: refuses a revision without a good signature. */
+/**
+ * Refuses a revision without a good signature: an operator's (`git verify-commit` with this host's
+ * git trust), or a chain of hosts' own PKI commits on top of one (source-signers.ts).
+ */
 export async function verifyRevision(root: string, spec: GitSourceSpec, revision: string): Promise<void> {
-  try {
-    await gitIn(sourceCacheDir(root)).raw(['verify-commit', '--', revision]);
-  } catch (error) {
-    throw new UserError(`the source ${sourceLabel(spec)} at ${revision.slice(0, 12)} has no good signature (signature check asked for): ${gitErrorText(error)}; nothing applied`);
-  }
+  await requireAcceptedRevision(sourceCacheDir(root), revision, sourceLabel(spec));
 }
 
 /** Checks the cache out at `revision` (detached), removing anything else in the work tree. */

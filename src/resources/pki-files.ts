@@ -134,7 +134,7 @@ export function datastorePki(host: HostContext) {
       const actor = `sc on ${host.name}`;
       // A --source checkout: the files reach the other hosts only as a commit pushed to the source.
       if (location.gitSource !== undefined) {
-        await publishToGitSource({ root: host.root, spec: location.gitSource, files, message, actor });
+        await publishToGitSource({ root: host.root, spec: location.gitSource, files, message, actor, host: host.name });
         return;
       }
       if (location.readOnly) {
