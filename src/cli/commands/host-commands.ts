@@ -1,7 +1,7 @@
 // The commands that look at or change this host: `sc diff` (alias plan), `sc apply`, `sc status`.
 import type { DatastoreLocation } from '../../datastore/datastore-location.js';
 import { datastoreRevision } from '../../datastore/git-commit-edit.js';
-import { sourceLabel } from '../../datastore/git-source.js';
+import { redactUrl, sourceLabel } from '../../datastore/git-source.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDrivers } from '../../drivers/create-drivers.js';
 import { applyHost, planHost, surveyHost, WHOLE_KIND } from '../../reconciler/host-pass.js';
@@ -84,7 +84,7 @@ export function registerHostCommands(program: Command): void {
           const result = await applyHost({
             ...input,
             concurrency,
-            command: `sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`,
+            command: redactUrl(`sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`),
             signal: abort.signal,
             allowMassDelete: opts.allowMassDelete,
             origin: await desiredStateOrigin(loaded.location),
