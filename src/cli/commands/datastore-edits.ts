@@ -137,7 +137,7 @@ export function registerDatastoreEdits(program: Command): void {
       }
       let containerPort: number;
       try {
-        containerPort = portNumber(port as string);
+        containerPort = portNumber(port);
       } catch (e) {
         return command.error(`error: PORT ${(e as Error).message}`, { exitCode: 1 });
       }

@@ -81,7 +81,7 @@ function containersHere(host: HostContext, model: Model, survey: HostSurvey, ans
         reseller: user?.reseller ?? 'root',
         type: c.type,
         enabled: c.enabled !== false,
-        state: states.get(name) ?? ('missing' as ContainerState),
+        state: states.get(name) ?? ('missing'),
         /** true / false; null when not probed (not running) or unknown (ping could not run). */
         answers: answerFlag(answers?.answers[name]),
         /** yes / no / unknown; null when not probed. */

@@ -81,7 +81,7 @@ async function applyFrom(name: Name) {
   const root = rootOf(name);
   await mkdir(root, { recursive: true });
   const checkout = await syncGitSource(spec, { root, verify: true });
-  const host: HostContext = { name, cluster: 'test', host: clusters.test[name] as HostContext['host'], root, datastore: { dir: checkout.dir, readOnly: true, gitSource: spec } };
+  const host: HostContext = { name, cluster: 'test', host: clusters.test[name], root, datastore: { dir: checkout.dir, readOnly: true, gitSource: spec } };
   return applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
 }
 

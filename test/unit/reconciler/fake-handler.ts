@@ -155,7 +155,7 @@ export function worldOf(...objects: ObservedObject<FakeSpec>[]): FakeWorld {
 export const testHost: HostContext = {
   name: 'web1.example.net',
   cluster: 'test',
-  host: { hostnet: 1, host_ip: '192.0.2.10' } as HostContext['host'],
+  host: { hostnet: 1, host_ip: '192.0.2.10' },
   root: '/nonexistent-test-root',
 };
 

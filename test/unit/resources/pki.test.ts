@@ -31,7 +31,7 @@ const hosts = new Map<Name, { host: HostContext; drivers: Drivers }>();
 
 function setUp(name: Name, readOnly = false) {
   const root = path.join(base, name);
-  const host: HostContext = { name, cluster: 'test', host: clusters.test[name] as HostContext['host'], root, datastore: { dir: datastore, readOnly } };
+  const host: HostContext = { name, cluster: 'test', host: clusters.test[name], root, datastore: { dir: datastore, readOnly } };
   const exec = createExec();
   const drivers: Drivers = {
     exec,
