@@ -8,8 +8,9 @@ import { findHost } from '../datastore/model.js';
 import { readApplyRecord } from '../reconciler/apply-record.js';
 import { readReconcileStatus } from '../reconciler/reconcile-status.js';
 import { formatDiagnostic, UserError } from '../errors.js';
-import { hostDatastore, type HostContext } from '../host-context.js';
+import type { HostContext } from '../host-context.js';
 import type { CommandContext } from './command-runner.js';
+import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
 
 /**
  * --source, else --datastore, else the git source named in this host's own settings
@@ -94,6 +95,6 @@ export function hostContext(ctx: CommandContext, loaded: LoadedDatastore): HostC
     );
   }
   const runtime = loaded.model.settings.runtime;
-  const datastore = hostDatastore(loaded);
-  return { ...ref, root: ctx.options.root, netns: ctx.options.netns, datastore, ...(runtime !== undefined ? { runtime } : {}) };
+  const pki = pkiExchange(datastorePlace(loaded), ref.name, ctx.options.root);
+  return { ...ref, root: ctx.options.root, netns: ctx.options.netns, pki, ...(runtime !== undefined ? { runtime } : {}) };
 }

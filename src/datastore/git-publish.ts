@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { writeNoFollow } from '../drivers/no-follow-fs.js';
 import { HOST_SIGNERS_FILE, HOST_SIGNING_KEY, hostSignersLine, listsHostKey } from './source-signers.js';
 import { verifyRequiredInForce } from './source-verify.js';
-import { gitErrorText, gitIdentity, gitIn, gitWithInput } from './git-client.js';
+import { gitErrorText, gitIdentity, gitIn, gitWithInput } from '../drivers/git.js';
 import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
 import { ScError, UserError } from '../errors.js';
 

@@ -6,12 +6,12 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ScError, UserError } from '../errors.js';
 import { withDatastoreLock } from './datastore-lock.js';
-import { gitErrorText, gitIn } from './git-client.js';
+import { gitErrorText, gitIn } from '../drivers/git.js';
 import { LIMITS } from './limits.js';
 import { requireAcceptedRevision } from './source-signers.js';
-import { redactUrl } from './url-credentials.js';
+import { redactUrl } from '../drivers/url-credentials.js';
 
-export { redactUrl } from './url-credentials.js';
+export { redactUrl } from '../drivers/url-credentials.js';
 
 export interface GitSourceSpec {
   /** Anything git accepts: https://…, ssh://…, user@host:path, file://…, or a local path (made absolute). */

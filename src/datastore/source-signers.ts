@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { UserError } from '../errors.js';
-import { gitErrorText, gitIn } from './git-client.js';
+import { gitErrorText, gitIn } from '../drivers/git.js';
 
 /** The allowed-signers file of host signing keys, in the source. */
 export const HOST_SIGNERS_FILE = 'pki/host-signers';

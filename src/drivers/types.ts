@@ -1,6 +1,9 @@
 // The driver layer's public shape: the only door from sc to the host. Everything that runs a
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
+import type { NftDriver } from './nft.js';
 import type { OpensslDriver } from './openssl.js';
+import type { RootfsDriver } from './rootfs.js';
+import type { SysctlDriver } from './sysctl.js';
 import type { OpenvpnDriver } from './openvpn.js';
 import type { PingDriver } from './ping.js';
 import type { NspawnDriver } from './runtime.js';
@@ -114,10 +117,16 @@ export interface Drivers {
   readonly exec: Exec;
   readonly ip: IpDriver;
   readonly files: FilesDriver;
+  /** nftables (port-map kind). */
+  readonly nft: NftDriver;
+  /** Images and container trees (image, container kinds) and files inside them. */
+  readonly rootfs: RootfsDriver;
+  /** Kernel parameters (sysctl kind). */
+  readonly sysctl: SysctlDriver;
+  /** The cluster PKI's keys, requests and signing (pki kind). */
+  readonly openssl: OpensslDriver;
   /** Containers (machine, container-address kinds); absent in fakes that do not need it. */
   readonly nspawn?: NspawnDriver;
-  /** The cluster PKI's keys, requests and signing (pki kind); built from exec when absent. */
-  readonly openssl?: OpensslDriver;
   /** Host-to-host tunnels (vpn-link kind); absent in fakes that do not need it. */
   readonly openvpn?: OpenvpnDriver;
   /** Whether containers answer (status, the check after an apply); absent in fakes that do not probe. */

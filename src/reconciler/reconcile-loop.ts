@@ -12,7 +12,7 @@ import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { DATASTORE_KINDS, findHost } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError, type Diagnostic } from '../errors.js';
-import { hostDatastore, type HostContext } from '../host-context.js';
+import type { HostContext } from '../host-context.js';
 import type { HandlerRegistry } from '../resources/contract.js';
 import type { ApplyEvent } from './executor.js';
 import { applyHost, type ApplyHostResult } from './host-pass.js';
@@ -20,6 +20,7 @@ import { writeMetrics } from './metrics-textfile.js';
 import type { Plan } from './planner.js';
 import { PruneRefusedError } from './prune-guardrail.js';
 import { emptyCounts, readReconcileStatus, writeReconcileStatus, type ReconcileStatus, type ResourceCounts } from './reconcile-status.js';
+import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
 
 export type DesiredSource = { readonly git: GitSourceSpec } | { readonly location: DatastoreLocation };
 
@@ -86,7 +87,7 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
       ...(model.settings.runtime !== undefined ? { runtime: model.settings.runtime } : {}),
       pruneData: model.settings.prune?.data ?? false,
-      datastore: hostDatastore(desired.loaded),
+      pki: pkiExchange(datastorePlace(desired.loaded), ref.name, options.root),
     };
     let apply: ApplyHostResult;
     try {

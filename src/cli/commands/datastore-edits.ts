@@ -13,7 +13,7 @@ import {
   type EditContext,
   type EditResult,
 } from '../../datastore/datastore-edits.js';
-import { redactUrl } from '../../datastore/url-credentials.js';
+import { redactUrl } from '../../drivers/url-credentials.js';
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';

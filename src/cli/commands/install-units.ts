@@ -4,7 +4,7 @@ import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeFileAtomic } from '../../drivers/atomic-file.js';
-import { hasCredentials, redactUrl, urlWithoutCredentials } from '../../datastore/url-credentials.js';
+import { hasCredentials, redactUrl, urlWithoutCredentials } from '../../drivers/url-credentials.js';
 import { renderUnits, UNIT_DIR } from '../../resources/systemd-units.js';
 import { runCommand, type CommandContext } from '../command-runner.js';
 import { openDatastore } from '../open-datastore.js';

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { parseGitSource, sourceLabel, syncGitSource } from '../../../src/datastore/git-source.js';
-import { hasCredentials, redactUrl, urlWithoutCredentials } from '../../../src/datastore/url-credentials.js';
-import { gitErrorText } from '../../../src/datastore/git-client.js';
+import { hasCredentials, redactUrl, urlWithoutCredentials } from '../../../src/drivers/url-credentials.js';
+import { gitErrorText } from '../../../src/drivers/git.js';
 
 const IDENTITY = ['-c', 'user.name=operator', '-c', 'user.email=operator@test'];
 let base: string;

@@ -17,6 +17,8 @@ import type { Drivers } from '../../../src/drivers/types.js';
 import type { HostContext } from '../../../src/host-context.js';
 import { applyHost } from '../../../src/reconciler/host-pass.js';
 import { pkiHandler } from '../../../src/resources/pki.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
+import { pkiExchange } from '../../../src/datastore/pki-exchange.js';
 
 const handlers = { pki: pkiHandler };
 const clusters = {
@@ -40,7 +42,7 @@ const rootOf = (name: Name) => path.join(base, 'roots', name);
 
 function driversFor(root: string): Drivers {
   const exec = createExec();
-  return { exec, files: createFilesDriver(root), openssl: createOpensslDriver(exec), ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined } };
+  return { ...baseDrivers(exec, createFilesDriver(root)), openssl: createOpensslDriver(exec), ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined } };
 }
 
 beforeAll(async () => {
@@ -81,7 +83,7 @@ async function applyFrom(name: Name) {
   const root = rootOf(name);
   await mkdir(root, { recursive: true });
   const checkout = await syncGitSource(spec, { root, verify: true });
-  const host: HostContext = { name, cluster: 'test', host: clusters.test[name], root, datastore: { dir: checkout.dir, readOnly: true, gitSource: spec } };
+  const host: HostContext = { name, cluster: 'test', host: clusters.test[name], root, pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, name, root) };
   return applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
 }
 

@@ -12,6 +12,7 @@ import {
   type ResourceHandler,
 } from '../../../src/resources/contract.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
 
 export type FakeSpec = Record<string, unknown>;
 
@@ -53,6 +54,10 @@ export class RecordingDrivers implements Drivers {
     batch: async () => undefined,
   };
   readonly files = createFilesDriver('/');
+  readonly nft = baseDrivers(this.exec, this.files).nft;
+  readonly rootfs = baseDrivers(this.exec, this.files).rootfs;
+  readonly sysctl = baseDrivers(this.exec, this.files).sysctl;
+  readonly openssl = baseDrivers(this.exec, this.files).openssl;
 
   failWhen(rule: FailureRule): this {
     this.rules.push(rule);
