@@ -226,6 +226,10 @@ export interface Settings {
   };
   apply?: {
     concurrency?: number;
+    /**
+     * How long sc apply waits for the containers it started or repaired to answer a ping (0: ask once, do not wait).
+     */
+    answer_wait_seconds?: number;
   };
   source?: {
     url?: string;

@@ -6,7 +6,7 @@ import type { HostContext } from '../host-context.js';
 import { UserError } from '../errors.js';
 import { refString, type DesiredObject, type HandlerRegistry, type ObjectRef, type ObservedObject } from '../resources/contract.js';
 import { applyRecord, writeApplyRecord } from './apply-record.js';
-import { checkContainerAnswers, repairedContainers, runningContainerTargets, type ContainerAnswers } from './container-answers.js';
+import { ANSWER_WAIT_MS, checkContainerAnswers, repairedContainers, runningContainerTargets, type ContainerAnswers } from './container-answers.js';
 import { executePlan, type ApplyEvent, type ApplyReport } from './executor.js';
 import { acquireHostLock } from './host-lock.js';
 import { desiredState, observeHost } from './observe-host.js';
@@ -95,7 +95,7 @@ export interface ApplyHostOptions extends HostPassInput {
   readonly allowMassDelete?: boolean;
   /** Where the desired state came from, for the apply record (`sc status`). */
   readonly origin?: { readonly revision?: string; readonly source?: string };
-  /** How long to wait for started or repaired containers to answer (default ANSWER_WAIT_MS). */
+  /** How long to wait for started or repaired containers to answer (default: settings apply.answer_wait_seconds, else ANSWER_WAIT_MS). */
   readonly answerWaitMs?: number;
 }
 
@@ -149,6 +149,8 @@ export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostRes
   // waiting a bounded time for those this apply started or repaired. An interrupted apply does not.
   if (options.signal?.aborted) return result;
   const targets = runningContainerTargets(options.model, options.host, observedAfter);
-  const answers = await checkContainerAnswers(options.drivers, targets, repaired, options.answerWaitMs);
+  const waitSeconds = options.model.settings.apply?.answer_wait_seconds;
+  const waitMs = options.answerWaitMs ?? (waitSeconds !== undefined ? waitSeconds * 1000 : ANSWER_WAIT_MS);
+  const answers = await checkContainerAnswers(options.drivers, targets, repaired, waitMs);
   return answers ? { ...result, answers } : result;
 }

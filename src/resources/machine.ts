@@ -26,6 +26,12 @@ export interface MachineSpec {
   readonly launch?: { readonly killSignal: string; readonly env: Readonly<Record<string, string>> };
   /** A running machine's attachment to its bridge (desired: the bridge, up). */
   readonly link?: MachineLink;
+  /**
+   * Observed only: the record says running but nspawn (or init) is gone. Compared, so that a
+   * stale machine is cleaned up even when it should be stopped: a SIGKILLed nspawn leaves its
+   * payload running, still answering on the container's address.
+   */
+  readonly stale?: boolean;
   /** Observed only, not compared. */
   readonly pid?: number;
   readonly initPid?: number;
@@ -122,6 +128,7 @@ export const machineHandler = {
         spec: {
           state: m.state,
           config: m.config ?? '',
+          ...(m.stale ? { stale: true } : {}),
           ...(link !== undefined ? { link } : {}),
           ...(m.pid !== undefined ? { pid: m.pid } : {}),
           ...(m.initPid !== undefined ? { initPid: m.initPid } : {}),
@@ -136,12 +143,12 @@ export const machineHandler = {
 
   /** The link counts only while the machine runs (a stopped machine has none). */
   normalize(spec: MachineSpec): {
-    state: MachineState;
+    state: MachineState | 'stale';
     config: string;
     link?: MachineLinkView;
   } {
     return {
-      state: spec.state,
+      state: spec.stale ? 'stale' : spec.state,
       config: spec.config,
       ...(spec.state === 'running' ? { link: machineLinkView(spec.link) } : {}),
     };

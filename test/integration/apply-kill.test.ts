@@ -223,4 +223,24 @@ describe('apply killed at random moments, with drift between the kills', () => {
       throw error;
     }
   }, 1_500_000);
+
+  it('a container whose nspawn was SIGKILLed keeps its payload running: disabling it still stops that payload', async () => {
+    await writeContainers(true);
+    expect((await sc('apply')).exitCode).toBe(0);
+    expect(await answers(FLIPPED)).toBe(true);
+    const before = await record(FLIPPED);
+    process.kill(before?.pid as number, 'SIGKILL');
+    // The payload (busybox init, httpd) outlives its supervisor and still answers.
+    expect(await answers(FLIPPED)).toBe(true);
+
+    await writeContainers(false);
+    const diff = await sc('-o', 'json', 'diff');
+    const changes = (JSON.parse(diff.stdout) as { changes: { action: string; kind: string; id: string }[] }).changes.map((c) => `${c.action} ${c.kind}/${c.id}`);
+    expect(changes).toContain(`update machine/${FLIPPED}`);
+    expect((await sc('apply')).exitCode).toBe(0);
+    expect((await hostNs('ping', '-n', '-q', '-c', '1', '-W', '1', (containers[FLIPPED] as Doc).ip)).exitCode).not.toBe(0);
+    expect((await nspawnCounts())[FLIPPED]).toBe(0);
+    expect((await record(FLIPPED))?.state).toBe('stopped');
+    expect((await sc('diff')).exitCode).toBe(0);
+  }, 300_000);
 });

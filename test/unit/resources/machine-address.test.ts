@@ -114,7 +114,9 @@ describe('machine handler', () => {
   it('observes every recorded machine as owned', async () => {
     const { drivers, calls } = fakeDrivers([{ name: 'a.test', runtime: 'direct', state: 'stopped', config: 'c', stale: true }]);
     const observed = await machineHandler.observe(drivers, host);
-    expect(observed).toEqual([{ ref: { kind: 'machine', id: 'a.test' }, spec: { state: 'stopped', config: 'c' }, owned: true, description: 'direct runtime, processes gone (stale record)' }]);
+    expect(observed).toEqual([
+      { ref: { kind: 'machine', id: 'a.test' }, spec: { state: 'stopped', config: 'c', stale: true }, owned: true, description: 'direct runtime, processes gone (stale record)' },
+    ]);
     expect(calls).toEqual([]); // nothing runs: no namespace entered, no link listing
   });
 
@@ -144,6 +146,16 @@ describe('machine handler', () => {
     expect(machineHandler.canUpdate([], want!.spec, have.spec)).toBe(true);
     await machineHandler.update(drivers, host, want!, have);
     expect(calls).toEqual(['ip link set dev vb-a.test master sc-17-2 up']);
+  });
+
+  it('a stale record (nspawn killed, its payload maybe still running) is drift even for a machine that should be stopped: it is stopped for good', async () => {
+    const [, disabled] = machineHandler.desired(model, host);
+    const stale = { state: 'stopped' as const, config: disabled!.spec.config, stale: true };
+    expect(machineHandler.normalize(stale)).toEqual({ state: 'stale', config: disabled!.spec.config });
+    expect(machineHandler.normalize(disabled!.spec)).toEqual({ state: 'stopped', config: disabled!.spec.config });
+    const { drivers, calls } = fakeDrivers();
+    await machineHandler.update(drivers, host, disabled!, { ref: disabled!.ref, spec: stale, owned: true });
+    expect(calls).toEqual(['stop b.test']);
   });
 
   it('a running machine whose link is missing cannot be updated in place: it is replaced (restarted)', () => {
