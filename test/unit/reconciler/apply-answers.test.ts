@@ -21,7 +21,7 @@ const model = (answerWait?: number): Model =>
       'away.test': { user: 'u', host: 'other.example.net', type: 'busybox', ip: '10.33.1.20' },
     },
     settings: answerWait === undefined ? {} : { apply: { answer_wait_seconds: answerWait } },
-  }) as unknown as Model;
+  });
 
 class PingingDrivers extends RecordingDrivers {
   readonly asked: { targets: string[]; waitFor: string[]; timeoutMs: number }[] = [];
