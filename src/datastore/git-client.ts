@@ -1,7 +1,8 @@
 // One way to run git for sc: simple-git with argument arrays (no shell), no terminal prompts and a
 // stall timeout. git is not network-namespace work: it runs in sc's own namespace, never via --netns.
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { simpleGit, type SimpleGit } from 'simple-git';
+import type { SimpleGit } from 'simple-git';
 
 /** Stop a git command that prints nothing for this long (a hung fetch must not stall a reconcile pass). */
 const STALL_TIMEOUT_MS = 120_000;
@@ -9,7 +10,12 @@ const STALL_TIMEOUT_MS = 120_000;
 /** Interactive-only settings: sc never opens an editor or a pager, so they are not passed on. */
 const INTERACTIVE_ENV = new Set(['EDITOR', 'VISUAL', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'PAGER', 'GIT_PAGER']);
 
+/** simple-git, loaded the first time sc runs git (most commands never do). */
+let simpleGitModule: typeof import('simple-git') | undefined;
+
 export function gitIn(dir: string, env: Record<string, string> = {}): SimpleGit {
+  simpleGitModule ??= createRequire(import.meta.url)('simple-git') as typeof import('simple-git');
+  const { simpleGit } = simpleGitModule;
   const inherited: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !INTERACTIVE_ENV.has(name)) inherited[name] = value;
   return simpleGit({
