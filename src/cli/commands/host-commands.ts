@@ -78,8 +78,10 @@ export function registerHostCommands(program: Command): void {
         const concurrency = opts.concurrency ?? loaded.model.settings.apply?.concurrency ?? 8;
         const abort = new AbortController();
         const onSignal = () => abort.abort();
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
+        // `on`, not `once`: signal-exit (write-file-atomic's) re-raises a signal that no other
+        // listener is left to handle, which a `once` listener no longer is while it runs.
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         try {
           const result = await applyHost({
             ...input,

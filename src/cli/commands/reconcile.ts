@@ -73,8 +73,10 @@ export function registerReconcile(program: Command): void {
         const { source, settings } = await desiredSource(ctx);
         const abort = new AbortController();
         const onSignal = () => abort.abort();
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
+        // `on`, not `once`: signal-exit (write-file-atomic's) re-raises a signal that no other
+        // listener is left to handle, which a `once` listener no longer is while it runs.
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         const options = {
           root: ctx.options.root,
           hostName: ctx.options.host,
