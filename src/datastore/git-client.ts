@@ -3,6 +3,8 @@
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { SimpleGit } from 'simple-git';
+import { spawnCollect } from '../drivers/spawn-collect.js';
+import { redactSecrets } from './url-credentials.js';
 
 /** Stop a git command that prints nothing for this long (a hung fetch must not stall a reconcile pass). */
 const STALL_TIMEOUT_MS = 120_000;
@@ -49,5 +51,15 @@ export function gitIdentity(actor: string): { name: string; email: string } {
 /** The text of a git failure without simple-git's decoration, for messages. */
 export function gitErrorText(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.trim().split('\n').filter(Boolean).slice(0, 4).join('; ');
+  return redactSecrets(text.trim().split('\n').filter(Boolean).slice(0, 4).join('; ')).slice(0, 1000);
+}
+
+/** Runs git in `dir` with `input` on stdin (e.g. `hash-object -w --stdin`); its stdout, or an Error with its stderr. */
+export async function gitWithInput(dir: string, args: readonly string[], input: string, env: Record<string, string> = {}): Promise<string> {
+  const result = await spawnCollect('git', args, { cwd: dir, input, env: { GIT_TERMINAL_PROMPT: '0', ...env }, timeoutMs: STALL_TIMEOUT_MS });
+  if (result.exitCode !== 0) {
+    const why = result.exitCode !== undefined ? `status ${result.exitCode}` : result.timedOut ? 'a timeout' : (result.signal ?? result.errorCode ?? 'an error');
+    throw new Error(result.stderr.trim() || `git exited with ${why}`);
+  }
+  return result.stdout.replace(/\r?\n$/, '');
 }
