@@ -1,43 +1,29 @@
-// `node bench/containers.mjs` (or `node bench/run.mjs containers`): time to start 20 busybox
+// `node bench/containers.mjs [COUNT]` (or `node bench/run.mjs containers`): time to start COUNT busybox
 // containers from a converged image — `sc apply` (copy rootfs, write config, start, address, port
 // map) against a plain shell loop doing the same copies and nspawn starts (sandbox.md §4a). Both
 // count until every container answers a ping from the host namespace. Everything lives in a
-// throwaway namespace, --root and cgroups, removed at the end (also on failure or Ctrl-C).
+// throwaway namespace, --root and cgroups, removed at the end (also on failure or Ctrl-C). `node bench/run.mjs containers` runs 20 and 100.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { machinesCgroupBase } from '../dist/drivers/cgroups.js';
+import { loadLine, must, run, waitForQuietKernel } from './lib.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SC = path.join(REPO, 'dist/cli/main.js');
-const COUNT = 20;
 const HOST = 'bench1.example.net';
 const CGROUP_TREES = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'];
-
-const tag = randomBytes(2).toString('hex');
-const NS = `scbench-${tag}-c`;
-/** The plain loop's own cgroup parent (sc's is derived from its --root). */
-const PLAIN_CGROUP = `scbench-${tag}`;
 const PLAIN_BRIDGE = 'scb-plain';
-let tmp;
-let nsCreated = false;
-let cleaning;
 
 const progress = (msg) => process.stderr.write(`[bench containers] ${msg}\n`);
 const scIp = (i) => `10.17.1.${19 + i}`;
 const plainIp = (i) => `10.17.2.${19 + i}`;
-const indices = Array.from({ length: COUNT }, (_, k) => k + 1);
 
-async function must(file, args, opts = {}) {
-  const result = await execa(file, args, { reject: false, stdin: opts.input === undefined ? 'ignore' : 'pipe', ...opts });
-  if (result.exitCode !== 0) throw new Error(`${[file, ...args].join(' ')}: exit ${result.exitCode}\n${String(result.stderr).slice(0, 2000)}`);
-  return result;
-}
+/** What each run made, for its cleanup (also on failure or Ctrl-C). */
+const runs = new Set();
 
-async function writeDatastore(dir) {
+async function writeDatastore(dir, indices) {
   await mkdir(dir, { recursive: true });
   const users = { res1: { reseller: 'root', reseller_id: 1, user_id: 1, uid: 32000 }, ua: { reseller: 'res1', user_id: 1, uid: 32001 } };
   const containers = Object.fromEntries(indices.map((i) => [`c${String(i).padStart(2, '0')}.bench`, { user: 'ua', host: HOST, type: 'busybox', ip: scIp(i) }]));
@@ -54,11 +40,11 @@ async function writeDatastore(dir) {
 const waitForPings = (ips) => `for ip in ${ips.join(' ')}; do until ping -n -q -c1 -W1 "$ip" >/dev/null 2>&1; do :; done; done`;
 
 /** The plain shell loop: copy the image, give each start its own cgroup, start detached (sandbox.md §4a). */
-function plainLoopScript(image, dir) {
+function plainLoopScript(image, dir, state, indices) {
   const lines = [
     'set -e',
-    `IMAGE=${JSON.stringify(image)}; DIR=${JSON.stringify(dir)}; NS=${NS}; BR=${PLAIN_BRIDGE}; CG=${PLAIN_CGROUP}`,
-    `for i in $(seq 1 ${COUNT}); do`,
+    `IMAGE=${JSON.stringify(image)}; DIR=${JSON.stringify(dir)}; NS=${state.ns}; BR=${PLAIN_BRIDGE}; CG=${state.plainCgroup}`,
+    `for i in $(seq 1 ${indices.length}); do`,
     '  N=p$(printf %02d $i).bench; A=10.17.2.$((19 + i))',
     '  mkdir -p "$DIR/$N"; cp -a --reflink=auto "$IMAGE" "$DIR/$N/rootfs"',
     '  for h in unified systemd; do mkdir -p /sys/fs/cgroup/$h/$CG/$N; done',
@@ -103,65 +89,77 @@ async function killCgroup(base) {
   for (const tree of CGROUP_TREES) await removeTree(path.join(tree, base));
 }
 
-async function cleanup() {
-  cleaning ??= (async () => {
-    if (tmp) {
-      await killCgroup(machinesCgroupBase(path.join(tmp, 'root'))).catch((e) => progress(`cleanup: ${e.message}`));
-      await killCgroup(PLAIN_CGROUP).catch((e) => progress(`cleanup: ${e.message}`));
+function cleanupRun(state) {
+  state.cleaning ??= (async () => {
+    if (state.tmp) {
+      await killCgroup(machinesCgroupBase(path.join(state.tmp, 'root'))).catch((e) => progress(`cleanup: ${e.message}`));
+      await killCgroup(state.plainCgroup).catch((e) => progress(`cleanup: ${e.message}`));
     }
-    if (nsCreated) await execa('ip', ['netns', 'del', NS], { reject: false });
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    if (state.nsCreated) await run('ip', ['netns', 'del', state.ns]);
+    if (state.tmp) await rm(state.tmp, { recursive: true, force: true });
+    runs.delete(state);
   })();
-  return cleaning;
+  return state.cleaning;
 }
 
-export async function runContainersBench() {
+/** Stops and removes what every run made. */
+export async function cleanupContainersBench() {
+  for (const state of [...runs]) await cleanupRun(state);
+}
+
+/**
+ * COUNT containers started by `node SC apply` against the plain loop: `{ count, scMs, plainMs }`.
+ * Each run has its own namespace, --root and cgroups, removed before it returns.
+ */
+export async function runContainersBench({ count = 20, sc: scMain = path.join(REPO, 'dist/cli/main.js') } = {}) {
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (network namespaces, cgroups)');
-  tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
-  const root = path.join(tmp, 'root');
-  const datastore = path.join(tmp, 'ds');
-  await writeDatastore(datastore);
-  const sc = (...args) => [SC, '--datastore', datastore, '--host', HOST, '--root', root, '--netns', NS, ...args];
-  progress(`load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  if (count < 1 || count > 200) throw new Error(`containers: 1 to 200, not ${count}`);
+  const tag = randomBytes(2).toString('hex');
+  /** The plain loop's own cgroup parent (sc's is derived from its --root). */
+  const state = { ns: `scbench-${tag}-c`, plainCgroup: `scbench-${tag}`, tmp: undefined, nsCreated: false, cleaning: undefined };
+  runs.add(state);
+  const indices = Array.from({ length: count }, (_, k) => k + 1);
+  try {
+    state.tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
+    const root = path.join(state.tmp, 'root');
+    const datastore = path.join(state.tmp, 'ds');
+    await writeDatastore(datastore, indices);
+    const sc = (...args) => [scMain, '--datastore', datastore, '--host', HOST, '--root', root, '--netns', state.ns, ...args];
+    progress(loadLine());
 
-  await must('ip', ['netns', 'add', NS]);
-  nsCreated = true;
-  await must('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
-  await must('ip', ['netns', 'exec', NS, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    await must('ip', ['netns', 'add', state.ns]);
+    state.nsCreated = true;
+    await must('ip', ['-n', state.ns, 'link', 'set', 'lo', 'up']);
+    await must('ip', ['netns', 'exec', state.ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 
-  progress('building the busybox image (not timed) …');
-  await must(process.execPath, sc('apply', '--target', 'image/busybox'));
-  const image = path.join(root, 'var/srvctl3/rootfs/busybox');
+    progress('building the busybox image (not timed) …');
+    await must(process.execPath, sc('apply', '--target', 'image/busybox'));
+    const image = path.join(root, 'var/srvctl3/rootfs/busybox');
 
-  progress(`sc apply: ${COUNT} containers from the converged image, until all answer ping …`);
-  const scMs = await timedMs(async () => {
-    await must(process.execPath, sc('apply'));
-    await must('ip', ['netns', 'exec', NS, 'sh', '-c', waitForPings(indices.map(scIp))]);
-  });
-  await must(process.execPath, sc('diff'));
-  progress(`  ${scMs.toFixed(0)} ms; stopping them (cgroup.kill) …`);
-  await killCgroup(machinesCgroupBase(root));
+    await waitForQuietKernel(state.ns);
+    progress(`sc apply: ${count} containers from the converged image, until all answer ping …`);
+    const scMs = await timedMs(async () => {
+      await must(process.execPath, sc('apply'));
+      await must('ip', ['netns', 'exec', state.ns, 'sh', '-c', waitForPings(indices.map(scIp))]);
+    });
+    await must(process.execPath, sc('diff'));
+    progress(`  ${scMs.toFixed(0)} ms; stopping them (cgroup.kill) …`);
+    await killCgroup(machinesCgroupBase(root));
 
-  // The plain loop gets its bridge for free (sc's apply above created its own in the timing).
-  await must('ip', ['-n', NS, 'link', 'add', PLAIN_BRIDGE, 'type', 'bridge']);
-  await must('ip', ['-n', NS, 'addr', 'add', '10.17.2.1/24', 'dev', PLAIN_BRIDGE]);
-  await must('ip', ['-n', NS, 'link', 'set', PLAIN_BRIDGE, 'up']);
-  const script = path.join(tmp, 'plain-loop.sh');
-  await writeFile(script, plainLoopScript(image, path.join(tmp, 'plain')));
-  progress(`plain shell loop: the same ${COUNT} copies and nspawn starts, until all answer ping …`);
-  const plainMs = await timedMs(() => must('bash', [script]));
-  progress(`  ${plainMs.toFixed(0)} ms`);
-
-  const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
-  const out = [
-    `start ${COUNT} busybox containers from a converged image, until every one answers ping:`,
-    `  sc apply (copy, config, start, address, port map)   ${s(scMs).padStart(8)}`,
-    `  plain shell loop (cp -a + setsid systemd-nspawn)     ${s(plainMs).padStart(8)}`,
-    `  ratio sc / plain                                      ${`${(scMs / plainMs).toFixed(2)}×`.padStart(8)}`,
-    `load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 vCPU; other work on the machine skews every number)`,
-  ];
-  process.stdout.write(`${out.join('\n')}\n`);
-  return { scMs, plainMs };
+    // The plain loop gets its bridge for free (sc's apply above created its own in the timing).
+    await must('ip', ['-n', state.ns, 'link', 'add', PLAIN_BRIDGE, 'type', 'bridge']);
+    await must('ip', ['-n', state.ns, 'addr', 'add', '10.17.2.1/24', 'dev', PLAIN_BRIDGE]);
+    await must('ip', ['-n', state.ns, 'link', 'set', PLAIN_BRIDGE, 'up']);
+    const script = path.join(state.tmp, 'plain-loop.sh');
+    await writeFile(script, plainLoopScript(image, path.join(state.tmp, 'plain'), state, indices));
+    await waitForQuietKernel(state.ns);
+    progress(`plain shell loop: the same ${count} copies and nspawn starts, until all answer ping …`);
+    const plainMs = await timedMs(() => must('bash', [script]));
+    progress(`  ${plainMs.toFixed(0)} ms`);
+    return { count, scMs, plainMs, load: loadavg()[0].toFixed(1) };
+  } finally {
+    await cleanupRun(state);
+  }
 }
 
 const invokedDirectly = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
@@ -169,15 +167,14 @@ if (invokedDirectly) {
   for (const signal of ['SIGINT', 'SIGTERM']) {
     process.once(signal, () => {
       progress(`${signal}: cleaning up`);
-      void cleanup().finally(() => process.exit(130));
+      void cleanupContainersBench().finally(() => process.exit(130));
     });
   }
-  runContainersBench()
+  runContainersBench({ count: Number(process.argv[2] ?? 20) })
+    .then((r) => process.stdout.write(`${r.count} containers: sc apply ${(r.scMs / 1000).toFixed(2)} s, plain loop ${(r.plainMs / 1000).toFixed(2)} s, ${(r.scMs / r.plainMs).toFixed(2)}×; ${r.load}\n`))
     .catch((error) => {
       process.stderr.write(`${error.stack ?? error}\n`);
       process.exitCode = 1;
     })
-    .finally(() => cleanup());
+    .finally(() => cleanupContainersBench());
 }
-
-export { cleanup as cleanupContainersBench };

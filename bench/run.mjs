@@ -1,97 +1,125 @@
-// `npm run bench`: sc apply / sc diff at 1,000 and 4,000 bridges against the floors (one plain
-// `ip -batch`, one `ip -json` read) and srvctl 3's one-process-per-change, in throwaway network
-// namespaces. Deleting thousands of links stalls the kernel (sandbox.md §11.5), so namespaces are
-// filled once, reused, and deleted only at the end.
+// `npm run bench [-- WHAT… [--sc PATH]]`: sc against the floor of the same run, in throwaway
+// network namespaces (issue 17). WHAT: startup, containers, bridges (default: all three).
+//   startup     `sc --version`, `sc --help`, `sc validate` of the example against `node -e 0`
+//   containers  20 and 100 busybox containers: `sc apply` against a plain shell loop
+//   bridges     the curve at 250 / 1,000 / 2,000 / 4,000 bridges: `sc apply` from empty against one
+//               `ip -batch` of the same creates, converged `sc diff` against `ip -json` link + addr
+//               reads, converged `sc apply` against `sc diff`, and sc's peak memory
+// --sc PATH runs another build of sc (e.g. an older dist/cli/main.js) for a before/after;
+// --sizes 250,1000 and --containers 20 run fewer sizes.
+// Every timed step first waits for the kernel to finish freeing links of deleted namespaces, and the
+// machine's load average is printed with the numbers.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { encodeBatchScript } from '../dist/drivers/ip-batch.js';
 import { addBridgeCommand, bridgeAlias, convergeBridgeCommands } from '../dist/resources/bridge-commands.js';
-import { BENCH_HOST, benchBridges, writeBenchDatastore } from './generate-datastore.mjs';
 import { cleanupContainersBench, runContainersBench } from './containers.mjs';
+import { BENCH_HOST, benchBridges, writeBenchDatastore } from './generate-datastore.mjs';
+import {
+  addNamespace,
+  deleteNamespaces,
+  killChildren,
+  loadLine,
+  measure,
+  medianOf,
+  must,
+  namespaces,
+  progress,
+  ratio,
+  secs,
+  table,
+  waitForQuietKernel,
+} from './lib.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SC = path.join(REPO, 'dist/cli/main.js');
 const REPEATS = 5;
+const argv = process.argv.slice(2);
+/** `--NAME VALUE` options: --sc PATH, --sizes 250,1000 and --containers 20,100 (shorter runs). */
+const option = (name) => {
+  const i = argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : argv[i + 1];
+};
+const numbers = (text) => text.split(',').map((n) => Number(n));
+const SC = option('sc') === undefined ? path.join(REPO, 'dist/cli/main.js') : path.resolve(option('sc'));
+const SIZES = numbers(option('sizes') ?? '250,1000,2000,4000');
+const CONTAINER_COUNTS = numbers(option('containers') ?? '20,100');
+const what = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1].startsWith('--')));
+for (const w of what) if (!['startup', 'containers', 'bridges'].includes(w)) throw new Error(`unknown bench "${w}" (startup, containers, bridges)`);
+const wants = (w) => what.length === 0 || what.includes(w);
 
 const tag = randomBytes(2).toString('hex');
-const NS = { sc: `scbench-${tag}`, floor: `scbench-${tag}-f`, perProcess: `scbench-${tag}-p` };
-const created = [];
-const children = new Set();
 let tmp;
-let cleaning;
-
-const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
-
-async function run(file, args, opts = {}) {
-  const child = execa(file, args, { reject: false, stdin: opts.input === undefined ? 'ignore' : 'pipe', ...opts });
-  children.add(child);
-  try {
-    return await child;
-  } finally {
-    children.delete(child);
-  }
-}
-
-/** Wall-clock ms of one run; fails loudly when the command does not exit as expected. */
-async function timed(what, file, args, { expectExit = 0, ...opts } = {}) {
-  const started = performance.now();
-  const result = await run(file, args, opts);
-  const ms = performance.now() - started;
-  if (result.exitCode !== expectExit) {
-    throw new Error(`${what}: exit ${result.exitCode} (expected ${expectExit})\n${String(result.stderr).slice(0, 2000)}`);
-  }
-  return ms;
-}
-
-async function median(times, fn) {
-  const samples = [];
-  for (let i = 0; i < times; i++) samples.push(await fn());
-  samples.sort((a, b) => a - b);
-  return samples[Math.floor(samples.length / 2)];
-}
-
-async function addNamespace(name) {
-  await run('ip', ['netns', 'add', name]).then((r) => {
-    if (r.exitCode !== 0) throw new Error(`ip netns add ${name}: ${r.stderr}`);
-  });
-  created.push(name);
-  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
-}
+const out = [];
+const say = (text) => {
+  out.push(text);
+  process.stdout.write(`${text}\n`);
+};
 
 async function cleanup() {
-  cleaning ??= (async () => {
-    for (const child of children) child.kill('SIGKILL');
-    for (const name of created) await execa('ip', ['netns', 'del', name], { reject: false });
-    if (tmp) await rm(tmp, { recursive: true, force: true });
-    if (created.length) progress(`deleted namespaces ${created.join(', ')}; the kernel frees their links in the background (may take a minute or two)`);
-  })();
-  return cleaning;
+  killChildren();
+  await cleanupContainersBench();
+  const had = namespaces.length;
+  await deleteNamespaces();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+  if (had) progress('deleted the namespaces; the kernel frees their links in the background (a minute or two)');
 }
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     progress(`${signal}: cleaning up`);
-    void Promise.all([cleanup(), cleanupContainersBench()]).finally(() => process.exit(130));
+    void cleanup().finally(() => process.exit(130));
   });
 }
 
-/**
- * `sc COMMAND --target bridge`: the bench datastore's containers would otherwise make sc build
- * images and start thousands of machines. The other kinds' desired state is still computed, so
- * its fixed cost is part of every number.
- */
-const sc = (datastore, ns, command) => [
-  SC, '--datastore', datastore, '--host', BENCH_HOST, '--root', path.join(tmp, 'root'), '--netns', ns, command, '--target', 'bridge',
-];
+const node = process.execPath;
+const fmtRun = (m) => `${secs(m.ms)} wall, ${secs(m.cpuMs)} CPU, ${m.rssMiB.toFixed(0)} MiB`;
 
-/**
- * The creates sc itself makes, as one plain batch file: the floor for `sc apply`. Same lines in
- * the same order as sc's two batches (every `link add` first, then alias, address and up).
- */
+async function startup() {
+  progress(`start-up ×${REPEATS + 2} each …`);
+  const times = REPEATS + 2;
+  const floor = await medianOf(times, () => measure('node -e 0', node, ['-e', '0']));
+  const example = path.join(REPO, 'examples/datastore');
+  const rows = [
+    ['sc --version', await medianOf(times, () => measure('sc --version', node, [SC, '--version']))],
+    ['sc --help', await medianOf(times, () => measure('sc --help', node, [SC, '--help']))],
+    ['sc validate (examples/datastore)', await medianOf(times, () => measure('sc validate', node, [SC, 'validate', '--datastore', example]))],
+  ];
+  say('');
+  say(`Start-up (median of ${times}; ${loadLine()})`);
+  say(
+    table(
+      ['', 'wall', 'CPU', 'peak RSS', 'wall − floor', 'CPU − floor'],
+      [
+        ['node -e 0 (floor)', secs(floor.ms), secs(floor.cpuMs), `${floor.rssMiB.toFixed(0)} MiB`, '', ''],
+        ...rows.map(([name, m]) => [name, secs(m.ms), secs(m.cpuMs), `${m.rssMiB.toFixed(0)} MiB`, secs(m.ms - floor.ms), secs(m.cpuMs - floor.cpuMs)]),
+      ],
+    ),
+  );
+}
+
+async function containers() {
+  const results = [];
+  for (const count of CONTAINER_COUNTS) {
+    progress(`containers: ${count} …`);
+    results.push(await runContainersBench({ count, sc: SC }));
+  }
+  say('');
+  say('Containers: start N busybox containers from a converged image, until every one answers ping');
+  say(
+    table(
+      ['', 'sc apply', 'shell loop', 'ratio', 'load 1 min'],
+      results.map((r) => [`${r.count} containers`, secs(r.scMs), secs(r.plainMs), ratio(r.scMs, r.plainMs), r.load]),
+    ),
+  );
+}
+
+/** `sc … --target bridge`: the bench datastore's containers would otherwise make sc build images and start thousands of machines. */
+const scArgs = (datastore, ns, ...command) => [SC, '--datastore', datastore, '--host', BENCH_HOST, '--root', path.join(tmp, 'root'), '--netns', ns, ...command, '--target', 'bridge'];
+
+/** The creates sc makes, as one plain batch file (same lines, same order as sc's two batches): the floor for `sc apply`. */
 async function batchFile(name, bridges) {
   const adds = bridges.map((b) => addBridgeCommand(b.name));
   const configure = bridges.flatMap((b) => convergeBridgeCommands(b.name, { addresses: [b.cidr], up: true, alias: bridgeAlias(b.user) }));
@@ -100,129 +128,99 @@ async function batchFile(name, bridges) {
   return file;
 }
 
-/**
- * Waits until link operations are quick again: links of deleted namespaces (earlier runs, other
- * tests) are freed in the background while holding the RTNL lock, which would stall every `ip`.
- */
-async function waitForQuietKernel(ns) {
-  const deadline = Date.now() + 300_000;
-  let quiet = 0;
-  let announced = false;
-  while (quiet < 3) {
-    const ms = await timed('ip link show lo', 'ip', ['-n', ns, 'link', 'show', 'lo']);
-    quiet = ms < 150 ? quiet + 1 : 0;
-    if (quiet === 0 && !announced) {
-      progress('waiting for the kernel to finish freeing links of deleted namespaces …');
-      announced = true;
-    }
-    if (Date.now() > deadline) throw new Error('link operations stayed slow for 5 minutes');
-    if (quiet < 3) await new Promise((resolve) => setTimeout(resolve, quiet === 0 ? 1000 : 100));
+async function bridges() {
+  const rows = [];
+  for (const size of SIZES) {
+    const datastore = await writeBenchDatastore(path.join(tmp, `ds${size}`), size);
+    const nsSc = `scbench-${tag}-s${size}`;
+    const nsFloor = `scbench-${tag}-f${size}`;
+    await addNamespace(nsSc);
+    await addNamespace(nsFloor);
+    const batch = await batchFile(`floor-${size}.batch`, benchBridges(size));
+    const r = { size };
+
+    progress(`${size} bridges: sc apply from empty (${nsSc}) …`);
+    await waitForQuietKernel(nsSc);
+    r.apply = await measure(`sc apply ${size}`, node, scArgs(datastore, nsSc, 'apply'));
+    progress(`  ${fmtRun(r.apply)}; converged sc diff ×${REPEATS} …`);
+    await waitForQuietKernel(nsSc);
+    r.diff = await medianOf(REPEATS, () => measure(`sc diff ${size}`, node, scArgs(datastore, nsSc, 'diff')));
+    progress(`  ${fmtRun(r.diff)}; converged sc apply ×${REPEATS} …`);
+    r.noop = await medianOf(REPEATS, () => measure(`converged sc apply ${size}`, node, scArgs(datastore, nsSc, 'apply')));
+    progress(`  ${fmtRun(r.noop)}; ip -json link + addr reads ×${REPEATS} …`);
+    r.read = await medianOf(REPEATS, async () => {
+      const links = await measure('ip link show', 'ip', ['-n', nsSc, '-json', '-details', 'link', 'show']);
+      const addrs = await measure('ip addr show', 'ip', ['-n', nsSc, '-json', 'addr', 'show']);
+      return { ms: links.ms + addrs.ms, cpuMs: links.cpuMs + addrs.cpuMs, rssMiB: Math.max(links.rssMiB, addrs.rssMiB) };
+    });
+
+    progress(`  ${fmtRun(r.read)}; one ip -batch of the same creates (${nsFloor}) …`);
+    await waitForQuietKernel(nsFloor);
+    r.batch = await measure(`ip -batch ${size}`, 'ip', ['-n', nsFloor, '-batch', batch]);
+    progress(`  ${fmtRun(r.batch)}`);
+    // sc's result and the plain batch's are the same bridges: the floor did the same work.
+    const count = async (ns) => JSON.parse((await must('ip', ['-n', ns, '-json', 'link', 'show', 'type', 'bridge'])).stdout).length;
+    const [made, floorMade] = [await count(nsSc), await count(nsFloor)];
+    if (made !== size || floorMade !== size) throw new Error(`${size}: sc made ${made} bridges, the batch ${floorMade}`);
+    r.load = loadavg()[0].toFixed(1);
+    rows.push(r);
   }
+
+  const us = (ms, n) => `${((ms * 1000) / n).toFixed(0)} µs`;
+  say('');
+  say('Bridges (sc … --target bridge; median of 5 for diff, converged apply and the reads; one run for apply from empty)');
+  say(
+    table(
+      ['bridges', 'sc apply', '(CPU)', 'ip -batch', 'ratio', 'per bridge', 'sc diff', '(CPU)', 'ip reads', 'ratio', 'diff − reads', 'per bridge', 'noop apply', '− diff', 'peak RSS', 'load 1 min'],
+      rows.map((r) => [
+        r.size.toLocaleString('en'),
+        secs(r.apply.ms),
+        secs(r.apply.cpuMs),
+        secs(r.batch.ms),
+        ratio(r.apply.ms, r.batch.ms),
+        us(r.apply.ms, r.size),
+        secs(r.diff.ms),
+        secs(r.diff.cpuMs),
+        secs(r.read.ms),
+        ratio(r.diff.ms, r.read.ms),
+        secs(r.diff.ms - r.read.ms),
+        us(r.diff.ms, r.size),
+        secs(r.noop.ms),
+        signed(r.noop.ms - r.diff.ms),
+        `${Math.max(r.apply.rssMiB, r.diff.rssMiB, r.noop.rssMiB).toFixed(0)} MiB`,
+        r.load,
+      ]),
+    ),
+  );
+  const at = (n) => rows.find((r) => r.size === n);
+  const goals = [];
+  const [k1, k4] = [at(1000), at(4000)];
+  if (k1) goals.push([`diff at 1,000 ≤ reads + 0.15 s`, r2(k1.diff.ms - k1.read.ms) <= 150, `${secs(k1.diff.ms - k1.read.ms)} over the reads`]);
+  if (k4) goals.push([`diff at 4,000 ≤ 1.5× reads`, k4.diff.ms <= 1.5 * k4.read.ms, ratio(k4.diff.ms, k4.read.ms)]);
+  for (const r of [k1, k4].filter(Boolean)) goals.push([`apply at ${r.size.toLocaleString('en')} ≤ 1.25× ip -batch`, r.apply.ms <= 1.25 * r.batch.ms, ratio(r.apply.ms, r.batch.ms)]);
+  for (const r of rows) goals.push([`converged apply at ${r.size.toLocaleString('en')} ≤ diff + 0.1 s`, r.noop.ms - r.diff.ms <= 100, signed(r.noop.ms - r.diff.ms)]);
+  if (k4) goals.push([`peak memory at 4,000 ≤ 150 MiB`, Math.max(k4.apply.rssMiB, k4.diff.rssMiB, k4.noop.rssMiB) <= 150, `${Math.max(k4.apply.rssMiB, k4.diff.rssMiB, k4.noop.rssMiB).toFixed(0)} MiB`]);
+  say('');
+  say('Goals (issue 17)');
+  say(table(['', 'measured', ''], goals.map(([name, ok, value]) => [name, value, ok ? 'met' : 'NOT MET'])));
 }
 
-async function readFloor(ns) {
-  return median(REPEATS, async () => {
-    const links = await timed('ip link show', 'ip', ['-n', ns, '-json', '-details', 'link', 'show']);
-    const addrs = await timed('ip addr show', 'ip', ['-n', ns, '-json', 'addr', 'show']);
-    return links + addrs;
-  });
-}
+const r2 = (x) => Math.round(x);
+const signed = (ms) => `${ms < 0 ? '−' : '+'}${secs(Math.abs(ms))}`;
 
-async function main() {
-  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (network namespaces)');
-  tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
-  const ds1000 = await writeBenchDatastore(path.join(tmp, 'ds1000'), 1000);
-  const ds4000 = await writeBenchDatastore(path.join(tmp, 'ds4000'), 4000);
-  const bridges = benchBridges(4000);
-  const r = {};
-  progress(`load average: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-
-  r.node = await median(REPEATS, () => timed('node startup', process.execPath, [SC, '--version']));
-  progress(`node + sc --version: ${r.node.toFixed(0)} ms`);
-
-  await addNamespace(NS.sc);
-  progress(`sc apply, 1,000 bridges from empty (${NS.sc}) …`);
-  await waitForQuietKernel(NS.sc);
-  r.apply1000 = await timed('sc apply 1000', process.execPath, sc(ds1000, NS.sc, 'apply'));
-  progress(`  ${r.apply1000.toFixed(0)} ms; sc diff converged ×${REPEATS} …`);
-  r.diff1000 = await median(REPEATS, () => timed('sc diff 1000', process.execPath, sc(ds1000, NS.sc, 'diff')));
-  r.read1000 = await readFloor(NS.sc);
-
-  progress('sc apply, 4,000 bridges on top of the 1,000 (3,000 creates) …');
-  await waitForQuietKernel(NS.sc);
-  r.apply4000 = await timed('sc apply 4000', process.execPath, sc(ds4000, NS.sc, 'apply'));
-  progress(`  ${r.apply4000.toFixed(0)} ms; sc diff converged ×${REPEATS} …`);
-  r.diff4000 = await median(REPEATS, () => timed('sc diff 4000', process.execPath, sc(ds4000, NS.sc, 'diff')));
-  r.read4000 = await readFloor(NS.sc);
-
-  await addNamespace(NS.floor);
-  progress(`plain ip -batch floors (${NS.floor}) …`);
-  const first = await batchFile('floor-1000.batch', bridges.slice(0, 1000));
-  const rest = await batchFile('floor-3000.batch', bridges.slice(1000));
-  await waitForQuietKernel(NS.floor);
-  r.floor1000 = await timed('ip -batch 1000', 'ip', ['-n', NS.floor, '-batch', first]);
-  await waitForQuietKernel(NS.floor);
-  r.floor4000 = await timed('ip -batch 3000 more', 'ip', ['-n', NS.floor, '-batch', rest]);
-
-  await addNamespace(NS.perProcess);
-  await waitForQuietKernel(NS.perProcess);
-  progress(`srvctl 3's way: one ip process per change, 1,000 bridges (${NS.perProcess}; ~25 s) …`);
-  const started = performance.now();
-  for (const b of bridges.slice(0, 1000)) {
-    await timed('ip link add', 'ip', ['-n', NS.perProcess, 'link', 'add', 'name', b.name, 'type', 'bridge']);
-    await timed('ip addr add', 'ip', ['-n', NS.perProcess, 'addr', 'add', b.cidr, 'dev', b.name]);
-    await timed('ip link set up', 'ip', ['-n', NS.perProcess, 'link', 'set', 'dev', b.name, 'up']);
-  }
-  r.perProcess1000 = performance.now() - started;
-
-  report(r);
-}
-
-function report(r) {
-  const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
-  const x = (a, b) => `${(a / b).toFixed(2)}×`;
-  const rows = [
-    ['node dist/cli/main.js --version (process floor)', s(r.node), '', ''],
-    ['sc apply from empty', s(r.apply1000), s(r.apply4000), '4,000 = 3,000 creates on top of 1,000'],
-    ['plain ip -batch, same creates (floor)', s(r.floor1000), s(r.floor4000), 'same starting state as sc apply'],
-    ['sc diff, converged (median)', s(r.diff1000), s(r.diff4000), ''],
-    ['ip -json -d link show + ip -json addr show', s(r.read1000), s(r.read4000), ''],
-    ["srvctl 3's way: one ip process per change", s(r.perProcess1000), '-', '3 processes per bridge'],
-  ];
-  const width = [Math.max(...rows.map((row) => row[0].length)), 10, 10];
-  const line = (c) => `${c[0].padEnd(width[0])}  ${c[1].padStart(width[1])}  ${c[2].padStart(width[2])}  ${c[3]}`;
-  const out = [line(['', '1,000', '4,000', '']), ...rows.map(line), ''];
-  // Issue 4's acceptance, stated for 4,000 bridges: diff within 2× (link show + addr show) plus 1 s
-  // of process start; apply within 2× the plain batch. The 1,000 column is shown for the trend.
-  const diffLimit = (read) => 2 * read + 1000;
-  const checks = [
-    ['converged diff vs (2 × (link show + addr show) + 1 s)', r.diff1000 / diffLimit(r.read1000), r.diff4000 / diffLimit(r.read4000), 1],
-    ['sc apply vs plain ip -batch', r.apply1000 / r.floor1000, r.apply4000 / r.floor4000, 2],
-  ];
-  for (const [what, a, b, limit] of checks) {
-    const ok = b <= limit;
-    out.push(`${what.padEnd(width[0])}  ${`${a.toFixed(2)}×`.padStart(width[1])}  ${`${b.toFixed(2)}×`.padStart(width[2])}  at 4,000 must be ≤ ${limit}× — ${ok ? 'ok' : 'NOT MET'}`);
-  }
-  out.push(`${"sc apply vs srvctl 3's way".padEnd(width[0])}  ${x(r.apply1000, r.perProcess1000).padStart(width[1])}  ${''.padStart(width[2])}  (${(r.perProcess1000 / r.apply1000).toFixed(0)}× faster)`);
-  out.push('', `load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 vCPU; other work on the machine skews every number)`);
-  process.stdout.write(`${out.join('\n')}\n`);
-}
-
-// `node bench/run.mjs [bridges|containers]`: one of the two, or (no argument) both — containers
-// first, so the background freeing of thousands of bridge links cannot skew their timings.
-const only = process.argv[2];
-if (only !== undefined && only !== 'bridges' && only !== 'containers') throw new Error(`unknown bench "${only}" (bridges or containers)`);
 try {
-  if (only !== 'bridges') {
-    try {
-      await runContainersBench();
-    } finally {
-      await cleanupContainersBench();
-    }
-  }
-  if (only !== 'containers') await main();
+  if (process.getuid?.() !== 0 && (wants('containers') || wants('bridges'))) throw new Error('the benchmark needs root (network namespaces, cgroups)');
+  tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
+  say(`sc: ${SC}`);
+  say(`at the start: ${loadLine()}`);
+  if (wants('startup')) await startup();
+  // Containers before bridges: the background freeing of thousands of links cannot skew them.
+  if (wants('containers')) await containers();
+  if (wants('bridges')) await bridges();
+  say('');
+  say(`at the end: ${loadLine()}`);
 } catch (error) {
-  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exitCode = 1;
 } finally {
   await cleanup();

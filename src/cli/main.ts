@@ -4,7 +4,7 @@ import { CommanderError } from 'commander';
 import { createProgram } from './program.js';
 
 try {
-  await createProgram().parseAsync(process.argv);
+  await (await createProgram(process.argv)).parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     // --help and --version exit 0; usage errors (already printed by commander) exit 1.

@@ -1,6 +1,7 @@
 // Datastore edits in a git working tree: commit exactly the files the edit wrote, with the sc
 // command line as the message and the actor as author; push when asked and an upstream exists.
-import { realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ScError } from '../errors.js';
 import { gitErrorText, gitIdentity, gitIn } from '../drivers/git.js';
 
@@ -28,6 +29,10 @@ export interface EditCommit {
  * not committed to: that repository belongs to someone else.
  */
 export async function datastoreWorkTree(dir: string): Promise<string | undefined> {
+  // The top of a work tree holds `.git` (a directory, or a file in a linked work tree); without it
+  // (and without GIT_DIR / GIT_WORK_TREE pointing elsewhere) there is no need to start git at all.
+  const gitEnv = process.env.GIT_DIR !== undefined || process.env.GIT_WORK_TREE !== undefined;
+  if (!gitEnv && !(await lstat(join(dir, '.git')).then(() => true, () => false))) return undefined;
   try {
     const top = (await gitIn(dir).raw(['rev-parse', '--show-toplevel'])).trim();
     if (top === '') return undefined;

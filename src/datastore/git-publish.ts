@@ -5,13 +5,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { execa } from 'execa';
 import { writeNoFollow } from '../drivers/no-follow-fs.js';
 import { HOST_SIGNERS_FILE, HOST_SIGNING_KEY, hostSignersLine, listsHostKey } from './source-signers.js';
 import { verifyRequiredInForce } from './source-verify.js';
 import { gitErrorText, gitIdentity, gitIn, gitWithInput } from '../drivers/git.js';
 import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
 import { ScError, UserError } from '../errors.js';
+import { spawnCollect } from '../drivers/spawn-collect.js';
 
 export interface SourcePublishRequest {
   readonly root: string;
@@ -155,7 +155,7 @@ async function ensureSigningKey(root: string, host: string): Promise<string> {
   await mkdir(dirname(key), { recursive: true, mode: 0o755 });
   await rm(key, { force: true });
   await rm(`${key}.pub`, { force: true });
-  const made = await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `srvctl host ${host}`, '-f', key], { reject: false, stdin: 'ignore' });
-  if (made.exitCode !== 0) throw new ScError(`cannot make this host's git signing key ${key}: ${String(made.stderr).trim() || `ssh-keygen exited with ${String(made.exitCode)}`}`);
+  const made = await spawnCollect('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `srvctl host ${host}`, '-f', key], { timeoutMs: 60_000 });
+  if (made.exitCode !== 0) throw new ScError(`cannot make this host's git signing key ${key}: ${made.stderr.trim() || `ssh-keygen exited with ${String(made.exitCode ?? made.signal ?? made.errorCode)}`}`);
   return key;
 }

@@ -7,7 +7,7 @@ import { crossCheckProblems } from './cross-checks.js';
 import { LIMITS } from './limits.js';
 import type { DatastoreLocation } from './datastore-location.js';
 import { DATASTORE_KINDS, deepFreeze, type DatastoreKind, type Model } from './model.js';
-import { isRawObject } from './raw-data.js';
+import { cloneData, isRawObject } from './raw-data.js';
 import { schemaProblems, unknownFieldProblems, type DocumentProblem } from './schema-validation.js';
 import { displayPathOf, jsonPointer, readSourceDocument, type SourceDocument } from './source-document.js';
 
@@ -114,7 +114,7 @@ function checkDocuments(
   // The model is a frozen copy: the documents' data stays the caller's to change.
   const part = <K extends DatastoreKind>(kind: K): Model[K] => {
     const data = documents[kind]?.data;
-    return (isRawObject(data) ? structuredClone(data) : {}) as Model[K];
+    return (isRawObject(data) ? cloneData(data) : {}) as Model[K];
   };
   const model: Model = deepFreeze({
     clusters: part('clusters'),

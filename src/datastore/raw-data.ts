@@ -27,3 +27,23 @@ export function integerField(record: RawObject, field: string, min: number, max:
 export function hasField(record: RawObject, field: string): boolean {
   return Object.hasOwn(record, field) && record[field] !== undefined;
 }
+
+/**
+ * A deep copy of parsed datastore data (JSON.parse / yaml's toJS: plain objects, arrays, scalars),
+ * several times faster than structuredClone on the thousands of records of a large datastore.
+ * Anything else (a Date from a YAML timestamp, say) is copied by structuredClone.
+ */
+export function cloneData<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((item: unknown) => cloneData(item)) as T;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return structuredClone(value);
+  const copy: RawObject = proto === null ? (Object.create(null) as RawObject) : {};
+  for (const key of Object.keys(value)) {
+    const item = cloneData((value as RawObject)[key]);
+    // A key "__proto__" (JSON.parse makes it an own property) stays an own property, as in structuredClone.
+    if (key === '__proto__') Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });
+    else copy[key] = item;
+  }
+  return copy as T;
+}

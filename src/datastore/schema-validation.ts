@@ -1,9 +1,8 @@
 // Checks each datastore document against its JSON Schema (schemas/*.schema.json, ajv 2020) and
 // turns ajv's errors into readable problems at JSON paths; also warns about unknown fields.
-import { readFileSync } from 'node:fs';
-import ajv2020Module, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import ajvFormatsModule from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import { DATASTORE_KINDS, type DatastoreKind } from './model.js';
+import * as generated from './schema-validators.generated.js';
 import { parseJsonPointer, type DocumentPath } from './source-document.js';
 
 /** One problem in one document, located by a path into its data. */
@@ -14,33 +13,22 @@ export interface DocumentProblem {
   message: string;
 }
 
-// Both are CommonJS modules whose `module.exports` also carries `.default`; NodeNext typing sees only that.
-const Ajv2020 = ajv2020Module.default;
-const addFormats = ajvFormatsModule.default;
-
-type JsonObject = Record<string, unknown>;
-
-let compiled: { schemas: Record<DatastoreKind, JsonObject>; validators: Record<DatastoreKind, ValidateFunction> } | undefined;
-
-function schemaSet(): NonNullable<typeof compiled> {
-  if (compiled) return compiled;
-  // src/datastore → ../../schemas, and the same from dist/datastore: the schemas ship beside dist.
-  const dir = new URL('../../schemas/', import.meta.url);
-  const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, allowUnionTypes: true });
-  addFormats(ajv, ['ipv4', 'ipv6']);
-  const schemas = {} as Record<DatastoreKind, JsonObject>;
-  const validators = {} as Record<DatastoreKind, ValidateFunction>;
-  for (const kind of DATASTORE_KINDS) {
-    schemas[kind] = JSON.parse(readFileSync(new URL(`${kind}.schema.json`, dir), 'utf8')) as JsonObject;
-    validators[kind] = ajv.compile(schemas[kind]);
-  }
-  compiled = { schemas, validators };
-  return compiled;
+/** An ajv validation function (compiled at build time by scripts/generate-validators.mjs). */
+interface ValidateFunction {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
 }
+
+// allErrors and verbose (each error carries its data and parent schema), as describeSchemaError needs.
+const validators = Object.fromEntries(DATASTORE_KINDS.map((kind) => [kind, (generated as Record<string, unknown>)[kind] as ValidateFunction])) as Record<
+  DatastoreKind,
+  ValidateFunction
+>;
+const knownFields = generated.KNOWN_FIELDS as Record<'host' | 'user' | 'container', readonly string[]>;
 
 /** Schema errors of one document's data (an empty document is `{}`), every one of them. */
 export function schemaProblems(kind: DatastoreKind, data: unknown): DocumentProblem[] {
-  const validate = schemaSet().validators[kind];
+  const validate = validators[kind];
   if (validate(data)) return [];
   const errors = validate.errors ?? [];
   // An anyOf failure also reports each branch's failure (under the branches' own schema paths when
@@ -189,9 +177,8 @@ export const SRVCTL3_FIELDS: Readonly<Record<'host' | 'user' | 'container', read
 /** Warnings for fields of hosts, users and containers that neither sc nor srvctl 3 knows (typos, mostly). */
 export function unknownFieldProblems(kind: DatastoreKind, data: unknown): DocumentProblem[] {
   if (kind === 'settings' || !isObject(data)) return [];
-  const defs = (schemaSet().schemas[kind].$defs ?? {}) as Record<string, { properties?: object }>;
   const objectKind = kind === 'clusters' ? 'host' : kind === 'users' ? 'user' : 'container';
-  const known = new Set([...Object.keys(defs[objectKind]?.properties ?? {}), ...SRVCTL3_FIELDS[objectKind]]);
+  const known = new Set([...knownFields[objectKind], ...SRVCTL3_FIELDS[objectKind]]);
   const entries: [DocumentPath, unknown][] =
     kind === 'clusters'
       ? Object.entries(data).flatMap(([cluster, hosts]) =>

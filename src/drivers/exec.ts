@@ -2,9 +2,9 @@
 // a timeout, typed errors, a debug log line per command, and --netns applied here only.
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { HostCommandError, UserError } from '../errors.js';
+import { spawnCollect } from './spawn-collect.js';
 import type { Exec, ExecOptions, ExecResult } from './types.js';
 import { redactSecrets } from './url-credentials.js';
 
@@ -89,22 +89,17 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
     const timeout = options.timeoutMs ?? defaultTimeout;
     const started = performance.now();
 
-    const result = await execa(file, argv, {
-      reject: false,
-      timeout,
-      input: options.input,
-      stdin: options.input === undefined ? 'ignore' : 'pipe',
-      env: options.env,
-      cwd: options.cwd,
-      stripFinalNewline: false,
-      killSignal: 'SIGKILL',
+    const result = await spawnCollect(file, argv, {
+      timeoutMs: timeout,
+      ...(options.input !== undefined ? { input: options.input } : {}),
+      ...(options.env !== undefined ? { env: options.env } : {}),
+      ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     });
     const durationMs = Math.round(performance.now() - started);
-    const stdout = typeof result.stdout === 'string' ? result.stdout : '';
-    const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+    const { stdout, stderr } = result;
     logger?.debug({ command: fullCommand, exitCode: result.exitCode, durationMs }, 'exec');
 
-    if (result.code === 'ENOENT' && result.exitCode === undefined) {
+    if (result.errorCode === 'ENOENT') {
       const pkg = PROVIDED_BY[path.basename(file)];
       throw new HostCommandError(fullCommand, undefined, `${file}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, '', {
         reason: 'program missing',
@@ -117,9 +112,9 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
       });
     }
     if (result.exitCode === undefined) {
-      // Killed by a signal or failed to spawn for another reason (EACCES, …).
-      const why = result.signal ? `killed by ${result.signal}` : (result.code ?? 'could not start');
-      throw new HostCommandError(fullCommand, undefined, stderr || (result.shortMessage ?? ''), stdout, { reason: why });
+      // Killed by a signal or failed to start for another reason (EACCES, …).
+      const why = result.signal ? `killed by ${result.signal}` : (result.errorCode ?? 'could not start');
+      throw new HostCommandError(fullCommand, undefined, stderr || (result.errorMessage ?? ''), stdout, { reason: why });
     }
     // Inside a namespace the program is started by `ip netns exec` or nsenter, not by us: their
     // "not found" arrives as an exit code and a message.

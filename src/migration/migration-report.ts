@@ -2,11 +2,10 @@
 // container, which fields were dropped, which files were left behind, and the warnings. Its JSON
 // form is described by schemas/srvctl3-migration.schema.json and stored in the new datastore,
 // where `sc adopt` reads the old addresses from it; the text form is what an admin reviews.
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import ajv2020Module, { type ValidateFunction } from 'ajv/dist/2020.js';
-import ajvFormatsModule from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
+import { migrationReport } from './migration-report-validator.generated.js';
 import { UserError } from '../errors.js';
 
 export const MIGRATION_REPORT_FILE = 'srvctl3-migration.json';
@@ -110,24 +109,12 @@ export interface MigrationReport {
   warnings: ReportWarning[];
 }
 
-// Both are CommonJS modules whose `module.exports` also carries `.default`; NodeNext typing sees only that.
-const Ajv2020 = ajv2020Module.default;
-const addFormats = ajvFormatsModule.default;
-let validator: ValidateFunction | undefined;
-
-function reportValidator(): ValidateFunction {
-  if (validator) return validator;
-  // src/migration → ../../schemas, and the same from dist/migration: the schemas ship beside dist.
-  const schema = JSON.parse(readFileSync(new URL('../../schemas/srvctl3-migration.schema.json', import.meta.url), 'utf8')) as object;
-  const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
-  addFormats(ajv, ['ipv4']);
-  validator = ajv.compile(schema);
-  return validator;
-}
+/** The report's schema as a validation function, compiled at build time (scripts/generate-validators.mjs). */
+const reportValidator = migrationReport as unknown as { (value: unknown): boolean; errors?: ErrorObject[] | null };
 
 /** Schema errors of a report (`/containers/3/ip must match format "ipv4"`), none when it is valid. */
 export function reportSchemaErrors(value: unknown): string[] {
-  const validate = reportValidator();
+  const validate = reportValidator;
   if (validate(value)) return [];
   return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}`);
 }

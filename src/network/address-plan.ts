@@ -1,6 +1,5 @@
 // The address plan of SPEC §2 as pure arithmetic: hostnet /12s, a user's /24 per host, the
 // roles of the host parts inside a /24, and lowest-free allocation. No I/O, no state.
-import ipaddr from 'ipaddr.js';
 import { UserError } from '../errors.js';
 
 /** Containers get host parts .20–.200 of their owner's /24. */
@@ -103,23 +102,34 @@ export function userSubnet(n: UserNet): UserSubnet {
   };
 }
 
+/** The 2nd and 3rd octets of the user's /24 (validated like userSubnet), without building its addresses. */
+export function userSubnetOctets(n: UserNet): { secondOctet: number; thirdOctet: number } {
+  assertUserNet(n);
+  return { secondOctet: secondOctet(n), thirdOctet: n.userId };
+}
+
 /** 10.16.0.0/12 for hostnet 1 … 10.240.0.0/12 for hostnet 15. */
 export function hostnetCidr(hostnet: number): string {
   assertHostnet(hostnet);
   return `10.${16 * hostnet}.0.0/12`;
 }
 
+/** Four decimal octets without leading zeros, and an optional prefix length. */
+const DOTTED_QUAD = /^(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?:\/([0-9]+))?$/;
+
 /**
- * The four octets of a dotted-quad IPv4 address (an optional `/prefix` is ignored), or undefined.
- * Strict on purpose: `010.1.2.3` or `10.1.515` are parsed by ipaddr.js as octal / short forms,
- * which would let two spellings of different addresses look alike in the datastore.
+ * The four octets of a dotted-quad IPv4 address (an optional `/prefix` of 0–32 is ignored), or
+ * undefined. Strict on purpose: `010.1.2.3` or `10.1.515` are read by other parsers (ipaddr.js)
+ * as octal / short forms, which would let two spellings of different addresses look alike in the
+ * datastore. One regular expression: the cross-checks parse every address of the datastore.
  */
 export function parseIPv4Octets(text: string): [number, number, number, number] | undefined {
-  const address = text.includes('/') && ipaddr.IPv4.isValidCIDR(text) ? text.slice(0, text.indexOf('/')) : text;
-  if (!ipaddr.IPv4.isValidFourPartDecimal(address)) return undefined;
-  const [a, b, c, d] = ipaddr.IPv4.parse(address).octets;
-  if (a === undefined || b === undefined || c === undefined || d === undefined) return undefined;
-  return [a, b, c, d];
+  const m = DOTTED_QUAD.exec(text);
+  if (!m) return undefined;
+  const octets: [number, number, number, number] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  if (octets[0] > 255 || octets[1] > 255 || octets[2] > 255 || octets[3] > 255) return undefined;
+  if (m[5] !== undefined && Number(m[5]) > 32) return undefined;
+  return octets;
 }
 
 function roleOfHostPart(hostPart: number): AddressRole {

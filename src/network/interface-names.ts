@@ -1,6 +1,6 @@
 // Deterministic interface names derived from the address plan, and the kernel's naming rules.
 // Names must fit IFNAMSIZ (15 bytes) and be recognisably sc's so foreign links are never touched.
-import { userSubnet, type UserNet } from './address-plan.js';
+import { userSubnetOctets, type UserNet } from './address-plan.js';
 
 /** Everything sc creates carries an ifalias starting with this mark (e.g. `srvctl:bridge user=alice`). */
 export const SC_LINK_ALIAS_PREFIX = 'srvctl:';
@@ -13,9 +13,9 @@ export const MAX_INTERFACE_NAME_LENGTH = 15;
 
 /** `sc-17-3` for 10.17.3.0/24 — deterministic, ≤ 15 chars, recognisably sc's. */
 export function bridgeName(n: UserNet): string {
-  // userSubnet validates the ranges; the name mirrors the subnet's 2nd and 3rd octets.
-  const [, second, third] = userSubnet(n).network.split('.');
-  return `${BRIDGE_NAME_PREFIX}${second}-${third}`;
+  // The name mirrors the subnet's 2nd and 3rd octets (10.(16·H+R).U.0/24); userSubnet validates the ranges.
+  const { secondOctet, thirdOctet } = userSubnetOctets(n);
+  return `${BRIDGE_NAME_PREFIX}${secondOctet}-${thirdOctet}`;
 }
 
 /** Decimal without leading zeros, so each name has exactly one spelling. */

@@ -5,13 +5,15 @@ import type { FieldChange, ResourceHandler } from '../resources/contract.js';
 import { compareNatural } from './natural-order.js';
 
 /**
- * The comparable view of a spec: the handler's normalisation, reduced to plain JSON so that an
- * `undefined` field and a missing one compare equal (fast-json-patch would report a removal).
+ * The comparable view of a spec as JSON text: the handler's normalisation, reduced to plain JSON so
+ * that an `undefined` field and a missing one compare equal (fast-json-patch would report a
+ * removal). Two equal texts are equal views, which settles the common case (a converged object)
+ * without building a patch; unequal texts may still be equal views (the same fields in another
+ * order): parsed back, specPatch decides.
  */
-export function comparableView(handler: ResourceHandler<unknown>, spec: unknown): unknown {
+export function comparableText(handler: ResourceHandler<unknown>, spec: unknown): string {
   const view = handler.normalize ? handler.normalize(spec) : spec;
-  const text = JSON.stringify(view);
-  return text === undefined ? null : (JSON.parse(text) as unknown);
+  return JSON.stringify(view) ?? 'null';
 }
 
 /** Operations turning `have` into `want`; any JSON values, not only objects at the top. */

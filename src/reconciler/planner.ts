@@ -11,7 +11,7 @@ import {
   type PlannedAction,
   type ResourceHandler,
 } from '../resources/contract.js';
-import { comparableView, fieldChanges, specPatch } from './field-changes.js';
+import { comparableText, fieldChanges, specPatch } from './field-changes.js';
 import { kindOrder, type KindOrder } from './kind-order.js';
 import { compareNatural } from './natural-order.js';
 
@@ -99,8 +99,11 @@ function planDesired(
   if (inTheWay !== undefined) return { ...base, type: 'conflict', patch: [], reasons: [], message: inTheWay };
   if (!have) return { ...base, type: 'create', patch: [], reasons: [], message: want.description };
 
-  const haveView = comparableView(handler, have.spec);
-  const patch = specPatch(haveView, comparableView(handler, want.spec));
+  const haveText = comparableText(handler, have.spec);
+  const wantText = comparableText(handler, want.spec);
+  if (haveText === wantText) return undefined;
+  const haveView = JSON.parse(haveText) as unknown;
+  const patch = specPatch(haveView, JSON.parse(wantText) as unknown);
   if (patch.length === 0) return undefined;
   const inPlace = handler.update !== undefined && (handler.canUpdate?.(patch, want.spec, have.spec) ?? true);
   return { ...base, type: inPlace ? 'update' : 'replace', patch, reasons: fieldChanges(patch, haveView), message: want.description };

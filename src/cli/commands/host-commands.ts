@@ -78,8 +78,10 @@ export function registerHostCommands(program: Command): void {
         const concurrency = opts.concurrency ?? loaded.model.settings.apply?.concurrency ?? 8;
         const abort = new AbortController();
         const onSignal = () => abort.abort();
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
+        // `on`, not `once`: a second signal must not kill sc mid-abort, and a library using
+        // signal-exit re-raises a signal no other listener is left for (a `once` one is removed as it runs).
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         try {
           const result = await applyHost({
             ...input,

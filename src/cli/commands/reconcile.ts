@@ -73,8 +73,10 @@ export function registerReconcile(program: Command): void {
         const { source, settings } = await desiredSource(ctx);
         const abort = new AbortController();
         const onSignal = () => abort.abort();
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
+        // `on`, not `once`: a second signal must not kill sc mid-abort, and a library using
+        // signal-exit re-raises a signal no other listener is left for (a `once` one is removed as it runs).
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         const options = {
           root: ctx.options.root,
           hostName: ctx.options.host,

@@ -26,7 +26,8 @@ export async function runCli(args: readonly string[]): Promise<CliResult> {
   process.exitCode = undefined;
   let exitCode: number;
   try {
-    await createProgram().parseAsync(['node', 'sc', ...args]);
+    const argv = ['node', 'sc', ...args];
+    await (await createProgram(argv)).parseAsync(argv);
     exitCode = Number(process.exitCode ?? 0);
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
