@@ -24,7 +24,8 @@ export function createLogger(level: string): Logger {
         let method = methods.get(property);
         if (method === undefined) {
           const enabled = (LEVELS[property] as number) >= threshold;
-          method = enabled ? (...args: unknown[]) => (pinoLogger()[property as 'info'])(...args) : () => undefined;
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- tsc needs it to spread into pino's overloads
+          method = enabled ? (...args: unknown[]) => (pinoLogger()[property as 'info'] as (...a: unknown[]) => void)(...args) : () => undefined;
           methods.set(property, method);
         }
         return method;
