@@ -46,6 +46,8 @@ export class PublicKeyError extends Error {
   }
 }
 
+export const PRIVATE_KEY_REFUSAL = 'this is a PRIVATE key: it was not stored and is not shown; keep it secret and give the public key (the .pub file) instead';
+
 /** Whether a text holds private key material (PEM/OpenSSH/PuTTY private key markers). */
 export function looksLikePrivateKey(text: string): boolean {
   return /PRIVATE KEY-----|PuTTY-User-Key-File|^\s*-----BEGIN [A-Z0-9 ]*KEY-----/m.test(text) && !/-----BEGIN SSH2 PUBLIC KEY-----/.test(text);
@@ -142,7 +144,7 @@ function checkKeyMaterial(type: PublicKeyType, reader: BlobReader): number {
  */
 export function parsePublicKey(text: string): PublicKey {
   if (looksLikePrivateKey(text)) {
-    throw new PublicKeyError('this is a PRIVATE key: it was not stored and is not shown; keep it secret and give the public key (the .pub file) instead', true);
+    throw new PublicKeyError(PRIVATE_KEY_REFUSAL, true);
   }
   const trimmed = text.replace(/^[ \t]+|[ \t\r\n]+$/g, '');
   if (/[\r\n]/.test(trimmed)) throw new PublicKeyError('one key per line: the text has embedded line breaks');

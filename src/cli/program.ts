@@ -1,5 +1,6 @@
 // The `sc` command tree: global options plus one registration per command module.
 import { Command } from 'commander';
+import { registerAccess } from './commands/access.js';
 import { registerAdopt } from './commands/adopt.js';
 import { registerDatastoreEdits } from './commands/datastore-edits.js';
 import { registerExec } from './commands/exec.js';
@@ -31,6 +32,7 @@ export function createProgram(): Command {
   registerExec(program);
   registerImport(program);
   registerAdopt(program);
+  registerAccess(program);
   for (const sub of program.commands) sub.exitOverride();
   return program;
 }

@@ -1,12 +1,15 @@
 // Builds the real driver set for one run from the host context (--root, --netns).
 import type { Logger } from 'pino';
 import type { HostContext } from '../host-context.js';
+import { createAccountsDriver } from './accounts.js';
 import { createExec } from './exec.js';
 import { createFilesDriver } from './files.js';
 import { createIpDriver } from './ip.js';
 import { createNspawnDriver } from './nspawn.js';
 import { createOpensslDriver } from './openssl.js';
 import { createOpenvpnDriver } from './openvpn.js';
+import { resolveRuntime } from './runtime.js';
+import { createSshdDriver } from './sshd.js';
 import type { Drivers } from './types.js';
 
 export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtime'>, logger?: Logger): Drivers {
@@ -14,5 +17,7 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const files = createFilesDriver(host.root);
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
-  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn };
+  const accounts = createAccountsDriver(files);
+  const sshd = createSshdDriver({ exec, files, runtime: resolveRuntime(host.runtime) });
+  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, accounts, sshd };
 }

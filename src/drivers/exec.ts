@@ -136,5 +136,19 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
     return { command: fullCommand, exitCode: result.exitCode, stdout, stderr };
   };
 
-  return netns === undefined ? { run } : { netns, run };
+  const interactive = async (command: string, args: readonly string[], options: Pick<ExecOptions, 'inNetns' | 'env'> = {}): Promise<number> => {
+    const inNetns = netns !== undefined && options.inNetns !== false;
+    if (inNetns) await ensureNetns(netns);
+    const [file, argv] = inNetns ? commandInNetns(netns, command, args) : [command, [...args]];
+    logger?.debug({ command: [file, ...argv] }, 'exec interactive');
+    // Only the environment given: the host's variables stay out of whatever the command enters.
+    const result = await execa(file, argv, { reject: false, stdio: 'inherit', env: options.env ?? {}, extendEnv: false });
+    if (result.code === 'ENOENT' && result.exitCode === undefined) {
+      const pkg = PROVIDED_BY[path.basename(file)];
+      throw new HostCommandError([file, ...argv], undefined, `${file}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, '', { reason: 'program missing' });
+    }
+    return result.exitCode ?? 128 + 1;
+  };
+
+  return netns === undefined ? { run, interactive } : { netns, run, interactive };
 }

@@ -64,6 +64,8 @@ export interface NspawnDriver {
   runtime(setting?: RuntimeSetting): MachineRuntime;
   /** Runs a command inside a running machine's namespaces (`nsenter -t <init> -a`). */
   enter(machine: MachineRecord, argv: readonly string[], options?: { net?: boolean; input?: string }): Promise<ExecResult>;
+  /** Runs `argv` inside a running machine on the caller's terminal (all of init's namespaces); its exit code. */
+  shell?(machine: MachineRecord, argv: readonly string[], env: Readonly<Record<string, string>>): Promise<number>;
 }
 
 // ---- the state record --------------------------------------------------------------------------
