@@ -12,6 +12,8 @@ import type { Model } from './model.js';
 export interface KeyInput {
   readonly text: string;
   readonly where: string;
+  /** A file holds one key per line; a key given as an argument must be one line (a newline would smuggle in a second key). */
+  readonly file?: boolean;
 }
 
 /** Every key line of the inputs (blank and `#` lines skipped), or a UserError naming where the bad one is. */
@@ -20,7 +22,7 @@ export function parseKeyInputs(inputs: readonly KeyInput[]): PublicKey[] {
   for (const input of inputs) {
     // A private key is refused as a whole, before any of its lines is looked at (or shown).
     if (looksLikePrivateKey(input.text)) throw new UserError(`${input.where}: ${PRIVATE_KEY_REFUSAL}`);
-    const lines = input.text.split('\n');
+    const lines = input.file ? input.text.split('\n') : [input.text];
     let found = 0;
     for (const [i, line] of lines.entries()) {
       if (line.trim() === '' || line.trim().startsWith('#')) continue;

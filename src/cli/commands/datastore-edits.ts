@@ -170,6 +170,9 @@ export function registerDatastoreEdits(program: Command): void {
     .argument('<user>', 'the user (root for the administrator)')
     .argument('<key...>', 'a public key ("ssh-ed25519 AAAA… comment", quoted or not) or a file of public keys (e.g. id_ed25519.pub)')
     .description('add SSH public keys to a user (checked: no private keys, DSA, RSA under 2048 bits, options or several lines); sc apply installs them')
+    // A pasted private key starts with "-----BEGIN": it must reach the key check (which refuses it
+    // without showing it), not commander's "unknown option '…'" message, which would echo it.
+    .allowUnknownOption()
     .action((user: string, words: string[], _opts, command: Command) =>
       runCommand(command, async (ctx) => {
         const keys = parseKeyInputs([await keyInput(words)]);
@@ -208,7 +211,7 @@ async function keyInput(words: readonly string[]): Promise<KeyInput> {
     if (!info) throw new UserError(`${first}: not a public key and no such file (give "ssh-ed25519 AAAA… comment" or a .pub file)`);
     if (!info.isFile()) throw new UserError(`${first}: not a regular file`);
     if (info.size > KEY_FILE_MAX_BYTES) throw new UserError(`${first}: ${info.size} bytes is too big for a public key file`);
-    return { text: await readFile(first, 'utf8'), where: first };
+    return { text: await readFile(first, 'utf8'), where: first, file: true };
   }
   return { text: words.join(' '), where: 'the key argument' };
 }
