@@ -10,7 +10,7 @@ import type { Model } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
-import { refString, type BatchOutcome, type DesiredObject, type ObservedObject, type PlannedAction, type ResourceHandler } from './contract.js';
+import { refString, type BatchOutcome, type DesiredObject, type ObserveContext, type ObservedObject, type PlannedAction, type ResourceHandler } from './contract.js';
 import { requireAccounts, SSH_JUMP_KIND } from './ssh-jump.js';
 
 export const JUMP_ACCOUNT_KIND = 'jump-account';
@@ -77,14 +77,19 @@ export const jumpAccountHandler = {
     }));
   },
 
-  /** One read of the account files: sc's accounts (with their keys files) and every other account, as foreign. */
-  async observe(drivers: Drivers): Promise<ObservedObject<JumpAccountSpec>[]> {
+  /**
+   * One read of the account files: sc's accounts (with their keys files), and the other accounts
+   * that stand in the way of a desired one (same name or uid), as foreign; the rest is not sc's business.
+   */
+  async observe(drivers: Drivers, _host: HostContext, context: ObserveContext<JumpAccountSpec>): Promise<ObservedObject<JumpAccountSpec>[]> {
     const db = parseAccounts(await requireAccounts(drivers).read());
     const groupName = new Map(db.groups.map((g) => [g.gid, g.name]));
+    const names = new Set(context.desired.map((d) => d.ref.id));
+    const uids = new Set(context.desired.map((d) => d.spec.uid));
+    const relevant = db.passwd.filter((p) => p.gecos === JUMP_GECOS || names.has(p.name) || uids.has(p.uid));
     return Promise.all(
-      db.passwd.map(async (p): Promise<ObservedObject<JumpAccountSpec>> => {
+      relevant.map(async (p): Promise<ObservedObject<JumpAccountSpec>> => {
         const owned = p.gecos === JUMP_GECOS;
-        const pw = db.shadowPasswords.get(p.name);
         const keysText = owned ? await drivers.files.read(jumpKeysPath(p.name)).catch(() => undefined) : undefined;
         return {
           ref: { kind: JUMP_ACCOUNT_KIND, id: p.name },
@@ -93,7 +98,7 @@ export const jumpAccountHandler = {
             group: groupName.get(p.gid) ?? `gid ${p.gid}`,
             home: p.home,
             shell: p.shell,
-            password: passwordState(pw),
+            password: passwordState(db.shadowPasswords.get(p.name)),
             keys: keysText === undefined ? [] : jumpKeysOfFile(keysText),
           },
           owned,

@@ -73,7 +73,8 @@ const host = (): HostContext => ({ name: 'h1.test', cluster: 'c', host: { hostne
 const at = (p: string) => path.join(root, p);
 
 async function plan(m: Model): Promise<Plan> {
-  return planActions(handlers, desiredState(handlers, m, host()), await observeHost(handlers, drivers, host()));
+  const desired = desiredState(handlers, m, host());
+  return planActions(handlers, desired, await observeHost(handlers, drivers, host(), { model: m, desired }));
 }
 
 async function apply(m: Model): Promise<Plan> {
