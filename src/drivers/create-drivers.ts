@@ -18,6 +18,6 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
   const accounts = createAccountsDriver(files);
-  const sshd = createSshdDriver({ exec, files, runtime: resolveRuntime(host.runtime) });
+  const sshd = createSshdDriver({ exec, files, runtime: resolveRuntime(host.runtime), root: host.root });
   return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, accounts, sshd };
 }

@@ -33,6 +33,7 @@ const PROVIDED_BY: Readonly<Record<string, string>> = {
   git: 'git',
   debootstrap: 'debootstrap',
   dnf: 'dnf',
+  sshd: 'openssh-server',
 };
 
 /** `ip netns exec` and nsenter report a program they cannot start like this. */

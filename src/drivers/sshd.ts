@@ -13,7 +13,7 @@ export interface SshdDriver {
   reload(): Promise<SshdReload>;
 }
 
-export function createSshdDriver(options: { exec: Exec; files: FilesDriver; runtime: 'systemd' | 'direct' }): SshdDriver {
+export function createSshdDriver(options: { exec: Exec; files: FilesDriver; runtime: 'systemd' | 'direct'; root: string }): SshdDriver {
   return {
     async reload() {
       if (options.runtime === 'systemd') {
@@ -30,6 +30,9 @@ export function createSshdDriver(options: { exec: Exec; files: FilesDriver; runt
       if (!Number.isInteger(pid) || pid <= 1) return 'not running';
       const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
       if (comm !== 'sshd') return 'not running';
+      // An sshd that re-reads a broken configuration exits: check it first, as Debian's unit does
+      // (ExecReload=sshd -t). Only on the real root — under a test --root, /etc/ssh is not the machine's.
+      if (options.root === '/') await options.exec.run('sshd', ['-t'], { inNetns: false });
       process.kill(pid, 'SIGHUP');
       return 'reloaded';
     },
