@@ -57,15 +57,17 @@ export const containerKeysHandler = {
     return Object.entries(model.containers)
       .filter(([, c]) => c.host === host.name && c.enabled !== false)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([name, c]) => {
+      .flatMap(([name, c]) => {
         const lines = containerKeyLines(model, c.user);
+        // No keys, no block: sc leaves the container's file alone (and takes out a block it wrote before).
+        if (lines.length === 0) return [];
         return {
           ref: { kind: CONTAINER_KEYS_KIND, id: name },
           spec: { lines },
           dependsOn: [{ kind: CONTAINER_KIND, id: name }],
           description: describe(model, c.user, lines),
         };
-      });
+      }) satisfies DesiredObject<ContainerKeysSpec>[];
   },
 
   /** One pass over /srv: every container tree's root authorized_keys that holds sc's block. */

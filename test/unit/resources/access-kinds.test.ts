@@ -180,6 +180,15 @@ describe('access kinds on a temporary root', () => {
     expect(await readFile(at('etc/passwd'), 'utf8')).toBe('root:x:0:0:root:/root:/bin/bash\ncarol:x:31050:31050:Carol:/home/carol:/bin/bash\n');
   });
 
+  test('a container nobody has keys for gets no block (an earlier one is taken out); its file stays', async () => {
+    await apply(model());
+    const m = model({ root: { reseller_id: 0, user_id: 0, uid: 0 }, bob: { reseller: 'root', user_id: 2, uid: 31002 } });
+    const p = await apply(m);
+    expect(actions(p)).toContain('delete container-keys/bike.test');
+    expect(await readFile(at('srv/bike.test/rootfs/root/.ssh/authorized_keys'), 'utf8')).toBe('');
+    expect((await plan(m)).actions).toEqual([]);
+  });
+
   test('an account sc did not create with the same name or uid is a conflict and is never touched', async () => {
     const m = model({ carol: { reseller: 'root', user_id: 3, uid: 31060 }, dave: { reseller: 'root', user_id: 4, uid: 31050 } }, {
       'c.test': { user: 'carol', host: 'h1.test', type: 'busybox', ip: '10.16.3.20' },
