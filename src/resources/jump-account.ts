@@ -7,6 +7,7 @@ import { parseAccounts, withoutUser, withUser, type AccountTexts, type PasswdEnt
 import { jumpAccounts, jumpKeyLines } from '../access/access-plan.js';
 import { JUMP_GECOS, JUMP_GROUP, JUMP_HOME, JUMP_SHELL, jumpKeysOfFile, jumpKeysPath, renderJumpKeysFile } from '../access/sshd-jump-config.js';
 import type { Model } from '../datastore/model.js';
+import { FIRST_USER_UID } from '../datastore/user-cross-checks.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -113,6 +114,8 @@ export const jumpAccountHandler = {
   },
 
   conflict(want: DesiredObject<JumpAccountSpec>, observed: readonly ObservedObject<JumpAccountSpec>[]): string | undefined {
+    // validate refuses such a uid already; an account with a system uid (0!) is never made.
+    if (want.spec.uid < FIRST_USER_UID) return `uid ${want.spec.uid} of user ${want.ref.id} is in the system range: sc makes jump accounts only with uids from ${FIRST_USER_UID} up`;
     const sameName = observed.find((o) => o.ref.id === want.ref.id);
     if (sameName) return `account ${want.ref.id} exists (uid ${sameName.spec.uid}) and sc did not create it: sc never touches it; rename the user or the account`;
     const sameUid = observed.find((o) => o.spec.uid === want.spec.uid);

@@ -189,20 +189,22 @@ describe('access kinds on a temporary root', () => {
     expect((await plan(m)).actions).toEqual([]);
   });
 
-  test('an account sc did not create with the same name or uid is a conflict and is never touched', async () => {
-    const m = model({ carol: { reseller: 'root', user_id: 3, uid: 31060 }, dave: { reseller: 'root', user_id: 4, uid: 31050 } }, {
+  test('an account sc did not create with the same name or uid, or a system uid, is a conflict and nothing is touched', async () => {
+    const m = model({ carol: { reseller: 'root', user_id: 3, uid: 31060 }, dave: { reseller: 'root', user_id: 4, uid: 31050 }, eve: { reseller: 'root', user_id: 5, uid: 0 } }, {
       'c.test': { user: 'carol', host: 'h1.test', type: 'busybox', ip: '10.16.3.20' },
       'd.test': { user: 'dave', host: 'h1.test', type: 'busybox', ip: '10.16.4.20' },
+      'e.test': { user: 'eve', host: 'h1.test', type: 'busybox', ip: '10.16.5.20' },
     });
     const p = await plan(m);
     const conflicts = p.actions.filter((a) => a.type === 'conflict').map((a) => `${a.ref.id}: ${a.message}`);
     expect(conflicts).toEqual([
       'carol: account carol exists (uid 31050) and sc did not create it: sc never touches it; rename the user or the account',
       'dave: uid 31050 of user dave is taken by account carol, which sc did not create: give the user another uid or move that account',
+      'eve: uid 0 of user eve is in the system range: sc makes jump accounts only with uids from 1000 up',
     ]);
     const before = await readFile(at('etc/passwd'), 'utf8');
     await executePlan(p, { handlers, drivers, host: host(), concurrency: 4 });
-    expect((await readFile(at('etc/passwd'), 'utf8')).split('\n').filter((l) => l.startsWith('carol') || l.startsWith('dave'))).toEqual(before.split('\n').filter((l) => l.startsWith('carol')));
+    expect((await readFile(at('etc/passwd'), 'utf8')).split('\n').filter((l) => /^(carol|dave|eve):/.test(l))).toEqual(before.split('\n').filter((l) => l.startsWith('carol:')));
   });
 
   test('a group srvctl-jump that sc did not make, or a foreign drop-in, is a conflict', async () => {
