@@ -142,14 +142,18 @@ describe('access kinds on a temporary root', () => {
     expect(await readFile(at('etc/hosts'), 'utf8')).toContain('10.17.1.20\tshop.test\n');
   });
 
-  test('drift in a block, an account or a keys file is an update; lines outside the block stay', async () => {
+  test('drift in a block, an account, a keys file or the drop-in is an update (sshd reloaded); lines outside the block stay', async () => {
     await apply(model());
     const file = at('srv/shop.test/rootfs/root/.ssh/authorized_keys');
     await writeFile(file, `own-line\n${(await readFile(file, 'utf8')).replace(ED, RSA)}after\n`);
     await writeFile(at('etc/shadow'), (await readFile(at('etc/shadow'), 'utf8')).replace(/^alice:\*:/m, 'alice:$y$pw:'));
     await rm(at('etc/ssh/srvctl-jump-keys/bob'));
+    const dropin = at('etc/ssh/sshd_config.d/srvctl-jump.conf');
+    await writeFile(dropin, (await readFile(dropin, 'utf8')).replace('AllowTcpForwarding local', 'AllowTcpForwarding yes'));
     const p = await apply(model());
-    expect(actions(p).sort()).toEqual(['update container-keys/shop.test', 'update jump-account/alice', 'update jump-account/bob']);
+    expect(actions(p).sort()).toEqual(['update container-keys/shop.test', 'update jump-account/alice', 'update jump-account/bob', 'update ssh-jump/srvctl-jump']);
+    expect(await readFile(dropin, 'utf8')).toContain('\tAllowTcpForwarding local\n');
+    expect(reloads).toBe(2);
     const after = await readFile(file, 'utf8');
     expect(after.startsWith('own-line\n')).toBe(true);
     expect(after.endsWith('after\n')).toBe(true);
