@@ -50,7 +50,8 @@ export const PRIVATE_KEY_REFUSAL = 'this is a PRIVATE key: it was not stored and
 
 /** Whether a text holds private key material (PEM/OpenSSH/PuTTY private key markers). */
 export function looksLikePrivateKey(text: string): boolean {
-  return /PRIVATE KEY-----|PuTTY-User-Key-File|^\s*-----BEGIN [A-Z0-9 ]*KEY-----/m.test(text) && !/-----BEGIN SSH2 PUBLIC KEY-----/.test(text);
+  // PEM/OpenSSH (`-----BEGIN OPENSSH PRIVATE KEY-----`, RSA, EC, ENCRYPTED …), PGP key blocks, PuTTY .ppk.
+  return /PRIVATE KEY( BLOCK)?-----|PuTTY-User-Key-File-\d/.test(text);
 }
 
 /** `SHA256:` + unpadded base64 of the SHA-256 of the key blob. */

@@ -84,7 +84,9 @@ describe('parsePublicKey', () => {
     expect(error.message).not.toContain(secret);
     expect(looksLikePrivateKey('-----BEGIN RSA PRIVATE KEY-----\nxx')).toBe(true);
     expect(looksLikePrivateKey('PuTTY-User-Key-File-3: ssh-ed25519')).toBe(true);
+    expect(looksLikePrivateKey('-----BEGIN PGP PRIVATE KEY BLOCK-----')).toBe(true);
     expect(looksLikePrivateKey(keyOf('ssh-ed25519'))).toBe(false);
+    expect(looksLikePrivateKey('-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----')).toBe(false);
   });
 
   it('error messages never contain the key data', () => {
