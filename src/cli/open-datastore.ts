@@ -1,7 +1,7 @@
 // Finds and loads the datastore for a command, and this host's place in it.
 import { resolveDatastoreLocation, type DatastoreLocation } from '../datastore/datastore-location.js';
 import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
-import { checkoutRevision, parseGitSource, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
+import { checkoutRevision, parseGitSource, redactUrl, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
 import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { sourceFromHostSettings } from '../datastore/host-settings-source.js';
 import { findHost } from '../datastore/model.js';
@@ -21,7 +21,7 @@ export async function openDatastoreLocation(ctx: CommandContext): Promise<Datast
   if (datastore === undefined) {
     const configured = await sourceFromHostSettings(root);
     if (configured !== undefined) {
-      ctx.logger.info({ source: configured }, 'the source named in this host\'s settings (source.url)');
+      ctx.logger.info({ source: redactUrl(configured) }, 'the source named in this host\'s settings (source.url)');
       return openGitSource(ctx, configured);
     }
   }

@@ -1,7 +1,9 @@
 // One way to run git for sc: simple-git with argument arrays (no shell), no terminal prompts and a
 // stall timeout. git is not network-namespace work: it runs in sc's own namespace, never via --netns.
 import { hostname } from 'node:os';
+import { execa } from 'execa';
 import { simpleGit, type SimpleGit } from 'simple-git';
+import { redactSecrets } from './url-credentials.js';
 
 /** Stop a git command that prints nothing for this long (a hung fetch must not stall a reconcile pass). */
 const STALL_TIMEOUT_MS = 120_000;
@@ -43,5 +45,12 @@ export function gitIdentity(actor: string): { name: string; email: string } {
 /** The text of a git failure without simple-git's decoration, for messages. */
 export function gitErrorText(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.trim().split('\n').filter(Boolean).slice(0, 4).join('; ');
+  return redactSecrets(text.trim().split('\n').filter(Boolean).slice(0, 4).join('; ')).slice(0, 1000);
+}
+
+/** Runs git in `dir` with `input` on stdin (e.g. `hash-object -w --stdin`); its stdout, or an Error with its stderr. */
+export async function gitWithInput(dir: string, args: readonly string[], input: string, env: Record<string, string> = {}): Promise<string> {
+  const result = await execa('git', [...args], { cwd: dir, input, reject: false, env: { GIT_TERMINAL_PROMPT: '0', ...env }, timeout: STALL_TIMEOUT_MS });
+  if (result.exitCode !== 0) throw new Error(String(result.stderr).trim() || `git exited with status ${String(result.exitCode)}`);
+  return String(result.stdout);
 }

@@ -8,6 +8,7 @@ import { createIpDriver } from './ip.js';
 import { createNspawnDriver } from './nspawn.js';
 import { createOpensslDriver } from './openssl.js';
 import { createOpenvpnDriver } from './openvpn.js';
+import { createPingDriver } from './ping.js';
 import { resolveRuntime } from './runtime.js';
 import { createSshdDriver } from './sshd.js';
 import type { Drivers } from './types.js';
@@ -19,5 +20,5 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
   const accounts = createAccountsDriver(files);
   const sshd = createSshdDriver({ exec, files, runtime: resolveRuntime(host.runtime), root: host.root });
-  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, accounts, sshd };
+  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, ping: createPingDriver(exec), accounts, sshd };
 }

@@ -107,7 +107,6 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
       const pkg = PROVIDED_BY[path.basename(file)];
       throw new HostCommandError(fullCommand, undefined, `${file}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, '', {
         reason: 'program missing',
-        cause: result,
       });
     }
     if (result.timedOut) {

@@ -3,6 +3,7 @@
 import type { AccountsDriver } from './accounts.js';
 import type { OpensslDriver } from './openssl.js';
 import type { OpenvpnDriver } from './openvpn.js';
+import type { PingDriver } from './ping.js';
 import type { NspawnDriver } from './runtime.js';
 import type { SshdDriver } from './sshd.js';
 import type { DirEntry, FileStat } from './no-follow-fs.js';
@@ -126,6 +127,8 @@ export interface Drivers {
   readonly openssl?: OpensslDriver;
   /** Host-to-host tunnels (vpn-link kind); absent in fakes that do not need it. */
   readonly openvpn?: OpenvpnDriver;
+  /** Whether containers answer (status, the check after an apply); absent in fakes that do not probe. */
+  readonly ping?: PingDriver;
   /** The host's account files (jump-account and ssh-jump kinds); absent in fakes that do not need it. */
   readonly accounts?: AccountsDriver;
   /** The host's OpenSSH server (ssh-jump kind); absent in fakes that do not need it. */

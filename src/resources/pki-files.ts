@@ -2,12 +2,13 @@
 // never published) and the public exchange under the datastore's pki/ dir (requests, certificates,
 // the CA certificate), written atomically under the datastore lock.
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../drivers/atomic-file.js';
 import { withDatastoreLock } from '../datastore/datastore-lock.js';
 import { commitEdit } from '../datastore/git-commit-edit.js';
 import { publishToGitSource } from '../datastore/git-publish.js';
+import { listNoFollow, readTextNoFollow, writeNoFollow } from '../drivers/no-follow-fs.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -25,6 +26,8 @@ export const certFile = (fqdn: string): string => path.join(DATASTORE_PKI, 'cert
 export const CA_CERT_FILE = path.join(DATASTORE_PKI, 'ca.crt');
 
 const DAY_MS = 86_400_000;
+/** A request or certificate is a few KiB; anything far larger in pki/ is not one. */
+const PKI_FILE_MAX_BYTES = 1 << 20;
 /** Certificates are re-issued when they expire within this many days. */
 export const RENEW_BEFORE_DAYS = 30;
 
@@ -109,12 +112,16 @@ export function datastorePki(host: HostContext) {
     return path.join(dir, rel);
   };
   return {
-    read: (rel: string) => (dir === undefined ? Promise.resolve(undefined) : readTextIfExists(at(rel))),
-    /** The host names with a published request. */
+    /** A public PKI file's text, never through a link or from a special file (refused: UserError). */
+    read: (rel: string) => (dir === undefined ? Promise.resolve(undefined) : readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })),
+    /** The host names with a published request (plain files only; a link is never a request). */
     async requestHosts(): Promise<string[]> {
       if (dir === undefined) return [];
-      const names = await readdir(at(path.join(DATASTORE_PKI, 'requests'))).catch(() => [] as string[]);
-      return names.filter((n) => n.endsWith('.csr') && !n.startsWith('.')).map((n) => n.slice(0, -'.csr'.length)).sort();
+      const entries = (await listNoFollow(dir, path.join(DATASTORE_PKI, 'requests'))) ?? [];
+      return entries
+        .filter((e) => e.type === 'file' && e.name.endsWith('.csr') && !e.name.startsWith('.'))
+        .map((e) => e.name.slice(0, -'.csr'.length))
+        .sort();
     },
     /** Publishes public PKI files (requests, certificates, the CA certificate) atomically, under the datastore lock. */
     async publish(files: Readonly<Record<string, string>>, command: string): Promise<void> {
@@ -127,7 +134,7 @@ export function datastorePki(host: HostContext) {
       const actor = `sc on ${host.name}`;
       // A --source checkout: the files reach the other hosts only as a commit pushed to the source.
       if (location.gitSource !== undefined) {
-        await publishToGitSource({ root: host.root, spec: location.gitSource, files, message, actor });
+        await publishToGitSource({ root: host.root, spec: location.gitSource, files, message, actor, host: host.name });
         return;
       }
       if (location.readOnly) {
@@ -142,11 +149,10 @@ export function datastorePki(host: HostContext) {
       const commit = await withDatastoreLock(dir, command, async () => {
         const changed: string[] = [];
         for (const [rel, text] of Object.entries(files)) {
-          const file = at(rel);
-          if ((await readTextIfExists(file)) === text) continue;
-          await mkdir(path.dirname(file), { recursive: true });
-          await writeFileAtomic(file, text);
-          changed.push(file);
+          // Relative to the opened datastore dir, no link followed: a `pki` link cannot send the write elsewhere.
+          if ((await readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })) === text) continue;
+          await writeNoFollow(dir, rel, text);
+          changed.push(at(rel));
         }
         return commitEdit({ dir, files: changed, message, actor, push: location.push === true });
       });
