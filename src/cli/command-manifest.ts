@@ -29,6 +29,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   { usage: 'http-redirect [options] <ve> <target>', summary: 'set how plain http requests to the container are redirected', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
   { usage: 'https-redirect [options] <ve> <target>', summary: 'set how https requests to the container are redirected', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
   { usage: 'allocate [options]', summary: 'fill in missing reseller_id, user_id, uid and container ip (SPEC §2) and write them back', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
+  { usage: 'add-publickey [options] <user> <key...>', summary: 'add SSH public keys to a user (checked: no private keys, DSA, RSA under 2048 bits, options or several lines); sc apply installs them', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
+  { usage: 'remove-publickey [options] <user> <fingerprint>', summary: 'remove an SSH public key from a user; the next sc apply takes it out of every container and jump account', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
   { usage: 'out <what> <name>', summary: "print a record as srvctl 3 style key='value' lines (shell-quoted)", load: async () => (await import('./commands/query-verbs.js')).registerQueryVerbs },
   { usage: 'get <what> <name> <field>', summary: 'print one field of a record', load: async () => (await import('./commands/query-verbs.js')).registerQueryVerbs },
   { usage: 'reconcile [options]', summary: 'keep this host converged to the source: every interval (+ jitter), at once when the revision moves; exit 0 on SIGTERM', load: async () => (await import('./commands/reconcile.js')).registerReconcile },
@@ -37,6 +39,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   { usage: 'exec-all <command...>', summary: 'run a command in every running container of this host; output prefixed per container, exit 1 if any failed', load: async () => (await import('./commands/exec.js')).registerExec },
   { usage: 'import', summary: "make an sc datastore from another tool's (srvctl 3.2)", load: async () => (await import('./commands/import-srvctl3.js')).registerImport },
   { usage: 'adopt [options]', summary: "take over this host's srvctl 3 containers that `sc import srvctl3` mapped: the next `sc apply` moves them to their new addresses", load: async () => (await import('./commands/adopt.js')).registerAdopt },
+  { usage: 'ssh-config <user>', summary: "print an OpenSSH client config for USER: a Host entry per container USER may reach, through USER's jump account on its host", load: async () => (await import('./commands/access.js')).registerAccess },
+  { usage: 'shell <name>', summary: "open root's login shell inside a running container of this host (needs a terminal; for one command use sc exec)", load: async () => (await import('./commands/access.js')).registerAccess },
 ];
 
 /** The names a command answers to: `diff|plan [options]` → diff, plan. */

@@ -69,7 +69,7 @@ export async function addUser(
   assertNewUserName(name);
   assertUserName(reseller, 'reseller');
   if (opts.displayName !== undefined) assertDisplayName(opts.displayName);
-  opts.sshKeys?.forEach(assertSshKey);
+  const sshKeys = opts.sshKeys?.map(assertSshKey);
   return runDatastoreEdit(ctx, { command: `add-user ${name}` }, (edit) => {
     const { users } = edit.model;
     assertNewUser(edit.model, name);
@@ -84,7 +84,7 @@ export async function addUser(
       reseller,
       user_id: nextUserId(users, reseller),
       uid: nextUid(users),
-      ...(opts.sshKeys?.length ? { ssh_keys: [...opts.sshKeys] } : {}),
+      ...(sshKeys?.length ? { ssh_keys: sshKeys } : {}),
     };
     edit.document('users').set([name], record);
     edit.record({ kind: 'users', key: name, action: 'add', value: record });

@@ -1,6 +1,7 @@
 // Up-front checks of the names and values given to the datastore commands, so `a;rm -rf x` or
 // `../../etc` is refused with a clear message before any lock is taken or file is read.
 // The schemas check the same patterns again when the edited datastore is validated.
+import { parsePublicKey, PublicKeyError } from '../access/public-keys.js';
 import { UserError } from '../errors.js';
 import { ROOT_USERNAME } from '../network/user-network.js';
 
@@ -67,10 +68,16 @@ export function assertPort(value: number, what: string): void {
   }
 }
 
-/** One authorized_keys line: a newline would smuggle in a second key. */
-export function assertSshKey(key: string, index: number): void {
-  if (key.trim() === '' || CONTROL_CHARS.test(key)) {
-    throw new UserError(`invalid ssh key #${index + 1}: must be one non-empty line without control characters`);
+/**
+ * One public key, checked by the key parser (a newline would smuggle in a second key, options in
+ * front would widen what it may do); returns the key in its stored form.
+ */
+export function assertSshKey(key: string, index: number): string {
+  try {
+    return parsePublicKey(key).line;
+  } catch (error) {
+    if (error instanceof PublicKeyError) throw new UserError(`invalid ssh key #${index + 1}: ${error.message}`);
+    throw error;
   }
 }
 

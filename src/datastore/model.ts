@@ -49,3 +49,6 @@ export function deepFreeze<T>(value: T): T {
   }
   return value;
 }
+
+/** The first uid sc gives a user (below are system accounts). */
+export const FIRST_USER_UID = 1000;

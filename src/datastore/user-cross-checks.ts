@@ -5,8 +5,9 @@ import { hasField, integerField, objectEntries, stringField, type RawObject } fr
 
 export const ROOT_USER = 'root';
 export const ALLOCATE_HINT = 'run "sc allocate" to fill in missing ids and addresses';
-/** Users get uids from here up; below are system accounts. */
-export const FIRST_USER_UID = 1000;
+import { FIRST_USER_UID } from './model.js';
+
+export { FIRST_USER_UID };
 
 export interface UserCheckResult {
   problems: DocumentProblem[];

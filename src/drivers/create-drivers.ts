@@ -1,6 +1,7 @@
 // Builds the real driver set for one run from the host context (--root, --netns).
 import type { Logger } from 'pino';
 import type { HostContext } from '../host-context.js';
+import { createAccountsDriver } from './accounts.js';
 import { createExec } from './exec.js';
 import { createFilesDriver } from './files.js';
 import { createIpDriver } from './ip.js';
@@ -10,11 +11,13 @@ import { createOpenvpnDriver } from './openvpn.js';
 import { createPingDriver } from './ping.js';
 import { createNftDriver } from './nft.js';
 import { rootfsDriver } from './rootfs.js';
+import { resolveRuntime } from './runtime.js';
+import { createSshdDriver } from './sshd.js';
 import { createSysctlDriver } from './sysctl.js';
 import type { Drivers, Exec, FilesDriver } from './types.js';
 
 /** The drivers that need nothing but an exec and a files driver (tests build their fakes on them). */
-export function baseDrivers(exec: Exec, files: FilesDriver): Omit<Drivers, 'nspawn' | 'openvpn' | 'ping'> {
+export function baseDrivers(exec: Exec, files: FilesDriver): Omit<Drivers, 'nspawn' | 'openvpn' | 'ping' | 'accounts' | 'sshd'> {
   return {
     exec,
     files,
@@ -31,5 +34,7 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const files = createFilesDriver(host.root);
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
-  return { ...baseDrivers(exec, files), nspawn, openvpn, ping: createPingDriver(exec) };
+  const accounts = createAccountsDriver(files);
+  const sshd = createSshdDriver({ exec, files, runtime: resolveRuntime(host.runtime), root: host.root });
+  return { ...baseDrivers(exec, files), nspawn, openvpn, ping: createPingDriver(exec), accounts, sshd };
 }

@@ -1,6 +1,8 @@
 // The one choke point through which sc runs host commands: argument arrays (never a shell),
 // a timeout, typed errors, a debug log line per command, and --netns applied here only.
 import { access } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { HostCommandError, UserError } from '../errors.js';
@@ -34,6 +36,7 @@ const PROVIDED_BY: Readonly<Record<string, string>> = {
   git: 'git',
   debootstrap: 'debootstrap',
   dnf: 'dnf',
+  sshd: 'openssh-server',
 };
 
 /** `ip netns exec` and nsenter report a program they cannot start like this. */
@@ -132,5 +135,26 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
     return { command: fullCommand, exitCode: result.exitCode, stdout, stderr };
   };
 
-  return netns === undefined ? { run } : { netns, run };
+  const interactive = async (command: string, args: readonly string[], options: Pick<ExecOptions, 'inNetns' | 'env'> = {}): Promise<number> => {
+    const inNetns = netns !== undefined && options.inNetns !== false;
+    if (inNetns) await ensureNetns(netns);
+    const [file, argv] = inNetns ? commandInNetns(netns, command, args) : [command, [...args]];
+    logger?.debug({ command: [file, ...argv] }, 'exec interactive');
+    // Only the environment given: the host's variables stay out of whatever the command enters.
+    const outcome = await new Promise<{ code: number } | { error: NodeJS.ErrnoException }>((resolve) => {
+      const child = spawn(file, argv, { stdio: 'inherit', env: options.env ?? {} });
+      child.once('error', (error: NodeJS.ErrnoException) => resolve({ error }));
+      child.once('close', (code, signal) => resolve({ code: code ?? 128 + (signal ? (osConstants.signals[signal] ?? 1) : 1) }));
+    });
+    if ('error' in outcome) {
+      const pkg = PROVIDED_BY[path.basename(file)];
+      if (outcome.error.code === 'ENOENT') {
+        throw new HostCommandError([file, ...argv], undefined, `${file}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, '', { reason: 'program missing' });
+      }
+      throw new HostCommandError([file, ...argv], undefined, outcome.error.message, '', { reason: outcome.error.code ?? 'could not start' });
+    }
+    return outcome.code;
+  };
+
+  return netns === undefined ? { run, interactive } : { netns, run, interactive };
 }

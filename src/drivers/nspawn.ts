@@ -107,5 +107,10 @@ export function createNspawnDriver(options: NspawnDriverOptions): NspawnDriver {
       }
       return runtime;
     },
+    async shell(machine, argv, env) {
+      if (machine.state !== 'running' || machine.initPid === undefined) throw new Error(`machine ${machine.name} is not running`);
+      if (!options.exec.interactive) throw new Error('this exec layer cannot run interactive commands');
+      return options.exec.interactive('nsenter', enterCommand(machine.initPid, argv), { inNetns: false, env: { ...env } });
+    },
   };
 }

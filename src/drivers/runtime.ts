@@ -76,6 +76,8 @@ export interface NspawnDriver {
   enter(machine: MachineRecord, argv: readonly string[], options?: { net?: boolean; input?: string }): Promise<ExecResult>;
   /** host0 of each running machine: one `ip -j link show dev host0` in each namespace, several at once. */
   host0Links(machines: readonly MachineRecord[]): Promise<Map<string, Host0Link>>;
+  /** Runs `argv` inside a running machine on the caller's terminal (all of init's namespaces); its exit code. */
+  shell?(machine: MachineRecord, argv: readonly string[], env: Readonly<Record<string, string>>): Promise<number>;
 }
 
 // ---- the state record --------------------------------------------------------------------------

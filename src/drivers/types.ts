@@ -1,5 +1,6 @@
 // The driver layer's public shape: the only door from sc to the host. Everything that runs a
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
+import type { AccountsDriver } from './accounts.js';
 import type { NftDriver } from './nft.js';
 import type { OpensslDriver } from './openssl.js';
 import type { RootfsDriver } from './rootfs.js';
@@ -7,6 +8,7 @@ import type { SysctlDriver } from './sysctl.js';
 import type { OpenvpnDriver } from './openvpn.js';
 import type { PingDriver } from './ping.js';
 import type { NspawnDriver } from './runtime.js';
+import type { SshdDriver } from './sshd.js';
 import type { DirEntry, FileStat } from './no-follow-fs.js';
 
 export type { DirEntry, FileStat } from './no-follow-fs.js';
@@ -39,6 +41,11 @@ export interface ExecResult {
 export interface Exec {
   readonly netns?: string;
   run(command: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Runs a command on the caller's terminal (stdin, stdout and stderr inherited, no timeout, only
+   * the environment in `env`) and returns its exit code: for `sc shell`. Absent in fakes.
+   */
+  interactive?(command: string, args: readonly string[], options?: Pick<ExecOptions, 'inNetns' | 'env'>): Promise<number>;
 }
 
 /** One `ip -json -details link show` entry, the fields sc reads. */
@@ -131,4 +138,8 @@ export interface Drivers {
   readonly openvpn?: OpenvpnDriver;
   /** Whether containers answer (status, the check after an apply); absent in fakes that do not probe. */
   readonly ping?: PingDriver;
+  /** The host's account files (jump-account and ssh-jump kinds); absent in fakes that do not need it. */
+  readonly accounts?: AccountsDriver;
+  /** The host's OpenSSH server (ssh-jump kind); absent in fakes that do not need it. */
+  readonly sshd?: SshdDriver;
 }

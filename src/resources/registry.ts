@@ -9,6 +9,10 @@ import { pkiHandler } from './pki.js';
 import { portMapHandler } from './port-map.js';
 import { vpnLinkHandler } from './vpn-link.js';
 import { ipForwardingHandler } from './ip-forwarding.js';
+import { containerKeysHandler } from './container-keys.js';
+import { hostNamesHandler } from './host-names.js';
+import { jumpAccountHandler } from './jump-account.js';
+import { sshJumpHandler } from './ssh-jump.js';
 
 export const resourceHandlers = {
   bridge: bridgeHandler,
@@ -20,4 +24,8 @@ export const resourceHandlers = {
   pki: pkiHandler,
   'vpn-link': vpnLinkHandler,
   sysctl: ipForwardingHandler,
+  'container-keys': containerKeysHandler,
+  'host-names': hostNamesHandler,
+  'ssh-jump': sshJumpHandler,
+  'jump-account': jumpAccountHandler,
 } satisfies HandlerRegistry;

@@ -12,6 +12,7 @@ import { detectCgroupLayout, killAndRemoveCgroup, machinesCgroupBase } from '../
 import { processRuns } from '../../src/drivers/runtime.js';
 import type { MigrationReport } from '../../src/migration/migration-report.js';
 import { IN_ROOTFS_FILES } from '../../src/resources/container-files-render.js';
+import { AUTHORIZED_KEYS } from '../../src/resources/container-keys.js';
 import { BUSYBOX_HOST, HOSTS, srvctl3Fixture, writeSrvctl3Datastore } from '../fixtures/srvctl3/srvctl3-datastore.js';
 import { createSandbox, runSc, type Sandbox } from './sandbox.js';
 import { oldBridgeOf, startSrvctl3Container, treeManifest, writeSrvctl3Container, type OldContainer } from './srvctl3-host-layout.js';
@@ -208,9 +209,10 @@ describe('moving a srvctl 3 host to sc', () => {
     for (const [name, pid] of oldPids) expect([name, await processRuns(pid, 'systemd-nspawn')]).toEqual([name, false]);
     expect((await curl('http://10.79.38.2/')).exitCode).not.toBe(0);
 
-    // Every file of the tree but the five sc writes is what it was: content, mode and owner.
-    const scFiles = new Set(Object.values(IN_ROOTFS_FILES).map((p) => p.slice(1)));
-    const scDirs = new Set(['etc/srvctl', 'etc/systemd', 'etc/systemd/network']);
+    // Every file of the tree but the ones sc writes is what it was: content, mode and owner.
+    // (root's authorized_keys gets sc's block of the users' keys: issue 16.)
+    const scFiles = new Set([...Object.values(IN_ROOTFS_FILES), AUTHORIZED_KEYS].map((p) => p.slice(1)));
+    const scDirs = new Set(['etc/srvctl', 'etc/systemd', 'etc/systemd/network', 'root/.ssh']);
     // systemd-nspawn adds these to a tree it boots for the first time (the stopped ones had not been booted here).
     const nspawnBootEntries = new Set(['etc/localtime', 'var/log/journal']);
     for (const c of old) {

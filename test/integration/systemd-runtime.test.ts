@@ -113,4 +113,12 @@ describe('the systemd runtime inside a booted Debian 13', () => {
     expect(await unitState()).toBe('active');
     expect((await sc('diff')).exitCode).toBe(0);
   }, 5 * 60_000);
+
+  it('sc shell opens a login shell on a terminal inside the container the systemd unit runs', async () => {
+    // `script` gives sc a real terminal; the typed lines reach the container's shell through it.
+    const command = ['node', host.scPath, '--datastore', DATASTORE, '--host', HOST, 'shell', NAME].join(' ');
+    const shell = await host.run(['sh', '-c', `printf 'echo "in-$(hostname)-$(id -u)"\\nexit 7\\n' | script -qec '${command}' /dev/null`]);
+    expect(shell.stdout).toContain(`in-${NAME}-0`);
+    expect(shell.exitCode).toBe(7);
+  }, 120_000);
 });

@@ -1,5 +1,6 @@
 // The datastore commands that edit files (SPEC §4): add-reseller, add-user, add-ve, destroy-ve,
 // map-port, http-redirect, https-redirect, allocate. They change nothing on the host by themselves.
+import { readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { allocateMissing } from '../../datastore/allocate.js';
@@ -13,6 +14,7 @@ import {
   type EditContext,
   type EditResult,
 } from '../../datastore/datastore-edits.js';
+import { addPublicKeys, parseKeyInputs, removePublicKey, type KeyInput } from '../../datastore/key-edits.js';
 import { redactUrl } from '../../drivers/url-credentials.js';
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
@@ -164,10 +166,53 @@ export function registerDatastoreEdits(program: Command): void {
     .description('fill in missing reseller_id, user_id, uid and container ip (SPEC §2) and write them back')
     .action((opts: { dryRun?: boolean }, command: Command) => edit(command, (e) => allocateMissing(e, { dryRun: opts.dryRun })));
 
+  program
+    .command('add-publickey')
+    .argument('<user>', 'the user (root for the administrator)')
+    .argument('<key...>', 'a public key ("ssh-ed25519 AAAA… comment", quoted or not) or a file of public keys (e.g. id_ed25519.pub)')
+    .description('add SSH public keys to a user (checked: no private keys, DSA, RSA under 2048 bits, options or several lines); sc apply installs them')
+    // A pasted private key starts with "-----BEGIN": it must reach the key check (which refuses it
+    // without showing it), not commander's "unknown option '…'" message, which would echo it.
+    .allowUnknownOption()
+    .action((user: string, words: string[], _opts, command: Command) =>
+      runCommand(command, async (ctx) => {
+        const keys = parseKeyInputs([await keyInput(words)]);
+        const ectx = await editContext(ctx, command);
+        const commandLine = `sc add-publickey ${user} ${keys.map((k) => k.fingerprint).join(' ')}`;
+        return editOutput(await addPublicKeys({ ...ectx, commandLine }, user, keys));
+      }),
+    );
+
+  program
+    .command('remove-publickey')
+    .argument('<user>', 'the user')
+    .argument('<fingerprint>', 'the key\'s fingerprint as ssh-keygen -l prints it (SHA256:…)')
+    .description('remove an SSH public key from a user; the next sc apply takes it out of every container and jump account')
+    .action((user: string, fingerprint: string, _opts, command: Command) => edit(command, (e) => removePublicKey(e, user, fingerprint)));
+
   // When the datastore is a git work tree each edit is committed; --push also pushes it.
   for (const sub of program.commands) {
     if (EDIT_COMMANDS.has(sub.name())) sub.option('--push', 'push the git commit of this edit to the upstream (default: settings source.push)');
   }
 }
 
-const EDIT_COMMANDS = new Set(['add-reseller', 'add-user', 'add-ve', 'destroy-ve', 'map-port', 'http-redirect', 'https-redirect', 'allocate']);
+const EDIT_COMMANDS = new Set(['add-reseller', 'add-user', 'add-ve', 'destroy-ve', 'map-port', 'http-redirect', 'https-redirect', 'allocate', 'add-publickey', 'remove-publickey']);
+
+/** Public key files are small; anything bigger is not one. */
+const KEY_FILE_MAX_BYTES = 64 * 1024;
+
+/**
+ * The key text of `sc add-publickey USER KEY|FILE`: one word without blanks that names an existing
+ * file is that file (read here, never shown); anything else is the key itself, words joined.
+ */
+async function keyInput(words: readonly string[]): Promise<KeyInput> {
+  const [first] = words;
+  if (words.length === 1 && first !== undefined && !/\s/.test(first) && !/^(ssh-|ecdsa-|sk-)/.test(first)) {
+    const info = await stat(first).catch(() => undefined);
+    if (!info) throw new UserError(`${first}: not a public key and no such file (give "ssh-ed25519 AAAA… comment" or a .pub file)`);
+    if (!info.isFile()) throw new UserError(`${first}: not a regular file`);
+    if (info.size > KEY_FILE_MAX_BYTES) throw new UserError(`${first}: ${info.size} bytes is too big for a public key file`);
+    return { text: await readFile(first, 'utf8'), where: first, file: true };
+  }
+  return { text: words.join(' '), where: 'the key argument' };
+}

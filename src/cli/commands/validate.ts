@@ -1,6 +1,8 @@
 // `sc validate`: schema and cross-checks of the datastore; exit 0 valid, 1 invalid.
 import type { Command } from 'commander';
+import { keyDiagnostics } from '../../access/key-diagnostics.js';
 import { loadDatastore } from '../../datastore/load-datastore.js';
+import { jsonPointer } from '../../datastore/source-document.js';
 import { formatDiagnostic, UserError } from '../../errors.js';
 import { runCommand } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';
@@ -13,7 +15,13 @@ export function registerValidate(program: Command): void {
       runCommand(command, async (ctx) => {
         const location = await openDatastoreLocation(ctx);
         try {
-          const { model, warnings } = await loadDatastore(location);
+          const { model, warnings: loadWarnings, documents } = await loadDatastore(location);
+          const users = documents.users;
+          // Keys sc would not install (only here, not on every diff/apply): see `sc add-publickey`.
+          const keys = keyDiagnostics(model, (path) => (users ? { file: users.displayPath, ...users.positionOf(path), path: jsonPointer(path) } : { path: jsonPointer(path) }));
+          const keyErrors = keys.filter((d) => d.severity === 'error');
+          if (keyErrors.length > 0) throw new UserError('', [...keys, ...loadWarnings]);
+          const warnings = [...loadWarnings, ...keys];
           const hosts = Object.values(model.clusters).reduce((n, h) => n + Object.keys(h).length, 0);
           const counts = {
             clusters: Object.keys(model.clusters).length,

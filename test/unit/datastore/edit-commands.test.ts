@@ -74,15 +74,18 @@ describe('add-ve: container addresses', () => {
   });
 });
 
+/** A real public key (ssh-keygen made it; its private half is gone): add-user checks keys with the key parser. */
+const BOB_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICn+u2q00bz/YuCLbzy7tH6cNkFkqOhZGgGvyNZWzsiY bob@laptop';
+
 describe('add-user and add-reseller: ids', () => {
   test('user_id is the lowest free within the reseller, uid is max + 1', async () => {
     const dir = await datastore();
     const ctx = editContext(dir);
-    await addUser(ctx, 'bob', { reseller: 'alpha', displayName: 'Bob', sshKeys: ['ssh-ed25519 AAAAC3Nza bob@laptop'] });
+    await addUser(ctx, 'bob', { reseller: 'alpha', displayName: 'Bob', sshKeys: [`  ${BOB_KEY}  `] });
     await addUser(ctx, 'carol', { reseller: 'alpha' });
     await addUser(ctx, 'dave', {});
     const users = await readYaml(dir, 'users.yaml');
-    expect(users.bob).toEqual({ name: 'Bob', reseller: 'alpha', user_id: 1, uid: 1004, ssh_keys: ['ssh-ed25519 AAAAC3Nza bob@laptop'] });
+    expect(users.bob).toEqual({ name: 'Bob', reseller: 'alpha', user_id: 1, uid: 1004, ssh_keys: [BOB_KEY] });
     expect(users.carol).toEqual({ reseller: 'alpha', user_id: 2, uid: 1005 });
     // root's users are r (1) and alpha (2): the next one is 3.
     expect(users.dave).toEqual({ reseller: 'root', user_id: 3, uid: 1006 });
@@ -108,7 +111,8 @@ describe('add-user and add-reseller: ids', () => {
     await expect(addUser(ctx, 'root', {})).rejects.toThrow(/built in/);
     await expect(addUser(ctx, 'bob', { reseller: 'nobody' })).rejects.toThrow(/unknown reseller "nobody"/);
     await expect(addUser(ctx, 'bob', { reseller: 'alice' })).rejects.toThrow(/"alice" is not a reseller/);
-    await expect(addUser(ctx, 'bob', { sshKeys: ['ssh-rsa AAA\nssh-rsa BBB'] })).rejects.toThrow(/invalid ssh key #1/);
+    await expect(addUser(ctx, 'bob', { sshKeys: ['ssh-rsa AAA\nssh-rsa BBB'] })).rejects.toThrow(/invalid ssh key #1: one key per line/);
+    await expect(addUser(ctx, 'bob', { sshKeys: ['ssh-ed25519 AAAAC3Nza bob@laptop'] })).rejects.toThrow(/invalid ssh key #1: the ssh-ed25519 key data is not base64/);
     expect(await snapshot(dir)).toEqual(SMALL_YAML);
   });
 });
