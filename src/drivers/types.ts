@@ -3,6 +3,9 @@
 import type { OpensslDriver } from './openssl.js';
 import type { OpenvpnDriver } from './openvpn.js';
 import type { NspawnDriver } from './runtime.js';
+import type { DirEntry, FileStat } from './no-follow-fs.js';
+
+export type { DirEntry, FileStat } from './no-follow-fs.js';
 
 export interface ExecOptions {
   /** Text written to the command's stdin (e.g. an `ip -batch -` script). */
@@ -68,9 +71,42 @@ export interface IpDriver {
   batch(commands: readonly (readonly string[])[]): Promise<void>;
 }
 
+/** Where a files-driver call may trust the path: everything below `within` is never followed through a symlink. */
+export interface FilesScope {
+  /**
+   * A host path (default `/`, i.e. --root itself) whose own components are resolved normally; every
+   * component below it is opened without following symlinks, race-free (e.g. a container's root:
+   * `/srv/NAME/rootfs`).
+   */
+  readonly within?: string;
+}
+
+/** Host files under --root. Reads and writes never follow a symlink below their `within`. */
 export interface FilesDriver {
   /** Absolute path of a host path under --root. */
   hostPath(path: string): string;
+  /** A regular file's text; undefined when missing. Refuses symlinks, FIFOs, devices and files over `maxBytes`. */
+  read(path: string, options?: FilesScope & { readonly maxBytes?: number }): Promise<string | undefined>;
+  /** Like read, as bytes. */
+  readBytes(path: string, options?: FilesScope & { readonly maxBytes?: number }): Promise<Buffer | undefined>;
+  /**
+   * Replaces the file atomically (temp + fsync + rename) with this content, mode (default 0o644,
+   * whatever the umask) and owner, creating missing directories; a symlink at the path is replaced,
+   * never followed. Returns false (and writes nothing) when it already is exactly that.
+   */
+  write(
+    path: string,
+    content: string | Uint8Array,
+    options?: FilesScope & { readonly mode?: number; readonly uid?: number; readonly gid?: number; readonly dirMode?: number },
+  ): Promise<boolean>;
+  /** Removes a file or symlink (never a symlink's target); false when it was not there. */
+  remove(path: string, options?: FilesScope): Promise<boolean>;
+  /** A directory's entries sorted by name (symlinks reported as such); undefined when missing. */
+  list(path: string, options?: FilesScope): Promise<DirEntry[] | undefined>;
+  /** Type, size, mode and owner of the path itself; undefined when missing. */
+  stat(path: string, options?: FilesScope): Promise<FileStat | undefined>;
+  /** Creates a directory and missing parents (default mode 0o755). */
+  mkdir(path: string, options?: FilesScope & { readonly mode?: number }): Promise<void>;
 }
 
 export interface Drivers {

@@ -17,6 +17,7 @@ import { importSrvctl3 } from '../../../src/migration/srvctl3-import.js';
 import { readSrvctl3Source } from '../../../src/migration/srvctl3-source.js';
 import { containerFilesHandler } from '../../../src/resources/container-files.js';
 import { BUSYBOX_HOST, HOSTS, writeSrvctl3Datastore } from '../../fixtures/srvctl3/srvctl3-datastore.js';
+import { createFilesDriver } from '../../../src/drivers/files.js';
 
 let work: string;
 let model: Model;
@@ -178,7 +179,7 @@ test('on a systemd host, a running srvctl 3 container is its active srvctl-nspaw
       return { command: [command, ...args], exitCode: 0, stdout, stderr: '' };
     },
   };
-  const files = { hostPath: (p: string) => path.join(work, p) };
+  const files = createFilesDriver(work);
   const running = await findRunningMachines({ exec, files }, 'systemd', ['tina.example.com', 'tom.example.com']);
   expect(running).toEqual([{ name: 'tina.example.com', pid: 4242 }]);
   expect(calls).toEqual([

@@ -11,6 +11,7 @@ import {
   type PlannedAction,
   type ResourceHandler,
 } from '../../../src/resources/contract.js';
+import { createFilesDriver } from '../../../src/drivers/files.js';
 
 export type FakeSpec = Record<string, unknown>;
 
@@ -51,7 +52,7 @@ export class RecordingDrivers implements Drivers {
     listAddresses: async () => [],
     batch: async () => undefined,
   };
-  readonly files = { hostPath: (path: string) => path };
+  readonly files = createFilesDriver('/');
 
   failWhen(rule: FailureRule): this {
     this.rules.push(rule);

@@ -15,6 +15,7 @@ import {
   type PortMapSpec,
 } from '../../../src/resources/port-map.js';
 import { resourceHandlers } from '../../../src/resources/registry.js';
+import { createFilesDriver } from '../../../src/drivers/files.js';
 
 const HOST = 'web1.example.net';
 const fixture = (name: string) => parseNftJson(['nft'], readFileSync(new URL(`../../fixtures/nft/${name}`, import.meta.url), 'utf8'));
@@ -164,7 +165,7 @@ describe('port-map actions', () => {
     return {
       calls,
       exec,
-      files: { hostPath: (p) => p },
+      files: createFilesDriver('/'),
       ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined },
     };
   }

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { IpBatchError } from '../../../src/drivers/ip-batch.js';
 import type { Drivers, IpAddrEntry, IpLink } from '../../../src/drivers/types.js';
+import { createFilesDriver } from '../../../src/drivers/files.js';
 
 export const ipFixture = <T>(name: string): T[] => JSON.parse(readFileSync(new URL(`../../fixtures/ip/${name}`, import.meta.url), 'utf8')) as T[];
 
@@ -26,7 +27,7 @@ export function recordingDrivers(options: {
     batches,
     reads,
     exec: { run: () => Promise.reject(new Error('unexpected exec in a unit test')) },
-    files: { hostPath: (p) => `/fake-root${p}` },
+    files: createFilesDriver('/fake-root'),
     ip: {
       async listLinks() {
         reads.push('links');

@@ -11,6 +11,7 @@ import { configDigest, renderTunnelConfig, routeArgs } from '../../../src/resour
 import { pkiHandler } from '../../../src/resources/pki.js';
 import { vpnLinkHandler } from '../../../src/resources/vpn-link.js';
 import { recordingDrivers } from './recording-drivers.js';
+import { createFilesDriver } from '../../../src/drivers/files.js';
 
 const clusters = {
   test: {
@@ -96,7 +97,7 @@ describe('vpn-link observe', () => {
   });
   const driversWith = (records: TunnelRecord[], devices: string[], root = '/fake-root') => {
     const recorded = recordingDrivers({ links: devices.map((ifname, i) => ({ ifindex: i + 1, ifname, flags: ['UP'] })), addresses: [] });
-    const base = { ...recorded, files: { hostPath: (p: string) => path.join(root, p) } };
+    const base = { ...recorded, files: createFilesDriver(root) };
     const openvpn: OpenvpnDriver = {
       runtime: 'direct',
       list: async () => records,

@@ -1,0 +1,318 @@
+// File access that never follows a symlink below a trusted directory, race-free.
+//
+// A container's root, a datastore checkout or a --root tree can hold symlinks planted to make sc
+// (running as root) read or write outside them, and a container can swap a path component while
+// sc works on it. So every path below the trusted directory is walked one component at a time,
+// each directory opened with O_DIRECTORY|O_NOFOLLOW and the next component addressed relative to
+// that open directory (through /proc/self/fd/N, which names the opened inode, not a path): no
+// component can be swapped for a symlink between the check and the use. The last component is
+// opened with O_NOFOLLOW (O_NONBLOCK, so a FIFO never hangs a read) and must be a regular file;
+// writes go to a temp file in the opened directory and are renamed over the target (atomic:
+// readers see the old or the new bytes), then the directory is fsynced.
+import { constants, promises as fs, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
+const TEMP_MARK = '.sc-tmp.';
+let tempCounter = 0;
+
+/** A path sc refused because a component is a symlink or not the kind of file expected. */
+export class UnsafePathError extends UserError {}
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface DirEntry {
+  readonly name: string;
+  readonly type: EntryType;
+}
+
+export interface FileStat {
+  readonly type: EntryType;
+  readonly size: number;
+  /** Permission bits (e.g. 0o600). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface WriteOptions {
+  /** Permission bits of the file (default 0o644); applied whatever the umask. */
+  readonly mode?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Mode of directories created on the way (default 0o755). */
+  readonly dirMode?: number;
+}
+
+/** `/proc/self/fd/N/name`: `name` inside the directory open as `dir`, not wherever a path leads now. */
+const inDir = (dir: FileHandle, name: string): string => `/proc/self/fd/${dir.fd}/${name}`;
+
+function typeOf(stat: Stats): EntryType {
+  if (stat.isFile()) return 'file';
+  if (stat.isDirectory()) return 'dir';
+  if (stat.isSymbolicLink()) return 'symlink';
+  return 'other';
+}
+
+function describeType(stat: Stats): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isSocket()) return 'a socket';
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isSymbolicLink()) return 'a symlink';
+  return 'not a regular file';
+}
+
+const errno = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code;
+
+/** The components of `rel` (relative, normalised); refuses `..` and empty names. */
+export function splitRelative(rel: string): string[] {
+  if (rel.includes('\0')) throw new UnsafePathError(`path ${JSON.stringify(rel)} contains a NUL byte`);
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.some((p) => p === '..')) throw new UnsafePathError(`path ${JSON.stringify(rel)} must not contain ".."`);
+  return parts;
+}
+
+async function openDirAt(parent: FileHandle | string, name: string | undefined): Promise<FileHandle> {
+  const where = name === undefined ? (parent as string) : inDir(parent as FileHandle, name);
+  return fs.open(where, O_RDONLY | O_DIRECTORY | (name === undefined ? 0 : O_NOFOLLOW));
+}
+
+/**
+ * Opens `trusted/rel...` as a directory, refusing a symlink at any component below `trusted`.
+ * Missing components: undefined, or created (mode `dirMode`) when `create` is set.
+ */
+export async function openDirNoFollow(
+  trusted: string,
+  rel: readonly string[],
+  options: { create?: boolean; dirMode?: number } = {},
+): Promise<FileHandle | undefined> {
+  let dir: FileHandle;
+  try {
+    dir = await openDirAt(trusted, undefined);
+  } catch (error) {
+    if (errno(error) === 'ENOENT' && options.create) {
+      await fs.mkdir(trusted, { recursive: true, mode: options.dirMode ?? 0o755 });
+      dir = await openDirAt(trusted, undefined);
+    } else if (errno(error) === 'ENOENT') {
+      return undefined;
+    } else {
+      throw error;
+    }
+  }
+  let walked = trusted;
+  for (const name of rel) {
+    walked = path.join(walked, name);
+    let next: FileHandle | undefined;
+    try {
+      next = await openDirAt(dir, name);
+    } catch (error) {
+      const code = errno(error);
+      if (code === 'ENOENT' && options.create) {
+        let made = false;
+        try {
+          await fs.mkdir(inDir(dir, name), { mode: options.dirMode ?? 0o755 });
+          made = true;
+        } catch (mkdirError) {
+          if (errno(mkdirError) !== 'EEXIST') {
+            await dir.close();
+            throw mkdirError;
+          }
+        }
+        try {
+          next = await openDirAt(dir, name);
+        } catch (retryError) {
+          const failure = await refusal(walked, retryError, dir, name);
+          await dir.close();
+          throw failure;
+        }
+        if (made) await next.chmod(options.dirMode ?? 0o755); // mkdir's mode passes the umask
+      } else {
+        const failure = code === 'ENOENT' ? undefined : await refusal(walked, error, dir, name);
+        await dir.close();
+        if (failure === undefined) return undefined;
+        throw failure;
+      }
+    }
+    await dir.close();
+    dir = next;
+  }
+  return dir;
+}
+
+const symlinkRefusal = (where: string) => new UnsafePathError(`${where} is a symlink; sc does not follow symlinks here`);
+
+/** The error for a component that could not be opened: a symlink (O_NOFOLLOW) or not a directory. */
+async function refusal(where: string, error: unknown, dir?: FileHandle, name?: string): Promise<Error> {
+  const code = errno(error);
+  if (code === 'ELOOP') return symlinkRefusal(where);
+  if (code === 'ENOTDIR') {
+    // O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR: say which it was.
+    const stat = dir !== undefined && name !== undefined ? await lstatIn(dir, name).catch(() => undefined) : undefined;
+    if (stat?.isSymbolicLink()) return symlinkRefusal(where);
+    return new UnsafePathError(`${where} is not a directory`);
+  }
+  return error as Error;
+}
+
+async function lstatIn(dir: FileHandle, name: string): Promise<Stats | undefined> {
+  try {
+    return await fs.lstat(inDir(dir, name));
+  } catch (error) {
+    if (errno(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Splits `rel` into its directory components and its last name. */
+function dirAndName(rel: string): { dirs: string[]; name: string } {
+  const parts = splitRelative(rel);
+  const name = parts.pop();
+  if (name === undefined) throw new UnsafePathError(`path ${JSON.stringify(rel)} names no file`);
+  return { dirs: parts, name };
+}
+
+/** Reads a regular file; undefined when it (or a directory on the way) does not exist. */
+export async function readNoFollow(
+  trusted: string,
+  rel: string,
+  options: { maxBytes?: number } = {},
+): Promise<Buffer | undefined> {
+  const { dirs, name } = dirAndName(rel);
+  const where = path.join(trusted, rel);
+  const dir = await openDirNoFollow(trusted, dirs);
+  if (dir === undefined) return undefined;
+  let file: FileHandle;
+  try {
+    file = await fs.open(inDir(dir, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    if (errno(error) === 'ENOENT') return undefined;
+    throw await refusal(where, error, dir, name);
+  } finally {
+    await dir.close();
+  }
+  try {
+    const stat = await file.stat();
+    if (!stat.isFile()) throw new UnsafePathError(`${where} is ${describeType(stat)}, not a regular file`);
+    const limit = options.maxBytes;
+    if (limit !== undefined && stat.size > limit) {
+      throw new UnsafePathError(`${where} is ${stat.size} bytes, more than the limit of ${limit}`);
+    }
+    const data = await file.readFile();
+    if (limit !== undefined && data.length > limit) {
+      throw new UnsafePathError(`${where} grew past the limit of ${limit} bytes while being read`);
+    }
+    return data;
+  } finally {
+    await file.close();
+  }
+}
+
+/** The type, size, mode and owner of `rel` itself (a symlink is reported, not followed). */
+export async function statNoFollow(trusted: string, rel: string): Promise<FileStat | undefined> {
+  const { dirs, name } = dirAndName(rel);
+  const dir = await openDirNoFollow(trusted, dirs);
+  if (dir === undefined) return undefined;
+  try {
+    const stat = await lstatIn(dir, name);
+    if (stat === undefined) return undefined;
+    return { type: typeOf(stat), size: stat.size, mode: stat.mode & 0o7777, uid: stat.uid, gid: stat.gid };
+  } finally {
+    await dir.close();
+  }
+}
+
+/**
+ * Replaces `rel` atomically with `data` (mode and owner set before the rename), creating missing
+ * directories. Returns false and writes nothing when the file already has these bytes, mode and owner.
+ */
+export async function writeNoFollow(
+  trusted: string,
+  rel: string,
+  data: string | Uint8Array,
+  options: WriteOptions = {},
+): Promise<boolean> {
+  const { dirs, name } = dirAndName(rel);
+  const where = path.join(trusted, rel);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+  const mode = options.mode ?? 0o644;
+  const dir = await openDirNoFollow(trusted, dirs, { create: true, ...(options.dirMode !== undefined ? { dirMode: options.dirMode } : {}) });
+  if (dir === undefined) throw new UnsafePathError(`cannot create the directory of ${where}`);
+  try {
+    const existing = await lstatIn(dir, name);
+    if (existing !== undefined && !existing.isFile() && !existing.isSymbolicLink()) {
+      throw new UnsafePathError(`${where} is ${describeType(existing)}; sc only replaces regular files`);
+    }
+    if (existing?.isFile() && existing.size === bytes.length && (existing.mode & 0o7777) === mode &&
+      (options.uid === undefined || existing.uid === options.uid) && (options.gid === undefined || existing.gid === options.gid)) {
+      const current = await readNoFollow(trusted, rel);
+      if (current !== undefined && current.equals(bytes)) return false;
+    }
+    tempCounter += 1;
+    const temp = `.${name.slice(0, 128)}${TEMP_MARK}${process.pid}.${tempCounter}`;
+    const handle = await fs.open(inDir(dir, temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    try {
+      try {
+        await handle.writeFile(bytes);
+        await handle.chmod(mode);
+        if (options.uid !== undefined || options.gid !== undefined) {
+          await handle.chown(options.uid ?? -1, options.gid ?? -1);
+        }
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      // A symlink at the target is replaced, not followed: rename(2) acts on the name.
+      await fs.rename(inDir(dir, temp), inDir(dir, name));
+    } catch (error) {
+      await fs.rm(inDir(dir, temp), { force: true });
+      throw error;
+    }
+    await dir.sync();
+    return true;
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Removes the file (or symlink, never its target) `rel`; false when it was not there. */
+export async function removeNoFollow(trusted: string, rel: string): Promise<boolean> {
+  const { dirs, name } = dirAndName(rel);
+  const dir = await openDirNoFollow(trusted, dirs);
+  if (dir === undefined) return false;
+  try {
+    const stat = await lstatIn(dir, name);
+    if (stat === undefined) return false;
+    if (stat.isDirectory()) throw new UnsafePathError(`${path.join(trusted, rel)} is a directory; sc removes files only here`);
+    await fs.unlink(inDir(dir, name));
+    await dir.sync();
+    return true;
+  } finally {
+    await dir.close();
+  }
+}
+
+/** The entries of directory `rel` (sorted by name), undefined when it does not exist. */
+export async function listNoFollow(trusted: string, rel: string): Promise<DirEntry[] | undefined> {
+  const dir = await openDirNoFollow(trusted, splitRelative(rel));
+  if (dir === undefined) return undefined;
+  try {
+    const entries = await fs.readdir(`/proc/self/fd/${dir.fd}`, { withFileTypes: true });
+    return entries
+      .map((e): DirEntry => ({
+        name: e.name,
+        type: e.isFile() ? 'file' : e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'symlink' : 'other',
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  } finally {
+    await dir.close();
+  }
+}
+
+/** Creates directory `rel` and its missing parents (mode `mode`, default 0o755), never through a symlink. */
+export async function mkdirNoFollow(trusted: string, rel: string, options: { mode?: number } = {}): Promise<void> {
+  const dir = await openDirNoFollow(trusted, splitRelative(rel), { create: true, ...(options.mode !== undefined ? { dirMode: options.mode } : {}) });
+  await dir?.close();
+}
