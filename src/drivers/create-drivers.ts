@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { HostContext } from '../host-context.js';
 import { createExec } from './exec.js';
 import { createFilesDriver } from './files.js';
+import { createHaproxyDriver } from './haproxy.js';
 import { createIpDriver } from './ip.js';
 import { createNspawnDriver } from './nspawn.js';
 import { createOpensslDriver } from './openssl.js';
@@ -14,5 +15,5 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const files = createFilesDriver(host.root);
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
-  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn };
+  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, haproxy: createHaproxyDriver({ exec, files }) };
 }

@@ -60,7 +60,6 @@ export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): s
     `# ${routes.hostnames.length} names, ${routes.backends.length} backends, ${routes.certificates.length} certificates`,
     'global',
     `    stats socket '${paths.adminSocket}' mode 600 level admin expose-fd listeners`,
-    '    maxconn 20000',
     '',
     'defaults',
     '    mode http',
@@ -99,3 +98,30 @@ export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): s
 
 /** A short digest of a config text: what observe compares and the reload record stores. */
 export const haproxyConfigDigest = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 16);
+
+/** The inputs a config was rendered from, recorded on its second line, and whether its body is intact. */
+export interface ConfigStamp {
+  readonly sites: string;
+  readonly certificates: string;
+  /** The text below the stamp is what sc wrote (no hand edit). */
+  readonly intact: boolean;
+}
+
+const STAMP = /^# inputs sites=([0-9a-f]+) certificates=([0-9a-f]+) body=([0-9a-f]+)$/;
+
+/** Puts the stamp under the mark: the digests of the inputs and of the rest of the text. */
+export function stampConfig(text: string, inputs: { readonly sites: string; readonly certificates: string }): string {
+  const newline = text.indexOf('\n');
+  const [mark, body] = [text.slice(0, newline), text.slice(newline + 1)];
+  return `${mark}\n# inputs sites=${inputs.sites} certificates=${inputs.certificates} body=${haproxyConfigDigest(body)}\n${body}`;
+}
+
+/** The stamp of a config on disk; undefined without sc's mark (a foreign file) or without a stamp. */
+export function readConfigStamp(text: string): ConfigStamp | undefined {
+  const lines = text.split('\n');
+  if (lines[0] !== HAPROXY_CONFIG_MARK) return undefined;
+  const m = STAMP.exec(lines[1] ?? '');
+  if (!m) return { sites: '', certificates: '', intact: false };
+  const body = lines.slice(2).join('\n');
+  return { sites: m[1] as string, certificates: m[2] as string, intact: haproxyConfigDigest(body) === m[3] };
+}

@@ -90,17 +90,25 @@ export function pickCertificate(hostname: string, inventory: readonly Certificat
 
 const portOf = (value: number | string | undefined, fallback: number): number => (value === undefined ? fallback : Number(value));
 
-/** The hosts of the cluster this host belongs to. */
-function clusterHosts(model: Model, cluster: string): Set<string> {
-  return new Set(Object.keys(model.clusters[cluster] ?? {}));
-}
+/** What the proxy needs of a site: the fields of its container that shape its routes, nothing else. */
+export type SiteInput = Pick<Container, 'host' | 'aliases' | 'altnames' | 'http_port' | 'https_port' | 'http-redirect' | 'https-redirect'> & {
+  readonly name: string;
+  readonly ip: string;
+};
+
+const ROUTE_FIELDS = ['aliases', 'altnames', 'http_port', 'https_port', 'http-redirect', 'https-redirect'] as const;
 
 /** Enabled containers with an address on any host of the cluster: the sites every host routes. */
-export function clusterSites(model: Model, cluster: string): [string, Container][] {
-  const hosts = clusterHosts(model, cluster);
+export function proxySites(model: Model, cluster: string): SiteInput[] {
+  const hosts = new Set(Object.keys(model.clusters[cluster] ?? {}));
   return Object.entries(model.containers)
     .filter(([, c]) => hosts.has(c.host) && c.enabled !== false && typeof c.ip === 'string')
-    .sort(([a], [b]) => byText(a, b));
+    .sort(([a], [b]) => byText(a, b))
+    .map(([name, c]) => {
+      const site: Record<string, unknown> = { name, host: c.host, ip: c.ip };
+      for (const field of ROUTE_FIELDS) if (c[field] !== undefined) site[field] = c[field];
+      return site as SiteInput;
+    });
 }
 
 /** Whether sc runs a proxy on this host: on unless settings or the host entry say otherwise. */
@@ -120,9 +128,10 @@ interface Claim {
 const ROLE_RANK: Readonly<Record<HostnameRole, number>> = { name: 0, altname: 1, alias: 2, www: 3 };
 
 /** Every hostname each site claims, one owner per name; the losers of a clash become problems. */
-function assignHostnames(sites: readonly [string, Container][]): { claims: Claim[]; problems: string[] } {
+function assignHostnames(sites: readonly SiteInput[]): { claims: Claim[]; problems: string[] } {
   const all: Claim[] = [];
-  for (const [site, c] of sites) {
+  for (const c of sites) {
+    const site = c.name;
     all.push({ hostname: site, site, role: 'name' });
     for (const n of c.altnames ?? []) all.push({ hostname: n, site, role: 'altname' });
     for (const n of c.aliases ?? []) all.push({ hostname: n, site, role: 'alias' });
@@ -143,13 +152,18 @@ function assignHostnames(sites: readonly [string, Container][]): { claims: Claim
   return { claims: [...owner.values()].sort((a, b) => byText(a.hostname, b.hostname)), problems };
 }
 
-/** The route model for one host of a cluster. */
+/** The route model for one host of a cluster, from the model. */
 export function proxyRoutes(model: Model, cluster: string, hostName: string, inventory: readonly CertificateInfo[]): ProxyRoutes {
-  const sites = clusterSites(model, cluster);
-  const containers = new Map(sites);
+  return routesFor(proxySites(model, cluster), hostName, inventory);
+}
+
+/** The route model for one host, from the sites of its cluster and the certificates it has. */
+export function routesFor(sites: readonly SiteInput[], hostName: string, inventory: readonly CertificateInfo[]): ProxyRoutes {
+  const containers = new Map(sites.map((s) => [s.name, s]));
   const backends: ProxyBackend[] = [];
-  for (const [site, c] of sites) {
-    const common = { site, address: c.ip as string, host: c.host, local: c.host === hostName };
+  for (const c of sites) {
+    const site = c.name;
+    const common = { site, address: c.ip, host: c.host, local: c.host === hostName };
     backends.push({ id: `site_${site}`, port: portOf(c.http_port, 80), tls: false, ...common });
     if (c.https_port !== undefined) backends.push({ id: `site_${site}_tls`, port: portOf(c.https_port, 443), tls: true, ...common });
   }
@@ -157,7 +171,7 @@ export function proxyRoutes(model: Model, cluster: string, hostName: string, inv
   const certificateOf = new Map(claims.map((cl) => [cl.hostname, pickCertificate(cl.hostname, inventory)]));
 
   // What a served name does on each port; redirecting names (www., aliases) follow their site's name.
-  const servingRules = (hostname: string, c: Container, site: string): { http: PortRule; https: PortRule } => {
+  const servingRules = (hostname: string, c: SiteInput, site: string): { http: PortRule; https: PortRule } => {
     const httpBackend = `site_${site}`;
     const httpsBackend = c.https_port !== undefined ? `site_${site}_tls` : httpBackend;
     const hr = c['http-redirect'];
@@ -176,7 +190,7 @@ export function proxyRoutes(model: Model, cluster: string, hostName: string, inv
   };
 
   const hostnames: HostnameRoute[] = claims.map((claim) => {
-    const c = containers.get(claim.site) as Container;
+    const c = containers.get(claim.site) as SiteInput;
     const cert = certificateOf.get(claim.hostname);
     const certificate = cert ? { certificate: { path: cert.path, source: cert.source, notAfter: cert.notAfter } } : {};
     if (claim.role === 'name' || claim.role === 'altname') {

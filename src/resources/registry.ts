@@ -7,6 +7,7 @@ import { imageHandler } from './image.js';
 import { machineHandler } from './machine.js';
 import { pkiHandler } from './pki.js';
 import { portMapHandler } from './port-map.js';
+import { reverseProxyHandler } from './reverse-proxy.js';
 import { vpnLinkHandler } from './vpn-link.js';
 import { ipForwardingHandler } from './ip-forwarding.js';
 
@@ -20,4 +21,5 @@ export const resourceHandlers = {
   pki: pkiHandler,
   'vpn-link': vpnLinkHandler,
   sysctl: ipForwardingHandler,
+  'reverse-proxy': reverseProxyHandler,
 } satisfies HandlerRegistry;

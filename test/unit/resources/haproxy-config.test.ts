@@ -34,7 +34,6 @@ describe('renderHaproxyConfig', () => {
 # 7 names, 3 backends, 1 certificates
 global
     stats socket '/r/run/srvctl/haproxy/admin.sock' mode 600 level admin expose-fd listeners
-    maxconn 20000
 
 defaults
     mode http

@@ -1,0 +1,147 @@
+// The reverse-proxy resource (SPEC §3; issue 14): `reverse-proxy/haproxy`, the one HAProxy of this
+// host routing every enabled site of the cluster on ports 80 and 443. Its spec compares the inputs
+// the config was rendered from (the sites, the certificates on the host), the file's integrity,
+// and whether the running master loaded that file; an action renders, checks with `haproxy -c`,
+// installs, and starts or reloads the master only when the file changed or was not loaded.
+import { createHash } from 'node:crypto';
+import type { Model } from '../datastore/model.js';
+import { HAPROXY_CONFIG_PATH, haproxyRunFiles, type HaproxyDriver, type HaproxyState } from '../drivers/haproxy.js';
+import type { Drivers } from '../drivers/types.js';
+import { ConflictError, ScError } from '../errors.js';
+import type { HostContext } from '../host-context.js';
+import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
+import { haproxyConfigDigest, readConfigStamp, renderHaproxyConfig, stampConfig } from './haproxy-config.js';
+import { inventoryDigest, readCertificateInventory } from './proxy-certificates.js';
+import { proxyEnabledOn, proxySites, routesFor, type SiteInput } from './proxy-routes.js';
+
+export const REVERSE_PROXY_KIND = 'reverse-proxy';
+export const REVERSE_PROXY_ID = 'haproxy';
+
+export interface ReverseProxySpec {
+  /** Digest of the site inputs the config was rendered from. */
+  readonly sites: string;
+  /** `stale`: the certificates on the host changed since the config was rendered (new, renewed, expired). */
+  readonly certificates: 'current' | 'stale';
+  /** `edited`: the file is not what sc wrote (a hand edit); `missing`: there is none. */
+  readonly config: 'intact' | 'edited' | 'missing';
+  readonly running: boolean;
+  /** `stale`: the running master has not loaded the file as it is now. */
+  readonly loaded: 'current' | 'stale';
+  /** Desired only: what to render from. */
+  readonly input?: { readonly sites: readonly SiteInput[]; readonly hostName: string };
+  /** Observed only, for status. */
+  readonly masterPid?: number;
+  readonly workers?: number;
+}
+
+const sitesDigest = (sites: readonly SiteInput[]): string => createHash('sha256').update(JSON.stringify(sites)).digest('hex').slice(0, 16);
+
+function haproxyOf(drivers: Drivers): HaproxyDriver {
+  if (!drivers.haproxy) throw new ScError('this driver set has no haproxy driver');
+  return drivers.haproxy;
+}
+
+/** Listeners on 80/443 that are not sc's master or its workers: a proxy sc does not own. */
+function foreignListeners(state: HaproxyState): string[] {
+  const ours = new Set([...(state.masterPid !== undefined ? [state.masterPid] : []), ...state.workers]);
+  return state.listeners.flatMap((l) => {
+    const others = l.processes.filter((p) => !ours.has(p.pid));
+    if (others.length === 0 && l.processes.length > 0) return [];
+    const who = others.length > 0 ? others.map((p) => `${p.name} (pid ${p.pid})`).join(', ') : 'a process sc cannot see';
+    return [`port ${l.port} is held by ${who}`];
+  });
+}
+
+export const reverseProxyHandler = {
+  kind: REVERSE_PROXY_KIND,
+
+  desired(model: Model, host: HostContext): DesiredObject<ReverseProxySpec>[] {
+    if (!proxyEnabledOn(model, host.cluster, host.name)) return [];
+    const sites = proxySites(model, host.cluster);
+    if (sites.length === 0) return [];
+    const local = sites.filter((s) => s.host === host.name).length;
+    return [
+      {
+        ref: { kind: REVERSE_PROXY_KIND, id: REVERSE_PROXY_ID },
+        spec: { sites: sitesDigest(sites), certificates: 'current', config: 'intact', running: true, loaded: 'current', input: { sites, hostName: host.name } },
+        description: `HAProxy on ports 80/443: ${sites.length} sites (${local} on this host, ${sites.length - local} over the VPN mesh)`,
+      },
+    ];
+  },
+
+  async observe(drivers: Drivers): Promise<ObservedObject<ReverseProxySpec>[]> {
+    const [state, found] = await Promise.all([haproxyOf(drivers).observe(), readCertificateInventory(drivers.files, new Date())]);
+    const objects: ObservedObject<ReverseProxySpec>[] = foreignListeners(state).map((message, i) => ({
+      ref: { kind: REVERSE_PROXY_KIND, id: `foreign-listener-${i + 1}` },
+      spec: { sites: '', certificates: 'current', config: 'missing', running: true, loaded: 'current' },
+      owned: false,
+      description: message,
+    }));
+    if (state.configText === undefined && state.masterPid === undefined) return objects;
+    const running = state.masterPid !== undefined;
+    const status = { ...(state.masterPid !== undefined ? { masterPid: state.masterPid, workers: state.workers.length } : {}) };
+    if (state.configText === undefined) {
+      objects.push({
+        ref: { kind: REVERSE_PROXY_KIND, id: REVERSE_PROXY_ID },
+        spec: { sites: '', certificates: 'stale', config: 'missing', running, loaded: 'stale', ...status },
+        owned: true,
+        description: `HAProxy runs without ${HAPROXY_CONFIG_PATH}`,
+      });
+      return objects;
+    }
+    const stamp = readConfigStamp(state.configText);
+    objects.push({
+      ref: { kind: REVERSE_PROXY_KIND, id: REVERSE_PROXY_ID },
+      spec: {
+        sites: stamp?.sites ?? '',
+        certificates: stamp?.certificates === inventoryDigest(found) ? 'current' : 'stale',
+        config: stamp?.intact ? 'intact' : 'edited',
+        running,
+        loaded: running && state.loaded === haproxyConfigDigest(state.configText) ? 'current' : 'stale',
+        ...status,
+      },
+      owned: stamp !== undefined,
+      description: stamp !== undefined ? `HAProxy ${running ? `master pid ${state.masterPid}` : 'not running'}` : `${HAPROXY_CONFIG_PATH} without sc's mark`,
+    });
+    return objects;
+  },
+
+  normalize(spec: ReverseProxySpec) {
+    return { sites: spec.sites, certificates: spec.certificates, config: spec.config, running: spec.running, loaded: spec.loaded };
+  },
+
+  conflict(want: DesiredObject<ReverseProxySpec>, observed: readonly ObservedObject<ReverseProxySpec>[]): string | undefined {
+    const listeners = observed.filter((o) => o.ref.id.startsWith('foreign-listener-')).map((o) => o.description);
+    if (listeners.length > 0) return `${listeners.join('; ')}: not sc's proxy, left alone (stop it, or set reverse_proxy of this host to what runs there)`;
+    const file = observed.find((o) => o.ref.id === want.ref.id);
+    return file ? `${HAPROXY_CONFIG_PATH} was not written by sc: left alone (move it away to let sc manage the proxy)` : undefined;
+  },
+
+  canUpdate: () => true,
+
+  async create(drivers: Drivers, _host: HostContext, want: DesiredObject<ReverseProxySpec>): Promise<void> {
+    const input = want.spec.input;
+    if (!input) throw new ScError('reverse-proxy/haproxy has no sites to render');
+    const haproxy = haproxyOf(drivers);
+    const found = await readCertificateInventory(drivers.files, new Date());
+    const routes = routesFor(input.sites, input.hostName, found.map((f) => f.info));
+    const rendered = renderHaproxyConfig(routes, { adminSocket: drivers.files.hostPath(haproxyRunFiles.adminSocket), resolve: (p) => drivers.files.hostPath(p) });
+    const text = stampConfig(rendered, { sites: want.spec.sites, certificates: inventoryDigest(found) });
+    // A config HAProxy refuses never replaces the one in use.
+    await haproxy.check(text);
+    await haproxy.install(text);
+    const state = await haproxy.observe();
+    const digest = haproxyConfigDigest(text);
+    if (state.masterPid === undefined || state.loaded !== digest) await haproxy.startOrReload(digest);
+  },
+
+  async update(drivers: Drivers, host: HostContext, want: DesiredObject<ReverseProxySpec>, have: ObservedObject<ReverseProxySpec>): Promise<void> {
+    if (!have.owned) throw new ConflictError(`refusing to change ${HAPROXY_CONFIG_PATH}: not sc's`);
+    await reverseProxyHandler.create(drivers, host, want);
+  },
+
+  async delete(drivers: Drivers, _host: HostContext, have: ObservedObject<ReverseProxySpec>): Promise<void> {
+    if (!have.owned) throw new ConflictError(`refusing to remove ${HAPROXY_CONFIG_PATH}: not sc's`);
+    await haproxyOf(drivers).remove();
+  },
+} satisfies ResourceHandler<ReverseProxySpec>;
