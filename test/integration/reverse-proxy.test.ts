@@ -2,6 +2,7 @@
 // stand-in containers (namespaces on sc's bridges running busybox httpd), and a client namespace
 // on the uplink asking by Host header. Routes, 301s, the 404 page, hand edits repaired, a config
 // HAProxy refuses never replacing the working one, reloads under load without a failed request.
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -75,6 +76,40 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     await execa('mkdir', ['-p', www]);
     await writeFile(path.join(www, 'index.html'), `hello from ${short}\n`);
     startIn(ns, 'busybox', 'httpd', '-f', '-p', '80', '-h', www);
+  }
+
+  /** A throwaway CA and a leaf for `names` signed by it: the PEM bundle (chain + key) sc reads. */
+  async function issue(dir: string, file: string, names: string[]): Promise<void> {
+    const ca = path.join(sandbox.root, 'test-ca');
+    await execa('mkdir', ['-p', ca, dir]);
+    if (!existsSync(path.join(ca, 'ca.crt'))) {
+      await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${ca}/ca.key`, '-out', `${ca}/ca.crt`, '-days', '30', '-subj', '/CN=sc test operator CA']);
+    }
+    const leaf = path.join(ca, file);
+    await execa('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${leaf}.key`, '-out', `${leaf}.csr`, '-subj', `/CN=${names[0]}`]);
+    await writeFile(`${leaf}.ext`, `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
+    await execa('openssl', ['x509', '-req', '-in', `${leaf}.csr`, '-CA', `${ca}/ca.crt`, '-CAkey', `${ca}/ca.key`, '-CAcreateserial', '-days', '30', '-extfile', `${leaf}.ext`, '-out', `${leaf}.crt`]);
+    const pem = (await readFile(`${leaf}.crt`, 'utf8')) + (await readFile(`${leaf}.key`, 'utf8'));
+    await writeFile(path.join(dir, file), pem, { mode: 0o600 });
+  }
+
+  /** The certificate the proxy presents for `name` (SNI), as `openssl x509` prints its issuer and SAN. */
+  async function servedCertificate(name: string): Promise<string> {
+    const hello = await execa('ip', ['netns', 'exec', clientNs, 'openssl', 's_client', '-connect', `${UPLINK_IP}:443`, '-servername', name], { input: '', reject: false, timeout: 20_000 });
+    const shown = await execa('openssl', ['x509', '-noout', '-issuer', '-ext', 'subjectAltName'], { input: hello.stdout, reject: false });
+    return shown.stdout;
+  }
+
+  /** An https request checked against the test CA. */
+  async function getTls(name: string, urlPath = '/'): Promise<Reply> {
+    const out = await execa(
+      'ip',
+      ['netns', 'exec', clientNs, 'curl', '-s', '--max-time', '20', '--cacert', path.join(sandbox.root, 'test-ca/ca.crt'), '--resolve', `${name}:443:${UPLINK_IP}`, '-w', '\n%{http_code} %{redirect_url}', `https://${name}${urlPath}`],
+      { reject: false },
+    );
+    const lines = out.stdout.split('\n');
+    const [code = '', location = ''] = (lines.pop() ?? '').split(' ');
+    return { code: out.exitCode === 0 ? code : `curl exit ${out.exitCode}`, location, body: lines.join('\n').trimEnd() };
   }
 
   const masterPid = async () => Number((await readFile(path.join(sandbox.root, 'run/srvctl/haproxy/haproxy.pid'), 'utf8')).trim());
@@ -195,6 +230,32 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     expect(codes.filter((c) => c !== '200')).toEqual([]);
     expect((await sc('diff', ...TARGETS)).exitCode).toBe(0);
   }, 600_000);
+
+  it('serves TLS with the operator\'s certificates: NAME.pem and a wildcard per SNI; http goes to https by default', async () => {
+    const certDir = path.join(sandbox.root, 'etc/srvctl/cert');
+    await issue(certDir, `${C1}.pem`, [C1, `www.${C1}`]);
+    await issue(path.join(certDir, 'res1.example.com'), 'wildcard.pem', ['*.res1.example.com']);
+    const containers = structuredClone(data.containers);
+    (containers[C3] as Record<string, unknown>)['https-redirect'] = 'https://elsewhere.example.org/secure';
+    await writeContainers(containers);
+    const diff = await sc('-o', 'json', 'diff', ...TARGETS);
+    const plan = JSON.parse(diff.stdout) as { changes: { reasons: { path: string }[] }[] };
+    expect(plan.changes.map((c) => c.reasons.map((r) => r.path).sort())).toEqual([['/certificates', '/sites']]);
+    await applyOk();
+
+    expect(await servedCertificate(C1)).toMatch(new RegExp(`issuer=CN = sc test operator CA[\\s\\S]*DNS:${C1.replace(/\./g, '\\.')}, DNS:www\\.${C1.replace(/\./g, '\\.')}`));
+    expect(await servedCertificate(C2)).toMatch(/DNS:\*\.res1\.example\.com/);
+    expect(await getTls(C1)).toEqual({ code: '200', location: '', body: 'hello from c1' });
+    expect(await getTls(C2)).toEqual({ code: '200', location: '', body: 'hello from c2' });
+    expect(await getTls(`www.${C1}`, '/x')).toMatchObject({ code: '301', location: `https://${C1}/x` });
+    expect(await getTls(C3)).toMatchObject({ code: '301', location: 'https://elsewhere.example.org/secure' });
+    // Port 80: to https now that c1 has a certificate; c2 asked for none; the altname has no certificate.
+    expect(await get(C1, '/p?q=1')).toMatchObject({ code: '301', location: `https://${C1}/p?q=1` });
+    expect(await get(`www.${C1}`)).toMatchObject({ code: '301', location: `https://${C1}/` });
+    expect(await get(C2)).toMatchObject({ code: '200', body: 'hello from c2' });
+    expect(await get('alt.example.net')).toMatchObject({ code: '200', body: 'hello from c1' });
+    expect((await sc('diff', ...TARGETS)).exitCode).toBe(0);
+  }, 300_000);
 
   it('a second apply with nothing changed neither rewrites nor reloads', async () => {
     const config = path.join(sandbox.root, 'etc/haproxy/srvctl.cfg');
