@@ -243,7 +243,7 @@ export interface Settings {
      */
     enabled?: boolean;
     /**
-     * Certificates issued by ACME (HTTP-01) for names without an operator certificate.
+     * Certificates ordered by ACME (HTTP-01 through the proxy) for names without an operator certificate; present = on (the operator agrees to the CA's terms).
      */
     acme?: {
       enabled?: boolean;

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { HostContext } from '../host-context.js';
 import { createExec } from './exec.js';
+import { createAcmeDriver } from './acme.js';
 import { createFilesDriver } from './files.js';
 import { createHaproxyDriver } from './haproxy.js';
 import { createIpDriver } from './ip.js';
@@ -15,5 +16,5 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const files = createFilesDriver(host.root);
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
-  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, haproxy: createHaproxyDriver({ exec, files }) };
+  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, haproxy: createHaproxyDriver({ exec, files }), acme: createAcmeDriver(exec) };
 }

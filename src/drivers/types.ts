@@ -1,5 +1,6 @@
 // The driver layer's public shape: the only door from sc to the host. Everything that runs a
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
+import type { AcmeDriver } from './acme.js';
 import type { HaproxyDriver } from './haproxy.js';
 import type { OpensslDriver } from './openssl.js';
 import type { OpenvpnDriver } from './openvpn.js';
@@ -118,6 +119,8 @@ export interface Drivers {
   readonly nspawn?: NspawnDriver;
   /** The cluster PKI's keys, requests and signing (pki kind); built from exec when absent. */
   readonly openssl?: OpensslDriver;
+  /** ACME orders (certificate kind); absent in fakes that do not need it. */
+  readonly acme?: AcmeDriver;
   /** The reverse proxy (reverse-proxy kind); absent in fakes that do not need it. */
   readonly haproxy?: HaproxyDriver;
   /** Host-to-host tunnels (vpn-link kind); absent in fakes that do not need it. */

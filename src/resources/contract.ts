@@ -65,8 +65,12 @@ export interface ResourceHandler<Spec> {
   readonly dependsOnKinds?: readonly string[];
   /** Desired objects of this kind for this host. Pure: no I/O. */
   desired(model: Model, host: HostContext): DesiredObject<Spec>[];
-  /** Every real object of this kind on the host (owned or foreign), in one bulk pass. */
-  observe(drivers: Drivers, host: HostContext): Promise<ObservedObject<Spec>[]>;
+  /**
+   * Every real object of this kind on the host (owned or foreign), in one bulk pass. `desired` is
+   * this kind's desired objects, for kinds whose host objects cannot be listed without knowing
+   * what to look for (a certificate covering a name may sit in a wildcard file).
+   */
+  observe(drivers: Drivers, host: HostContext, desired: readonly DesiredObject<Spec>[]): Promise<ObservedObject<Spec>[]>;
   /** The comparable view of a spec: only the fields sc owns, in canonical form. */
   normalize?(spec: Spec): unknown;
   /**

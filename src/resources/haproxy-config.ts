@@ -13,6 +13,8 @@ export interface HaproxyPaths {
   readonly adminSocket: string;
   /** Maps a host path (a certificate) to the path HAProxy opens (under --root). */
   readonly resolve: (hostPath: string) => string;
+  /** `127.0.0.1:PORT` of sc's ACME responder: port 80's /.well-known/acme-challenge/ goes there, before any redirect. */
+  readonly acmeResponder?: string;
 }
 
 /** sc's own page for a Host it does not serve. No `"`, `$` or `\`: it sits in a quoted string. */
@@ -31,7 +33,7 @@ const chunks = <T>(items: readonly T[], size: number): T[][] => {
 const hostIs = (names: readonly string[]): string[] => chunks(names, NAMES_PER_LINE).map((part) => `{ var(txn.host) -m str ${part.join(' ')} }`);
 
 /** Rules of one frontend: redirects first (grouped by target), then the backend by host. */
-function frontendRules(routes: ProxyRoutes, port: 'http' | 'https'): string[] {
+function frontendRules(routes: ProxyRoutes, port: 'http' | 'https', acme: boolean): string[] {
   const redirects = new Map<string, string[]>();
   const serves = new Map<string, string[]>();
   for (const h of routes.hostnames) {
@@ -44,10 +46,12 @@ function frontendRules(routes: ProxyRoutes, port: 'http' | 'https'): string[] {
       redirects.set(key, [...(redirects.get(key) ?? []), h.hostname]);
     }
   }
-  const lines: string[] = [];
+  const lines: string[] = acme ? ['    acl acme_challenge path_beg /.well-known/acme-challenge/'] : [];
+  const unlessAcme = acme ? ' !acme_challenge' : '';
   for (const [redirect, names] of [...redirects].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    for (const cond of hostIs(names)) lines.push(`    http-request ${redirect} code 301 if ${cond}`);
+    for (const cond of hostIs(names)) lines.push(`    http-request ${redirect} code 301 if ${cond}${unlessAcme}`);
   }
+  if (acme) lines.push('    use_backend sc_acme if acme_challenge');
   for (const [backend, names] of [...serves].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     for (const cond of hostIs(names)) lines.push(`    use_backend ${backend} if ${cond}`);
   }
@@ -78,7 +82,7 @@ export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): s
     // The Host header without a port, lowercase: the one key every rule below matches on.
     '    http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
     `    http-request set-header X-Forwarded-Proto ${proto}`,
-    ...frontendRules(routes, proto),
+    ...frontendRules(routes, proto, proto === 'http' && paths.acmeResponder !== undefined),
     '    default_backend sc_unknown_host',
     '',
   ];
@@ -92,6 +96,7 @@ export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): s
     const where = b.local ? 'on this host' : `on ${b.host}, over the VPN mesh`;
     lines.push(`backend ${b.id}`, `    # ${b.site} ${where}`, `    server site ${b.address}:${b.port}${b.tls ? ' ssl verify none' : ''}`, '');
   }
+  if (paths.acmeResponder !== undefined) lines.push('backend sc_acme', '    # sc\'s ACME responder, up while sc orders certificates', `    server acme ${paths.acmeResponder}`, '');
   lines.push('backend sc_unknown_host', `    http-request return status 404 content-type "text/html; charset=utf-8" string "${UNKNOWN_HOST_PAGE}"`);
   return `${lines.join('\n')}\n`;
 }

@@ -1,5 +1,6 @@
 // The explicit registry of resource kinds this sc manages: a plain map, no import side effects.
 import { bridgeHandler } from './bridge.js';
+import { certificateHandler } from './certificate.js';
 import { containerAddressHandler } from './container-address.js';
 import { containerFilesHandler } from './container-files.js';
 import type { HandlerRegistry } from './contract.js';
@@ -22,4 +23,5 @@ export const resourceHandlers = {
   'vpn-link': vpnLinkHandler,
   sysctl: ipForwardingHandler,
   'reverse-proxy': reverseProxyHandler,
+  certificate: certificateHandler,
 } satisfies HandlerRegistry;

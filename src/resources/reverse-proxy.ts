@@ -13,6 +13,7 @@ import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.
 import { haproxyConfigDigest, readConfigStamp, renderHaproxyConfig, stampConfig } from './haproxy-config.js';
 import { inventoryDigest, readCertificateInventory } from './proxy-certificates.js';
 import { proxyEnabledOn, proxySites, routesFor, type SiteInput } from './proxy-routes.js';
+import { ACME_RESPONDER_PORT } from '../drivers/acme.js';
 
 export const REVERSE_PROXY_KIND = 'reverse-proxy';
 export const REVERSE_PROXY_ID = 'haproxy';
@@ -28,13 +29,57 @@ export interface ReverseProxySpec {
   /** `stale`: the running master has not loaded the file as it is now. */
   readonly loaded: 'current' | 'stale';
   /** Desired only: what to render from. */
-  readonly input?: { readonly sites: readonly SiteInput[]; readonly hostName: string };
+  readonly input?: ProxyInput;
   /** Observed only, for status. */
   readonly masterPid?: number;
   readonly workers?: number;
 }
 
-const sitesDigest = (sites: readonly SiteInput[]): string => createHash('sha256').update(JSON.stringify(sites)).digest('hex').slice(0, 16);
+/** What the config is rendered from, besides the certificates found on the host. */
+export interface ProxyInput {
+  readonly sites: readonly SiteInput[];
+  readonly hostName: string;
+  /** Port 80 sends ACME challenges to sc's responder. */
+  readonly acme: boolean;
+}
+
+const inputDigest = (input: ProxyInput): string => createHash('sha256').update(JSON.stringify([input.sites, input.acme])).digest('hex').slice(0, 16);
+
+/**
+ * Whether certificates are ordered by ACME for names without an operator certificate: when
+ * settings.proxy.acme is there (ordering means agreeing to the CA's terms: the operator opts in).
+ */
+export const acmeEnabled = (model: Model): boolean => model.settings.proxy?.acme !== undefined && model.settings.proxy.acme.enabled !== false;
+
+/** The desired proxy input of this host, or undefined when it runs no proxy. */
+export function proxyInput(model: Model, host: HostContext): ProxyInput | undefined {
+  if (!proxyEnabledOn(model, host.cluster, host.name)) return undefined;
+  const sites = proxySites(model, host.cluster);
+  return sites.length > 0 ? { sites, hostName: host.name, acme: acmeEnabled(model) } : undefined;
+}
+
+/**
+ * Renders the config from the input and the certificates on the host now, checks it, installs it,
+ * and starts or reloads the master when the file changed or was not loaded. Also used by the
+ * certificate kind right after it stored new certificates.
+ */
+export async function renderAndApplyProxy(drivers: Drivers, input: ProxyInput): Promise<void> {
+  const haproxy = haproxyOf(drivers);
+  const found = await readCertificateInventory(drivers.files, new Date());
+  const routes = routesFor(input.sites, input.hostName, found.map((f) => f.info));
+  const rendered = renderHaproxyConfig(routes, {
+    adminSocket: drivers.files.hostPath(haproxyRunFiles.adminSocket),
+    resolve: (p) => drivers.files.hostPath(p),
+    ...(input.acme ? { acmeResponder: `127.0.0.1:${ACME_RESPONDER_PORT}` } : {}),
+  });
+  const text = stampConfig(rendered, { sites: inputDigest(input), certificates: inventoryDigest(found) });
+  // A config HAProxy refuses never replaces the one in use.
+  await haproxy.check(text);
+  await haproxy.install(text);
+  const state = await haproxy.observe();
+  const digest = haproxyConfigDigest(text);
+  if (state.masterPid === undefined || state.loaded !== digest) await haproxy.startOrReload(digest);
+}
 
 function haproxyOf(drivers: Drivers): HaproxyDriver {
   if (!drivers.haproxy) throw new ScError('this driver set has no haproxy driver');
@@ -56,15 +101,14 @@ export const reverseProxyHandler = {
   kind: REVERSE_PROXY_KIND,
 
   desired(model: Model, host: HostContext): DesiredObject<ReverseProxySpec>[] {
-    if (!proxyEnabledOn(model, host.cluster, host.name)) return [];
-    const sites = proxySites(model, host.cluster);
-    if (sites.length === 0) return [];
-    const local = sites.filter((s) => s.host === host.name).length;
+    const input = proxyInput(model, host);
+    if (!input) return [];
+    const local = input.sites.filter((s) => s.host === host.name).length;
     return [
       {
         ref: { kind: REVERSE_PROXY_KIND, id: REVERSE_PROXY_ID },
-        spec: { sites: sitesDigest(sites), certificates: 'current', config: 'intact', running: true, loaded: 'current', input: { sites, hostName: host.name } },
-        description: `HAProxy on ports 80/443: ${sites.length} sites (${local} on this host, ${sites.length - local} over the VPN mesh)`,
+        spec: { sites: inputDigest(input), certificates: 'current', config: 'intact', running: true, loaded: 'current', input },
+        description: `HAProxy on ports 80/443: ${input.sites.length} sites (${local} on this host, ${input.sites.length - local} over the VPN mesh)`,
       },
     ];
   },
@@ -120,19 +164,8 @@ export const reverseProxyHandler = {
   canUpdate: () => true,
 
   async create(drivers: Drivers, _host: HostContext, want: DesiredObject<ReverseProxySpec>): Promise<void> {
-    const input = want.spec.input;
-    if (!input) throw new ScError('reverse-proxy/haproxy has no sites to render');
-    const haproxy = haproxyOf(drivers);
-    const found = await readCertificateInventory(drivers.files, new Date());
-    const routes = routesFor(input.sites, input.hostName, found.map((f) => f.info));
-    const rendered = renderHaproxyConfig(routes, { adminSocket: drivers.files.hostPath(haproxyRunFiles.adminSocket), resolve: (p) => drivers.files.hostPath(p) });
-    const text = stampConfig(rendered, { sites: want.spec.sites, certificates: inventoryDigest(found) });
-    // A config HAProxy refuses never replaces the one in use.
-    await haproxy.check(text);
-    await haproxy.install(text);
-    const state = await haproxy.observe();
-    const digest = haproxyConfigDigest(text);
-    if (state.masterPid === undefined || state.loaded !== digest) await haproxy.startOrReload(digest);
+    if (!want.spec.input) throw new ScError('reverse-proxy/haproxy has no sites to render');
+    await renderAndApplyProxy(drivers, want.spec.input);
   },
 
   async update(drivers: Drivers, host: HostContext, want: DesiredObject<ReverseProxySpec>, have: ObservedObject<ReverseProxySpec>): Promise<void> {

@@ -105,4 +105,14 @@ backend sc_unknown_host
     for (const line of text.split('\n')) expect(line.trim().split(/\s+/).length).toBeLessThanOrEqual(64);
     expect(redirectLines.join(' ').match(/alias\d+\.example\.org/g)).toHaveLength(100);
   });
+  it('with ACME on, port 80 sends challenges to sc\'s responder before any redirect', () => {
+    const m = model({ 'a.example.com': {} });
+    const text = renderHaproxyConfig(proxyRoutes(m, 'main', H1, [wildcard]), { ...paths, acmeResponder: '127.0.0.1:8402' });
+    const http = text.slice(text.indexOf('frontend sc_http'), text.indexOf('frontend sc_https'));
+    expect(http).toContain('    acl acme_challenge path_beg /.well-known/acme-challenge/\n');
+    expect(http).toContain('http-request redirect prefix https://a.example.com code 301 if { var(txn.host) -m str a.example.com www.a.example.com } !acme_challenge');
+    expect(http).toContain('    use_backend sc_acme if acme_challenge\n');
+    expect(text.slice(text.indexOf('frontend sc_https'))).not.toContain('acme_challenge');
+    expect(text).toContain('backend sc_acme\n    # sc\'s ACME responder, up while sc orders certificates\n    server acme 127.0.0.1:8402\n');
+  });
 });
