@@ -101,6 +101,8 @@ export interface ApplyHostResult {
   readonly report: ApplyReport;
   /** What still differs after the apply (observed afresh); empty when converged. */
   readonly remaining: Plan;
+  /** The host as observed after the apply (before it, when nothing was to do). */
+  readonly observed: ReadonlyMap<string, readonly ObservedObject<unknown>[]>;
   readonly converged: boolean;
 }
 
@@ -127,10 +129,11 @@ export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostRes
     });
     // Level-triggered: trust the host, not the report.
     // Targets deleted by this apply are gone now: not an error on the re-check.
-    const remaining = plan.hasChanges ? (await surveyHost(options, { strictTargets: false })).plan : plan;
+    const after = plan.hasChanges ? await surveyHost(options, { strictTargets: false }) : survey;
+    const remaining = after.plan;
     const converged = report.converged && remaining.inSync;
     await writeApplyRecord(options.host.root, applyRecord(started, report, converged, options.origin));
-    return { plan, report, remaining, converged };
+    return { plan, report, remaining, observed: after.observed, converged };
   } finally {
     await lock.release();
   }

@@ -8,6 +8,7 @@ import type { CertificateInfo } from './proxy-routes.js';
 export const OPERATOR_CERT_DIR = '/etc/srvctl/cert';
 export const ACME_CERT_DIR = '/var/lib/srvctl/acme/certs';
 
+const CLOCK_SKEW_MS = 5 * 60_000;
 const PRIVATE_KEY_BLOCK = /-----BEGIN ([A-Z ]*)PRIVATE KEY-----[\s\S]+?-----END \1PRIVATE KEY-----/;
 
 /** One PEM bundle (certificate chain + private key) as the route model sees it. */
@@ -26,7 +27,9 @@ export function parsePemBundle(path: string, source: CertificateInfo['source'], 
     const notBefore = new Date(cert.validFrom);
     const keyText = PRIVATE_KEY_BLOCK.exec(text)?.[0];
     const keyMatches = keyText !== undefined && cert.checkPrivateKey(createPrivateKey(keyText));
-    return { path, source, names, notAfter: notAfter.toISOString(), usable: keyMatches && notBefore <= now && now < notAfter };
+    // A few minutes of clock skew do not make a just-issued certificate unusable.
+    const started = notBefore.getTime() <= now.getTime() + CLOCK_SKEW_MS;
+    return { path, source, names, notAfter: notAfter.toISOString(), usable: keyMatches && started && now < notAfter };
   } catch {
     return { path, source, names: [], notAfter: '', usable: false };
   }

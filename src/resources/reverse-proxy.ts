@@ -12,7 +12,7 @@ import type { HostContext } from '../host-context.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
 import { haproxyConfigDigest, readConfigStamp, renderHaproxyConfig, stampConfig } from './haproxy-config.js';
 import { inventoryDigest, readCertificateInventory } from './proxy-certificates.js';
-import { proxyEnabledOn, proxySites, routesFor, type SiteInput } from './proxy-routes.js';
+import { proxyEnabledOn, proxySites, routesFor, type PortRule, type SiteInput } from './proxy-routes.js';
 import { ACME_RESPONDER_PORT } from '../drivers/acme.js';
 
 export const REVERSE_PROXY_KIND = 'reverse-proxy';
@@ -33,6 +33,33 @@ export interface ReverseProxySpec {
   /** Observed only, for status. */
   readonly masterPid?: number;
   readonly workers?: number;
+  /** Observed only, for status: what each name gets, with the certificates on the host now. */
+  readonly names?: readonly NameStatus[];
+}
+
+/** One name the proxy answers, as `sc status` shows it. */
+export interface NameStatus {
+  readonly name: string;
+  readonly site: string;
+  readonly role: string;
+  /** `10.17.1.20:80 (local)`, `10.33.1.20:80 (mesh)`, or where port 80 redirects to. */
+  readonly http: string;
+  readonly https: string;
+  readonly certificate: { readonly source: 'operator' | 'acme'; readonly not_after: string } | null;
+}
+
+function nameStatuses(input: ProxyInput, inventory: Parameters<typeof routesFor>[2]): NameStatus[] {
+  const routes = routesFor(input.sites, input.hostName, inventory);
+  const backends = new Map(routes.backends.map((b) => [b.id, `${b.address}:${b.port}${b.tls ? ' tls' : ''} (${b.local ? 'local' : `mesh, ${b.host}`})`]));
+  const show = (rule: PortRule): string => (rule.action === 'serve' ? (backends.get(rule.backend) ?? rule.backend) : `301 ${rule.to}`);
+  return routes.hostnames.map((h) => ({
+    name: h.hostname,
+    site: h.site,
+    role: h.role,
+    http: show(h.http),
+    https: show(h.https),
+    certificate: h.certificate ? { source: h.certificate.source, not_after: h.certificate.notAfter } : null,
+  }));
 }
 
 /** What the config is rendered from, besides the certificates found on the host. */
@@ -113,8 +140,9 @@ export const reverseProxyHandler = {
     ];
   },
 
-  async observe(drivers: Drivers): Promise<ObservedObject<ReverseProxySpec>[]> {
+  async observe(drivers: Drivers, _host: HostContext, desired: readonly DesiredObject<ReverseProxySpec>[]): Promise<ObservedObject<ReverseProxySpec>[]> {
     const [state, found] = await Promise.all([haproxyOf(drivers).observe(), readCertificateInventory(drivers.files, new Date())]);
+    const input = desired[0]?.spec.input;
     const objects: ObservedObject<ReverseProxySpec>[] = foreignListeners(state).map((message, i) => ({
       ref: { kind: REVERSE_PROXY_KIND, id: `foreign-listener-${i + 1}` },
       spec: { sites: '', certificates: 'current', config: 'missing', running: true, loaded: 'current' },
@@ -123,7 +151,10 @@ export const reverseProxyHandler = {
     }));
     if (state.configText === undefined && state.masterPid === undefined) return objects;
     const running = state.masterPid !== undefined;
-    const status = { ...(state.masterPid !== undefined ? { masterPid: state.masterPid, workers: state.workers.length } : {}) };
+    const status = {
+      ...(state.masterPid !== undefined ? { masterPid: state.masterPid, workers: state.workers.length } : {}),
+      ...(input ? { names: nameStatuses(input, found.map((f) => f.info)) } : {}),
+    };
     if (state.configText === undefined) {
       objects.push({
         ref: { kind: REVERSE_PROXY_KIND, id: REVERSE_PROXY_ID },
@@ -178,3 +209,12 @@ export const reverseProxyHandler = {
     await haproxyOf(drivers).remove();
   },
 } satisfies ResourceHandler<ReverseProxySpec>;
+
+/** What the metrics textfile reports of the proxy, from the observed objects of a pass. */
+export function proxyMetricsOf(observed: ReadonlyMap<string, readonly ObservedObject<unknown>[]>): { up: boolean; certificates: { name: string; source: string; not_after: string }[] } | undefined {
+  const have = (observed.get(REVERSE_PROXY_KIND) ?? []).find((o) => o.owned && o.ref.id === REVERSE_PROXY_ID);
+  if (!have) return undefined;
+  const spec = have.spec as ReverseProxySpec;
+  const certificates = (spec.names ?? []).flatMap((n) => (n.certificate ? [{ name: n.name, source: n.certificate.source, not_after: n.certificate.not_after }] : []));
+  return { up: spec.running && spec.loaded === 'current', certificates };
+}

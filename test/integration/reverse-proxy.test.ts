@@ -257,6 +257,19 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     expect((await sc('diff', ...TARGETS)).exitCode).toBe(0);
   }, 300_000);
 
+  it('sc status shows each name: route, certificate and the HTTP status a request through the proxy gets', async () => {
+    const status = await sc('-o', 'json', 'status');
+    expect(status.stderr).toBe('');
+    const json = JSON.parse(status.stdout) as { proxy: { running: boolean; names: { name: string; http: string; https: string; certificate: { source: string } | null; http_status: string | null }[] } };
+    expect(json.proxy.running).toBe(true);
+    const byName = Object.fromEntries(json.proxy.names.map((n) => [n.name, n]));
+    expect(byName[C1]).toMatchObject({ http: `301 https://${C1}`, https: '10.17.1.20:80 (local)', certificate: { source: 'operator' }, http_status: '301' });
+    expect(byName[C2]).toMatchObject({ http: '10.17.2.20:80 (local)', certificate: { source: 'operator' }, http_status: '200' });
+    expect(byName['alt.example.net']).toMatchObject({ certificate: null, http_status: '200' });
+    const text = await sc('status');
+    expect(text.stdout).toMatch(/Reverse proxy: HAProxy running \(master pid \d+\), \d+ names/);
+  }, 300_000);
+
   it('a second apply with nothing changed neither rewrites nor reloads', async () => {
     const config = path.join(sandbox.root, 'etc/haproxy/srvctl.cfg');
     const { mtimeMs } = await import('node:fs/promises').then((fs) => fs.stat(config));

@@ -14,7 +14,8 @@ import { probeContainers } from '../container-reachability.js';
 import { hostContext, openDatastore } from '../open-datastore.js';
 import { renderApplyEvent, renderApplyReport } from '../views/apply-view.js';
 import { planJson, renderPlanText } from '../views/plan-view.js';
-import { probeTargets, renderStatus, statusJson } from '../views/status-view.js';
+import { probeTargets, proxyProbeNames, renderStatus, statusJson } from '../views/status-view.js';
+import { probeProxy } from '../proxy-probe.js';
 
 function targetRef(value: string, previous: ObjectRef[] = []): ObjectRef[] {
   const m = /^([a-z][a-z0-9-]*)(?:\/(.+))?$/.exec(value);
@@ -113,7 +114,7 @@ export function registerHostCommands(program: Command): void {
 
   program
     .command('status')
-    .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the last apply and reconcile')
+    .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the names its reverse proxy answers (route, certificate, HTTP status), the last apply and reconcile')
     .action((_opts, command: Command) =>
       runCommand(command, async (ctx) => {
         // Status shows the host as it stands: against the last good revision when the source's newest is invalid.
@@ -122,9 +123,10 @@ export function registerHostCommands(program: Command): void {
         const lastApply = await readApplyRecord(host.root);
         const lastReconcile = await readReconcileStatus(host.root);
         const answers = await probeContainers(drivers.exec, probeTargets(host, loaded.model, survey));
+        const proxyCodes = await probeProxy(drivers.exec, proxyProbeNames(survey));
         return {
-          text: renderStatus(host, loaded.model, survey, lastApply, ctx.terminal, lastReconcile, answers),
-          json: statusJson(host, loaded.model, survey, lastApply, lastReconcile, answers),
+          text: renderStatus(host, loaded.model, survey, lastApply, ctx.terminal, lastReconcile, answers, proxyCodes),
+          json: statusJson(host, loaded.model, survey, lastApply, lastReconcile, answers, proxyCodes),
         };
       }),
     );
