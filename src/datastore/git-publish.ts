@@ -4,7 +4,7 @@
 // the cluster PKI, whose public files (requests, certificates) must reach the other hosts.
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic } from '../drivers/atomic-file.js';
 import { gitErrorText, gitIdentity, gitIn } from './git-client.js';
 import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
 import { ScError, UserError } from '../errors.js';

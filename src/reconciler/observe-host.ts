@@ -25,11 +25,13 @@ export async function observeHost(
   handlers: HandlerRegistry,
   drivers: Drivers,
   host: HostContext,
-  desired: ReadonlyMap<string, readonly DesiredObject<unknown>[]> = new Map(),
+  pass: { readonly model: Model; readonly desired: ReadonlyMap<string, readonly DesiredObject<unknown>[]> },
 ): Promise<Map<string, ObservedObject<unknown>[]>> {
   const kinds = Object.keys(handlers);
   // allSettled: never leave an observation running unattended after another one failed.
-  const settled = await Promise.allSettled(kinds.map((kind) => (handlers[kind] as HandlerRegistry[string]).observe(drivers, host, desired.get(kind) ?? [])));
+  const settled = await Promise.allSettled(
+    kinds.map((kind) => (handlers[kind] as HandlerRegistry[string]).observe(drivers, host, { model: pass.model, desired: pass.desired.get(kind) ?? [] })),
+  );
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure.reason;
 

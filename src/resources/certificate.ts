@@ -10,7 +10,7 @@ import type { Drivers } from '../drivers/types.js';
 import { ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import { backingOff, parseFailureRecord, recordFailure, renewalDue, type AcmeFailureRecord } from './acme-schedule.js';
-import type { BatchOutcome, DesiredObject, ObservedObject, PlannedAction, ResourceHandler } from './contract.js';
+import type { BatchOutcome, DesiredObject, ObserveContext, ObservedObject, PlannedAction, ResourceHandler } from './contract.js';
 import { ACME_CERT_DIR, readCertificateInventory } from './proxy-certificates.js';
 import { pickCertificate, routesFor } from './proxy-routes.js';
 import { proxyInput, renderAndApplyProxy, REVERSE_PROXY_ID, REVERSE_PROXY_KIND, type ProxyInput } from './reverse-proxy.js';
@@ -140,7 +140,7 @@ export const certificateHandler = {
     }));
   },
 
-  async observe(drivers: Drivers, _host: HostContext, desired: readonly DesiredObject<CertificateSpec>[]): Promise<ObservedObject<CertificateSpec>[]> {
+  async observe(drivers: Drivers, _host: HostContext, { desired }: ObserveContext<CertificateSpec>): Promise<ObservedObject<CertificateSpec>[]> {
     const now = new Date();
     const found = await readCertificateInventory(drivers.files, now);
     const inventory = found.map((f) => f.info);

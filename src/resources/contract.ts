@@ -55,6 +55,12 @@ export interface PlannedAction<Spec = unknown> {
   readonly after: readonly ObjectRef[];
 }
 
+/** What observe() knows of the pass: the model and the desired objects of the handler's kind. */
+export interface ObserveContext<Spec> {
+  readonly model: Model;
+  readonly desired: readonly DesiredObject<Spec>[];
+}
+
 export interface ResourceHandler<Spec> {
   readonly kind: string;
   /**
@@ -66,11 +72,11 @@ export interface ResourceHandler<Spec> {
   /** Desired objects of this kind for this host. Pure: no I/O. */
   desired(model: Model, host: HostContext): DesiredObject<Spec>[];
   /**
-   * Every real object of this kind on the host (owned or foreign), in one bulk pass. `desired` is
-   * this kind's desired objects, for kinds whose host objects cannot be listed without knowing
-   * what to look for (a certificate covering a name may sit in a wildcard file).
+   * Every real object of this kind on the host (owned or foreign), in one bulk pass. `context`
+   * says what the pass wants (the model and this kind's desired objects), so a handler never
+   * keeps state between desired() and observe().
    */
-  observe(drivers: Drivers, host: HostContext, desired: readonly DesiredObject<Spec>[]): Promise<ObservedObject<Spec>[]>;
+  observe(drivers: Drivers, host: HostContext, context: ObserveContext<Spec>): Promise<ObservedObject<Spec>[]>;
   /** The comparable view of a spec: only the fields sc owns, in canonical form. */
   normalize?(spec: Spec): unknown;
   /**

@@ -9,7 +9,7 @@ import { HAPROXY_CONFIG_PATH, haproxyRunFiles, type HaproxyDriver, type HaproxyS
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
-import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
+import type { DesiredObject, ObserveContext, ObservedObject, ResourceHandler } from './contract.js';
 import { haproxyConfigDigest, readConfigStamp, renderHaproxyConfig, stampConfig } from './haproxy-config.js';
 import { inventoryDigest, readCertificateInventory } from './proxy-certificates.js';
 import { proxyEnabledOn, proxySites, routesFor, type PortRule, type SiteInput } from './proxy-routes.js';
@@ -140,7 +140,7 @@ export const reverseProxyHandler = {
     ];
   },
 
-  async observe(drivers: Drivers, _host: HostContext, desired: readonly DesiredObject<ReverseProxySpec>[]): Promise<ObservedObject<ReverseProxySpec>[]> {
+  async observe(drivers: Drivers, _host: HostContext, { desired }: ObserveContext<ReverseProxySpec>): Promise<ObservedObject<ReverseProxySpec>[]> {
     const [state, found] = await Promise.all([haproxyOf(drivers).observe(), readCertificateInventory(drivers.files, new Date())]);
     const input = desired[0]?.spec.input;
     const objects: ObservedObject<ReverseProxySpec>[] = foreignListeners(state).map((message, i) => ({

@@ -38,7 +38,7 @@ describe('certificate handler', () => {
       execFileSync('sh', ['-c', 'cat "$1/c" "$1/k" > "$1/wild.pem"; rm "$1/c" "$1/k"', 'sh', dir]);
       const drivers = { files: createFilesDriver(root) } as unknown as Drivers;
       const wants = certificateHandler.desired(model({ proxy: { acme: {} } }), host);
-      const seen = await certificateHandler.observe(drivers, host, wants);
+      const seen = await certificateHandler.observe(drivers, host, { model: model({ proxy: { acme: {} } }), desired: wants });
       // www.a.example.com is two labels below the wildcard, b.example.org another domain: nothing covers them yet.
       expect(seen.map((o) => [o.ref.id, o.spec.usable, o.spec.renewal, o.spec.source])).toEqual([['a.example.com', true, 'not-due', 'operator']]);
     } finally {

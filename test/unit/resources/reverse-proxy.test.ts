@@ -85,7 +85,7 @@ describe('reverse-proxy handler', () => {
 
   const desired = (m = model()) => reverseProxyHandler.desired(m, host) as DesiredObject<ReverseProxySpec>[];
   const plan = async (m = model()) => {
-    const observed = await reverseProxyHandler.observe(drivers, host, desired(m));
+    const observed = await reverseProxyHandler.observe(drivers, host, { model: m, desired: desired(m) });
     return planActions({ 'reverse-proxy': reverseProxyHandler } as never, new Map([['reverse-proxy', desired(m)]]), new Map([['reverse-proxy', observed]]));
   };
 
