@@ -12,6 +12,7 @@ import { encodeBatchScript } from '../dist/drivers/ip-batch.js';
 import { addBridgeCommand, bridgeAlias, convergeBridgeCommands } from '../dist/resources/bridge-commands.js';
 import { BENCH_HOST, benchBridges, writeBenchDatastore } from './generate-datastore.mjs';
 import { cleanupContainersBench, runContainersBench } from './containers.mjs';
+import { cleanupProxyBench, runProxyBench } from './proxy.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SC = path.join(REPO, 'dist/cli/main.js');
@@ -208,19 +209,26 @@ function report(r) {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-// `node bench/run.mjs [bridges|containers]`: one of the two, or (no argument) both — containers
-// first, so the background freeing of thousands of bridge links cannot skew their timings.
+// `node bench/run.mjs [bridges|containers|proxy]`: one of them, or (no argument) all — containers
+// and the proxy first, so the background freeing of thousands of bridge links cannot skew them.
 const only = process.argv[2];
-if (only !== undefined && only !== 'bridges' && only !== 'containers') throw new Error(`unknown bench "${only}" (bridges or containers)`);
+if (only !== undefined && only !== 'bridges' && only !== 'containers' && only !== 'proxy') throw new Error(`unknown bench "${only}" (bridges, containers or proxy)`);
 try {
-  if (only !== 'bridges') {
+  if (only === undefined || only === 'proxy') {
+    try {
+      await runProxyBench();
+    } finally {
+      await cleanupProxyBench();
+    }
+  }
+  if (only === undefined || only === 'containers') {
     try {
       await runContainersBench();
     } finally {
       await cleanupContainersBench();
     }
   }
-  if (only !== 'containers') await main();
+  if (only === undefined || only === 'bridges') await main();
 } catch (error) {
   process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;

@@ -10,6 +10,8 @@ import { HostCommandError, ScError } from '../errors.js';
 import type { Exec, FilesDriver } from './types.js';
 
 export const HAPROXY_CONFIG_PATH = '/etc/haproxy/srvctl.cfg';
+/** The map files the config reads (host → backend, host → redirect), named by their content. */
+export const HAPROXY_MAP_DIR = '/etc/haproxy/srvctl-maps';
 export const HAPROXY_RUN_DIR = '/run/srvctl/haproxy';
 export const haproxyRunFiles = {
   pid: `${HAPROXY_RUN_DIR}/haproxy.pid`,
@@ -197,6 +199,7 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
     async remove() {
       await stop();
       for (const f of [HAPROXY_CONFIG_PATH, haproxyRunFiles.pid, haproxyRunFiles.loaded, haproxyRunFiles.adminSocket, haproxyRunFiles.candidate]) await files.remove(f);
+      for (const entry of (await files.list(HAPROXY_MAP_DIR)) ?? []) if (entry.type === 'file' && entry.name.endsWith('.map')) await files.remove(`${HAPROXY_MAP_DIR}/${entry.name}`);
     },
   };
 }

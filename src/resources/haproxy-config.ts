@@ -13,6 +13,8 @@ export interface HaproxyPaths {
   readonly adminSocket: string;
   /** Maps a host path (a certificate) to the path HAProxy opens (under --root). */
   readonly resolve: (hostPath: string) => string;
+  /** Host path of the directory of the map files. */
+  readonly mapDir: string;
   /** `127.0.0.1:PORT` of sc's ACME responder: port 80's /.well-known/acme-challenge/ goes there, before any redirect. */
   readonly acmeResponder?: string;
 }
@@ -21,44 +23,71 @@ export interface HaproxyPaths {
 export const UNKNOWN_HOST_PAGE =
   '<!doctype html><html><head><title>404 Not Found</title></head><body><h1>404 Not Found</h1><p>No site is served under this name here.</p></body></html>';
 
-/** HAProxy takes at most 64 words a line: long name lists are split over several lines. */
-const NAMES_PER_LINE = 40;
+/** A map file the config refers to: a host path named after its content's digest, and the text. */
+export interface HaproxyMap {
+  readonly path: string;
+  readonly text: string;
+}
 
-const chunks = <T>(items: readonly T[], size: number): T[][] => {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-};
+/** The config and the map files it reads; the maps are written first (new names), then the config. */
+export interface RenderedHaproxy {
+  readonly config: string;
+  readonly maps: readonly HaproxyMap[];
+}
 
-const hostIs = (names: readonly string[]): string[] => chunks(names, NAMES_PER_LINE).map((part) => `{ var(txn.host) -m str ${part.join(' ')} }`);
+const byKey = ([a]: [string, string], [b]: [string, string]): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Rules of one frontend: redirects first (grouped by target), then the backend by host. */
-function frontendRules(routes: ProxyRoutes, port: 'http' | 'https', acme: boolean): string[] {
-  const redirects = new Map<string, string[]>();
-  const serves = new Map<string, string[]>();
+/**
+ * Host → value lookups go through HAProxy maps (one tree lookup per request, whatever the number of
+ * sites) rather than one rule per site. A map's name carries its content's digest: writing the
+ * maps of a new config never changes what the running proxy reads, and the config names exactly
+ * the maps it was checked with.
+ */
+function mapFile(dir: string, kind: string, entries: Map<string, string>): HaproxyMap {
+  const text = [...entries].sort(byKey).map(([k, v]) => `${k} ${v}\n`).join('');
+  return { path: `${dir}/${kind}-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.map`, text };
+}
+
+/** Paths end up inside sample expressions: only plain characters there. */
+function plainPath(p: string): string {
+  if (!/^[A-Za-z0-9._/-]+$/.test(p)) throw new Error(`the HAProxy map path ${JSON.stringify(p)} has characters HAProxy cannot take in a sample expression; use a --root without them`);
+  return p;
+}
+
+/** Rules of one frontend: ACME challenges, redirects, then the backend by host, each one map lookup. */
+function frontendRules(routes: ProxyRoutes, port: 'http' | 'https', acme: boolean, paths: HaproxyPaths, maps: HaproxyMap[]): string[] {
+  const prefix = new Map<string, string>();
+  const location = new Map<string, string>();
+  const backend = new Map<string, string>();
   for (const h of routes.hostnames) {
     const rule: PortRule = h[port];
-    if (rule.action === 'serve') {
-      serves.set(rule.backend, [...(serves.get(rule.backend) ?? []), h.hostname]);
-    } else {
-      // The location is a log-format string: a literal % is written %%.
-      const key = rule.mode === 'prefix' ? `redirect prefix ${rule.to}` : `redirect location '${rule.to.replaceAll('%', '%%')}'`;
-      redirects.set(key, [...(redirects.get(key) ?? []), h.hostname]);
-    }
+    if (rule.action === 'serve') backend.set(h.hostname, rule.backend);
+    else (rule.mode === 'prefix' ? prefix : location).set(h.hostname, rule.to);
   }
   const lines: string[] = acme ? ['    acl acme_challenge path_beg /.well-known/acme-challenge/'] : [];
   const unlessAcme = acme ? ' !acme_challenge' : '';
-  for (const [redirect, names] of [...redirects].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    for (const cond of hostIs(names)) lines.push(`    http-request ${redirect} code 301 if ${cond}${unlessAcme}`);
+  const lookup = (kind: string, entries: Map<string, string>, fallback?: string): string => {
+    const map = mapFile(paths.mapDir, `${port}-${kind}`, entries);
+    maps.push(map);
+    return `var(txn.host),map(${plainPath(paths.resolve(map.path))}${fallback !== undefined ? `,${fallback}` : ''})`;
+  };
+  // The value is inserted as it is (no log-format of its own): URLs need no escaping there.
+  if (location.size > 0) {
+    const m = lookup('location', location);
+    lines.push(`    http-request redirect location %[${m}] code 301 if { ${m} -m found }${unlessAcme}`);
+  }
+  if (prefix.size > 0) {
+    const m = lookup('prefix', prefix);
+    lines.push(`    http-request redirect prefix %[${m}] code 301 if { ${m} -m found }${unlessAcme}`);
   }
   if (acme) lines.push('    use_backend sc_acme if acme_challenge');
-  for (const [backend, names] of [...serves].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    for (const cond of hostIs(names)) lines.push(`    use_backend ${backend} if ${cond}`);
-  }
+  // A Host no map knows falls to sc's 404 page.
+  if (backend.size > 0) lines.push(`    use_backend %[${lookup('backend', backend, 'sc_unknown_host')}]`);
   return lines;
 }
 
-export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): string {
+export function renderHaproxy(routes: ProxyRoutes, paths: HaproxyPaths): RenderedHaproxy {
+  const maps: HaproxyMap[] = [];
   const lines = [
     HAPROXY_CONFIG_MARK,
     `# ${routes.hostnames.length} names, ${routes.backends.length} backends, ${routes.certificates.length} certificates`,
@@ -68,7 +97,6 @@ export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): s
     'defaults',
     '    mode http',
     '    option forwardfor',
-    '    option http-server-close',
     '    timeout connect 5s',
     '    timeout client 30s',
     '    timeout server 60s',
@@ -79,10 +107,10 @@ export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): s
   const frontend = (name: string, bind: string, proto: 'http' | 'https') => [
     `frontend ${name}`,
     `    bind ${bind}`,
-    // The Host header without a port, lowercase: the one key every rule below matches on.
+    // The Host header without a port, lowercase: the one key every lookup below uses.
     '    http-request set-var(txn.host) req.hdr(host),field(1,:),lower',
     `    http-request set-header X-Forwarded-Proto ${proto}`,
-    ...frontendRules(routes, proto, proto === 'http' && paths.acmeResponder !== undefined),
+    ...frontendRules(routes, proto, proto === 'http' && paths.acmeResponder !== undefined, paths, maps),
     '    default_backend sc_unknown_host',
     '',
   ];
@@ -98,7 +126,7 @@ export function renderHaproxyConfig(routes: ProxyRoutes, paths: HaproxyPaths): s
   }
   if (paths.acmeResponder !== undefined) lines.push('backend sc_acme', '    # sc\'s ACME responder, up while sc orders certificates', `    server acme ${paths.acmeResponder}`, '');
   lines.push('backend sc_unknown_host', `    http-request return status 404 content-type "text/html; charset=utf-8" string "${UNKNOWN_HOST_PAGE}"`);
-  return `${lines.join('\n')}\n`;
+  return { config: `${lines.join('\n')}\n`, maps };
 }
 
 /** A short digest of a config text: what observe compares and the reload record stores. */

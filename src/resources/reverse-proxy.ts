@@ -5,12 +5,12 @@
 // installs, and starts or reloads the master only when the file changed or was not loaded.
 import { createHash } from 'node:crypto';
 import type { Model } from '../datastore/model.js';
-import { HAPROXY_CONFIG_PATH, haproxyRunFiles, type HaproxyDriver, type HaproxyState } from '../drivers/haproxy.js';
+import { HAPROXY_CONFIG_PATH, HAPROXY_MAP_DIR, haproxyRunFiles, type HaproxyDriver, type HaproxyState } from '../drivers/haproxy.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import type { DesiredObject, ObserveContext, ObservedObject, ResourceHandler } from './contract.js';
-import { haproxyConfigDigest, readConfigStamp, renderHaproxyConfig, stampConfig } from './haproxy-config.js';
+import { haproxyConfigDigest, readConfigStamp, renderHaproxy, stampConfig } from './haproxy-config.js';
 import { inventoryDigest, readCertificateInventory } from './proxy-certificates.js';
 import { proxyEnabledOn, proxySites, routesFor, type PortRule, type SiteInput } from './proxy-routes.js';
 import { ACME_RESPONDER_PORT } from '../drivers/acme.js';
@@ -94,18 +94,26 @@ export async function renderAndApplyProxy(drivers: Drivers, input: ProxyInput): 
   const haproxy = haproxyOf(drivers);
   const found = await readCertificateInventory(drivers.files, new Date());
   const routes = routesFor(input.sites, input.hostName, found.map((f) => f.info));
-  const rendered = renderHaproxyConfig(routes, {
+  const rendered = renderHaproxy(routes, {
     adminSocket: drivers.files.hostPath(haproxyRunFiles.adminSocket),
-    resolve: (p) => drivers.files.hostPath(p),
+    resolve: (p: string) => drivers.files.hostPath(p),
+    mapDir: HAPROXY_MAP_DIR,
     ...(input.acme ? { acmeResponder: `127.0.0.1:${ACME_RESPONDER_PORT}` } : {}),
   });
-  const text = stampConfig(rendered, { sites: inputDigest(input), certificates: inventoryDigest(found) });
+  const text = stampConfig(rendered.config, { sites: inputDigest(input), certificates: inventoryDigest(found) });
+  // New maps have new names: writing them changes nothing for the running proxy.
+  for (const map of rendered.maps) await drivers.files.write(map.path, map.text, { mode: 0o644 });
   // A config HAProxy refuses never replaces the one in use.
   await haproxy.check(text);
   await haproxy.install(text);
   const state = await haproxy.observe();
   const digest = haproxyConfigDigest(text);
   if (state.masterPid === undefined || state.loaded !== digest) await haproxy.startOrReload(digest);
+  // Maps no config refers to any more (the running proxy loaded its own at the reload).
+  const keep = new Set(rendered.maps.map((m) => m.path.slice(HAPROXY_MAP_DIR.length + 1)));
+  for (const entry of (await drivers.files.list(HAPROXY_MAP_DIR)) ?? []) {
+    if (entry.type === 'file' && entry.name.endsWith('.map') && !keep.has(entry.name)) await drivers.files.remove(`${HAPROXY_MAP_DIR}/${entry.name}`);
+  }
 }
 
 function haproxyOf(drivers: Drivers): HaproxyDriver {
