@@ -132,6 +132,16 @@ function foreignListeners(state: HaproxyState): string[] {
   });
 }
 
+/** Every map the config names exists with the content its name's digest says (no hand edit). */
+async function mapsMatchTheirNames(drivers: Drivers, configText: string): Promise<boolean> {
+  const names = new Set([...configText.matchAll(/srvctl-maps\/([a-z]+-[a-z]+-([0-9a-f]{16}))\.map/g)].map((m) => m[1] as string));
+  for (const name of names) {
+    const text = await drivers.files.read(`${HAPROXY_MAP_DIR}/${name}.map`);
+    if (text === undefined || createHash('sha256').update(text).digest('hex').slice(0, 16) !== name.slice(-16)) return false;
+  }
+  return true;
+}
+
 export const reverseProxyHandler = {
   kind: REVERSE_PROXY_KIND,
 
@@ -173,12 +183,13 @@ export const reverseProxyHandler = {
       return objects;
     }
     const stamp = readConfigStamp(state.configText);
+    const mapsIntact = await mapsMatchTheirNames(drivers, state.configText);
     objects.push({
       ref: { kind: REVERSE_PROXY_KIND, id: REVERSE_PROXY_ID },
       spec: {
         sites: stamp?.sites ?? '',
         certificates: stamp?.certificates === inventoryDigest(found) ? 'current' : 'stale',
-        config: stamp?.intact ? 'intact' : 'edited',
+        config: stamp?.intact && mapsIntact ? 'intact' : 'edited',
         running,
         loaded: running && state.loaded === haproxyConfigDigest(state.configText) ? 'current' : 'stale',
         ...status,

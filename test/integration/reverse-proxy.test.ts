@@ -181,6 +181,16 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     expect(await readFile(configPath(), 'utf8')).toBe(config);
     expect(await masterPid()).toBe(before);
     expect((await sc('diff', ...TARGETS)).exitCode).toBe(0);
+    // A hand edit of a map it reads counts the same.
+    const mapName = /srvctl-maps\/(http-backend-[0-9a-f]{16}\.map)/.exec(config)?.[1] as string;
+    const mapPath = path.join(sandbox.root, 'etc/haproxy/srvctl-maps', mapName);
+    const map = await readFile(mapPath, 'utf8');
+    await writeFile(mapPath, `${map}evil.example.com site_${C1}\n`);
+    const mapDiff = JSON.parse((await sc('-o', 'json', 'diff', ...TARGETS)).stdout) as { changes: { reasons: { path: string; old?: unknown }[] }[] };
+    expect(mapDiff.changes[0]?.reasons).toEqual([expect.objectContaining({ path: '/config', old: 'edited' })]);
+    await applyOk();
+    expect(await readFile(mapPath, 'utf8')).toBe(map);
+    expect((await sc('diff', ...TARGETS)).exitCode).toBe(0);
   }, 300_000);
 
   it('a config HAProxy refuses never replaces the working one; apply says why', async () => {
