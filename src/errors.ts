@@ -12,6 +12,26 @@ export interface Diagnostic {
   message: string;
 }
 
+/**
+ * Text from input made safe to print: control characters escaped (a newline in a name cannot forge
+ * an output line), and cut to `max` characters with a note of how much was left out.
+ */
+export function boundText(text: string, max = 300): string {
+   
+  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  return escaped.length > max ? `${escaped.slice(0, max)}… (${escaped.length - max} more characters)` : escaped;
+}
+
+/** A diagnostic whose message and JSON path are bounded and escaped (see boundText). */
+export function boundDiagnostic(d: Diagnostic): Diagnostic {
+  return {
+    ...d,
+    message: boundText(d.message, 400),
+    ...(d.path !== undefined ? { path: boundText(d.path, 200) } : {}),
+    ...(d.file !== undefined ? { file: boundText(d.file, 400) } : {}),
+  };
+}
+
 /** `containers.yaml:14:7 /shop.example.com/user: unknown user "bob"` */
 export function formatDiagnostic(d: Diagnostic): string {
   let where = d.file ?? '';
@@ -41,18 +61,22 @@ export class UserError extends ScError {
   }
 }
 
-/** A host command failed: keeps the command line, exit code and stderr. */
+/**
+ * A host command failed: keeps the command line, exit code and stderr. Its stdout is neither kept
+ * nor shown, even when stderr is empty: a command that handles keys (`openssl genpkey`) prints
+ * them on stdout, and an error message ends up in logs and status files.
+ */
 export class HostCommandError extends ScError {
   override readonly retryable: boolean;
   constructor(
     readonly command: string[],
     readonly code: number | undefined,
     readonly stderr: string,
-    readonly stdout = '',
+    _stdout = '',
     options: { retryable?: boolean; cause?: unknown; reason?: string } = {},
   ) {
     super(
-      `${command.join(' ')} failed${code !== undefined ? ` (exit ${code})` : ''}${options.reason ? ` (${options.reason})` : ''}: ${stderr.trim() || stdout.trim() || 'no output'}`,
+      `${command.join(' ')} failed${code !== undefined ? ` (exit ${code})` : ''}${options.reason ? ` (${options.reason})` : ''}: ${stderr.trim() || 'no message on stderr'}`,
       { cause: options.cause },
     );
     this.retryable = options.retryable ?? false;

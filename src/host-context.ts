@@ -1,6 +1,4 @@
 // Who and where this run is: the host sc reconciles, the --root prefix and the --netns.
-import type { GitSourceSpec } from './datastore/git-source.js';
-import type { LoadedDatastore } from './datastore/load-datastore.js';
 import type { HostRef } from './datastore/model.js';
 
 export interface HostContext extends HostRef {
@@ -12,24 +10,22 @@ export interface HostContext extends HostRef {
   readonly pruneData?: boolean;
   /** settings.runtime: how containers run here (`auto`, the default, detects systemd as PID 1). */
   readonly runtime?: 'auto' | 'systemd' | 'direct';
-  /** Where the datastore is: the cluster PKI publishes requests and certificates under its pki/ dir. */
-  readonly datastore?: {
-    readonly dir: string;
-    readonly readOnly: boolean;
-    /** settings.source.push: a datastore that is a git work tree pushes the PKI commits to its upstream. */
-    readonly push?: boolean;
-    /** The datastore is the checkout of this --source repository: the PKI publishes by commit + push to it. */
-    readonly gitSource?: GitSourceSpec;
-  };
+  /**
+   * The datastore's public PKI exchange (requests, certificates, the CA certificate), provided by
+   * the engine: the pki kind reads and publishes through it and never writes the datastore itself.
+   * Absent when this run has no datastore directory.
+   */
+  readonly pki?: PkiExchange;
 }
 
-/** What the cluster PKI needs to know about the datastore: where, writable or not, and how it publishes. */
-export function hostDatastore(loaded: LoadedDatastore): NonNullable<HostContext['datastore']> {
-  const { location, model } = loaded;
-  return {
-    dir: location.dir,
-    readOnly: location.readOnly,
-    push: model.settings.source?.push === true,
-    ...(location.gitSource !== undefined ? { gitSource: location.gitSource } : {}),
-  };
+/** The port through which the cluster PKI reads and publishes its public files (src/datastore/pki-exchange.ts). */
+export interface PkiExchange {
+  /** Where published files go, for messages: `in the datastore`, `in the source branch …`. */
+  readonly where: string;
+  /** A public PKI file's text (path relative to the datastore, e.g. `pki/ca.crt`); never through a link. */
+  read(rel: string): Promise<string | undefined>;
+  /** The host names with a published request. */
+  requestHosts(): Promise<string[]>;
+  /** Publishes public PKI files (never a private key): written and committed, or pushed to the source. */
+  publish(files: Readonly<Record<string, string>>, command: string): Promise<void>;
 }

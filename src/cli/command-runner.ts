@@ -7,6 +7,7 @@ import { formatDiagnostic, HostCommandError, ScError, UserError, type Diagnostic
 import { globalOptions, type GlobalOptions } from './global-options.js';
 import { createLogger } from './logger.js';
 import { detectTerminal, type Terminal } from './terminal.js';
+import { useGitLogger } from '../drivers/git.js';
 
 export interface CommandContext {
   readonly options: GlobalOptions;
@@ -42,6 +43,7 @@ export async function runCommand(command: Command, fn: (ctx: CommandContext) => 
         if (!json) process.stdout.write(`${text}\n`);
       },
     };
+    useGitLogger(ctx.logger);
     const result = await fn(ctx);
     if (json) {
       if (result.json !== undefined) process.stdout.write(`${JSON.stringify(result.json, null, 2)}\n`);

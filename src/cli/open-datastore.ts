@@ -1,15 +1,16 @@
 // Finds and loads the datastore for a command, and this host's place in it.
 import { resolveDatastoreLocation, type DatastoreLocation } from '../datastore/datastore-location.js';
 import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
-import { checkoutRevision, parseGitSource, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
+import { checkoutRevision, parseGitSource, redactUrl, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
 import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { sourceFromHostSettings } from '../datastore/host-settings-source.js';
 import { findHost } from '../datastore/model.js';
 import { readApplyRecord } from '../reconciler/apply-record.js';
 import { readReconcileStatus } from '../reconciler/reconcile-status.js';
 import { formatDiagnostic, UserError } from '../errors.js';
-import { hostDatastore, type HostContext } from '../host-context.js';
+import type { HostContext } from '../host-context.js';
 import type { CommandContext } from './command-runner.js';
+import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
 
 /**
  * --source, else --datastore, else the git source named in this host's own settings
@@ -21,7 +22,7 @@ export async function openDatastoreLocation(ctx: CommandContext): Promise<Datast
   if (datastore === undefined) {
     const configured = await sourceFromHostSettings(root);
     if (configured !== undefined) {
-      ctx.logger.info({ source: configured }, 'the source named in this host\'s settings (source.url)');
+      ctx.logger.info({ source: redactUrl(configured) }, 'the source named in this host\'s settings (source.url)');
       return openGitSource(ctx, configured);
     }
   }
@@ -94,6 +95,6 @@ export function hostContext(ctx: CommandContext, loaded: LoadedDatastore): HostC
     );
   }
   const runtime = loaded.model.settings.runtime;
-  const datastore = hostDatastore(loaded);
-  return { ...ref, root: ctx.options.root, netns: ctx.options.netns, datastore, ...(runtime !== undefined ? { runtime } : {}) };
+  const pki = pkiExchange(datastorePlace(loaded), ref.name, ctx.options.root);
+  return { ...ref, root: ctx.options.root, netns: ctx.options.netns, pki, ...(runtime !== undefined ? { runtime } : {}) };
 }

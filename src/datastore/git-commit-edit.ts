@@ -2,7 +2,7 @@
 // command line as the message and the actor as author; push when asked and an upstream exists.
 import { realpath } from 'node:fs/promises';
 import { ScError } from '../errors.js';
-import { gitErrorText, gitIdentity, gitIn } from './git-client.js';
+import { gitErrorText, gitIdentity, gitIn } from '../drivers/git.js';
 
 export interface EditCommitRequest {
   /** The datastore dir; a commit is made only when it is the top level of a git work tree. */

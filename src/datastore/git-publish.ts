@@ -2,10 +2,14 @@
 // of the branch's newest fetched tip, built in a private index (the cache's detached checkout is not
 // moved), pushed to the branch; a push that lost a race is fetched, rebuilt and pushed again. Used by
 // the cluster PKI, whose public files (requests, certificates) must reach the other hosts.
-import { mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../drivers/atomic-file.js';
-import { gitErrorText, gitIdentity, gitIn } from './git-client.js';
+import { execa } from 'execa';
+import { writeNoFollow } from '../drivers/no-follow-fs.js';
+import { HOST_SIGNERS_FILE, HOST_SIGNING_KEY, hostSignersLine, listsHostKey } from './source-signers.js';
+import { verifyRequiredInForce } from './source-verify.js';
+import { gitErrorText, gitIdentity, gitIn, gitWithInput } from '../drivers/git.js';
 import { sourceCacheDir, sourceLabel, withSourceLock, type GitSourceSpec } from './git-source.js';
 import { ScError, UserError } from '../errors.js';
 
@@ -17,6 +21,8 @@ export interface SourcePublishRequest {
   readonly message: string;
   /** Author and committer name, e.g. `sc on web2.example.net`. */
   readonly actor: string;
+  /** The publishing host (FQDN): its commits are signed with its own SSH key (source-signers.ts). */
+  readonly host: string;
 }
 
 export interface SourcePublishResult {
@@ -35,11 +41,11 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
   const dir = sourceCacheDir(request.root);
   return withSourceLock(request.root, request.message, async () => {
     const branch = await sourceBranch(dir, request.spec);
-    for (const [rel, text] of Object.entries(request.files)) {
-      const file = join(dir, rel);
-      await mkdir(dirname(file), { recursive: true });
-      await writeFileAtomic(file, text);
-    }
+    const signingKey = await ensureSigningKey(request.root, request.host);
+    const verifying = await verifyRequiredInForce(request.root);
+    // Relative to the opened checkout, no link followed (a commit making `pki` a link cannot
+    // redirect the write out of the checkout).
+    for (const [rel, text] of Object.entries(request.files)) await writeNoFollow(dir, rel, text);
     const { name, email } = gitIdentity(request.actor);
     const identity = { GIT_AUTHOR_NAME: name, GIT_AUTHOR_EMAIL: email, GIT_COMMITTER_NAME: name, GIT_COMMITTER_EMAIL: email };
     let lastError = '';
@@ -52,7 +58,7 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
           throw new ScError(`cannot publish ${list(request.files)} to ${sourceLabel(request.spec)}: fetching ${branch} failed: ${gitErrorText(error)}`);
         }
       }
-      const commit = await commitOnTip(dir, branch, request, identity);
+      const commit = await commitOnTip(dir, branch, request, identity, { key: signingKey, mustBeListed: verifying });
       if (commit === undefined) return {};
       try {
         await git.raw(['push', '--quiet', 'origin', `${commit}:refs/heads/${branch}`]);
@@ -81,7 +87,7 @@ async function sourceBranch(dir: string, spec: GitSourceSpec): Promise<string> {
   const resolve = async (args: string[]) => (await git.raw(args).catch(() => '')).trim();
   if (spec.ref === undefined) {
     const head = await resolve(['symbolic-ref', '--quiet', 'refs/remotes/origin/HEAD']);
-    if (head === '') throw new UserError(`the source ${spec.url} has no default branch to publish to; pin one with ${spec.url}#BRANCH`);
+    if (head === '') throw new UserError(`the source ${sourceLabel(spec)} has no default branch to publish to; pin one with ${sourceLabel(spec)}#BRANCH`);
     return head.replace(/^refs\/remotes\/origin\//, '');
   }
   if ((await resolve(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${spec.ref}^{commit}`])) !== '') return spec.ref;
@@ -95,23 +101,61 @@ async function sourceBranch(dir: string, spec: GitSourceSpec): Promise<string> {
  * A commit on the branch's fetched tip whose tree is the tip's plus `files`, made in a private
  * index; undefined when the tip already has exactly these contents.
  */
-async function commitOnTip(dir: string, branch: string, request: SourcePublishRequest, identity: Record<string, string>): Promise<string | undefined> {
+async function commitOnTip(
+  dir: string,
+  branch: string,
+  request: SourcePublishRequest,
+  identity: Record<string, string>,
+  signing: { key: string; mustBeListed: boolean },
+): Promise<string | undefined> {
   const index = join(dir, '.git', `srvctl-publish-${process.pid}.index`);
   const git = gitIn(dir, { ...identity, GIT_INDEX_FILE: index });
+  let tip: string;
   try {
-    const tip = (await git.raw(['rev-parse', '--verify', `refs/remotes/origin/${branch}^{commit}`])).trim();
+    tip = (await git.raw(['rev-parse', '--verify', `refs/remotes/origin/${branch}^{commit}`])).trim();
+  } catch (error) {
+    throw new ScError(`cannot commit ${list(request.files)} in ${dir}: ${gitErrorText(error)}`);
+  }
+  if (signing.mustBeListed) {
+    // Verifying hosts accept this commit only when the tip's pki/host-signers lists our key.
+    const signers = await git.raw(['cat-file', 'blob', `${tip}:${HOST_SIGNERS_FILE}`]).catch(() => undefined);
+    const publicKey = await readFile(`${signing.key}.pub`, 'utf8');
+    if (!listsHostKey(signers, request.host, publicKey)) {
+      throw new UserError(
+        `cannot publish ${list(request.files)}: the source requires signatures (source.verify) and ${HOST_SIGNERS_FILE} does not list ` +
+          `this host's signing key, so the other hosts would refuse its commit. Add this line to ${HOST_SIGNERS_FILE} in an operator-signed commit: ` +
+          `${hostSignersLine(request.host, publicKey)}`,
+      );
+    }
+  }
+  try {
     await git.raw(['read-tree', tip]);
-    for (const rel of Object.keys(request.files)) {
-      const blob = (await git.raw(['hash-object', '-w', '--', join(dir, rel)])).trim();
+    for (const [rel, text] of Object.entries(request.files)) {
+      // The blob from the text itself, not from the work tree file (which a link could redirect).
+      const blob = (await gitWithInput(dir, ['hash-object', '-w', '--stdin'], text)).trim();
       await git.raw(['update-index', '--add', '--cacheinfo', `100644,${blob},${rel}`]);
     }
     const tree = (await git.raw(['write-tree'])).trim();
     const tipTree = (await git.raw(['rev-parse', `${tip}^{tree}`])).trim();
     if (tree === tipTree) return undefined;
-    return (await git.raw(['commit-tree', tree, '-p', tip, '-m', request.message])).trim();
+    // Signed with this host's own SSH key (source-signers.ts says what such a commit may change).
+    const sign = ['-c', 'gpg.format=ssh', '-c', `user.signingKey=${signing.key}`];
+    return (await git.raw([...sign, 'commit-tree', '-S', tree, '-p', tip, '-m', request.message])).trim();
   } catch (error) {
     throw new ScError(`cannot commit ${list(request.files)} in ${dir}: ${gitErrorText(error)}`);
   } finally {
     await rm(index, { force: true });
   }
+}
+
+/** This host's SSH signing key for its PKI commits, made (ed25519, 0600) when missing; its path. */
+async function ensureSigningKey(root: string, host: string): Promise<string> {
+  const key = join(root, HOST_SIGNING_KEY);
+  if (existsSync(key) && existsSync(`${key}.pub`)) return key;
+  await mkdir(dirname(key), { recursive: true, mode: 0o755 });
+  await rm(key, { force: true });
+  await rm(`${key}.pub`, { force: true });
+  const made = await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `srvctl host ${host}`, '-f', key], { reject: false, stdin: 'ignore' });
+  if (made.exitCode !== 0) throw new ScError(`cannot make this host's git signing key ${key}: ${String(made.stderr).trim() || `ssh-keygen exited with ${String(made.exitCode)}`}`);
+  return key;
 }

@@ -2,11 +2,16 @@
 // <root>/var/lib/srvctl/source, fetched and checked out (detached) at the pinned branch, tag or
 // commit; the checkout is the datastore dir. A failed fetch falls back to the last good revision.
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ScError, UserError } from '../errors.js';
 import { withDatastoreLock } from './datastore-lock.js';
-import { gitErrorText, gitIn } from './git-client.js';
+import { gitErrorText, gitIn } from '../drivers/git.js';
+import { LIMITS } from './limits.js';
+import { requireAcceptedRevision } from './source-signers.js';
+import { redactUrl } from '../drivers/url-credentials.js';
+
+export { redactUrl } from '../drivers/url-credentials.js';
 
 export interface GitSourceSpec {
   /** Anything git accepts: https://…, ssh://…, user@host:path, file://…, or a local path (made absolute). */
@@ -36,16 +41,18 @@ export interface SyncOptions {
 export const sourceCacheDir = (root: string): string => join(root, 'var/lib/srvctl/source');
 
 /** The source as the operator writes it, for messages and records. */
-export const sourceLabel = (spec: GitSourceSpec): string => (spec.ref === undefined ? spec.url : `${spec.url}#${spec.ref}`);
+export const sourceLabel = (spec: GitSourceSpec): string => (spec.ref === undefined ? redactUrl(spec.url) : `${redactUrl(spec.url)}#${spec.ref}`);
 
 /** `URL[#REF]` → spec. Neither part may look like an option, and REF must be a plain ref name or commit id. */
 export function parseGitSource(text: string): GitSourceSpec {
   const hash = text.lastIndexOf('#');
   const rawUrl = hash >= 0 ? text.slice(0, hash) : text;
   const ref = hash >= 0 ? text.slice(hash + 1) : undefined;
-  if (rawUrl === '' || rawUrl.startsWith('-')) throw new UserError(`--source ${JSON.stringify(text)}: expected a git URL or path, optionally followed by #REF`);
+  const shown = JSON.stringify(redactUrl(text).slice(0, 300));
+  if (rawUrl === '' || rawUrl.startsWith('-')) throw new UserError(`--source ${shown}: expected a git URL or path, optionally followed by #REF`);
+  if (/[\0\n\r]/.test(text)) throw new UserError(`--source ${shown}: a git URL has no NUL or line break`);
   if (ref !== undefined && (!/^[A-Za-z0-9._/-]+$/.test(ref) || ref.startsWith('-') || ref.includes('..') || ref.startsWith('/') || ref.endsWith('/'))) {
-    throw new UserError(`--source ${JSON.stringify(text)}: REF ${JSON.stringify(ref)} is not a branch, tag or commit name`);
+    throw new UserError(`--source ${shown}: REF ${JSON.stringify(ref.slice(0, 100))} is not a branch, tag or commit name`);
   }
   // `host:path` (scp-like) and `scheme://` are URLs; anything else is a local path, made absolute
   // so the cached clone keeps working from any working directory.
@@ -63,19 +70,25 @@ export async function syncGitSource(spec: GitSourceSpec, options: SyncOptions): 
   if (!existsSync(join(dir, '.git'))) {
     await mkdir(dirname(dir), { recursive: true });
     try {
-      await gitIn(dirname(dir)).raw(['clone', '--no-checkout', '--quiet', '--', spec.url, dir]);
+      // Symlinks in the repository are checked out as plain files holding the link text, never as links.
+      await gitIn(dirname(dir)).raw(['clone', '--no-checkout', '--quiet', '--config', 'core.symlinks=false', '--', spec.url, dir]);
     } catch (error) {
       throw new UserError(`cannot fetch the source ${sourceLabel(spec)} (${gitErrorText(error)}), and there is no cached copy in ${dir}; nothing applied`);
     }
   } else {
+    await gitIn(dir).raw(['config', 'core.symlinks', 'false']);
     fetchError = await fetchInto(dir, spec.url);
   }
+  // The cache's config holds the URL as given (with any credentials in it): root only.
+  await chmod(dir, 0o700);
+  await checkRepositorySize(dir, spec);
   let revision: string;
   if (fetchError !== undefined && options.lastGoodRevision !== undefined && (await commitOf(dir, options.lastGoodRevision)) !== undefined) {
     revision = options.lastGoodRevision;
   } else {
     revision = await resolveRef(dir, spec);
   }
+  await checkRevisionTree(dir, spec, revision);
   if (options.verify) await verifyRevision(options.root, spec, revision);
   await checkoutRevision(options.root, revision);
   return { spec, dir, revision, ...(fetchError !== undefined ? { fetchError } : {}) };
@@ -91,13 +104,12 @@ export async function withSourceLock<T>(root: string, command: string, fn: () =>
   return withDatastoreLock(dir, command, fn, { timeoutMs: 120_000 });
 }
 
-/** `git verify-commit`: refuses a revision without a good signature. */
+/**
+ * Refuses a revision without a good signature: an operator's (`git verify-commit` with this host's
+ * git trust), or a chain of hosts' own PKI commits on top of one (source-signers.ts).
+ */
 export async function verifyRevision(root: string, spec: GitSourceSpec, revision: string): Promise<void> {
-  try {
-    await gitIn(sourceCacheDir(root)).raw(['verify-commit', '--', revision]);
-  } catch (error) {
-    throw new UserError(`the source ${sourceLabel(spec)} at ${revision.slice(0, 12)} has no good signature (signature check asked for): ${gitErrorText(error)}; nothing applied`);
-  }
+  await requireAcceptedRevision(sourceCacheDir(root), revision, sourceLabel(spec));
 }
 
 /** Checks the cache out at `revision` (detached), removing anything else in the work tree. */
@@ -166,7 +178,64 @@ async function resolveRef(dir: string, spec: GitSourceSpec): Promise<string> {
   }
   throw new UserError(
     spec.ref === undefined
-      ? `the source ${spec.url} has no default branch; name one with ${spec.url}#BRANCH`
-      : `the source ${spec.url} has no branch, tag or commit "${spec.ref}"`,
+      ? `the source ${redactUrl(spec.url)} has no default branch; name one with ${redactUrl(spec.url)}#BRANCH`
+      : `the source ${redactUrl(spec.url)} has no branch, tag or commit "${spec.ref}"`,
   );
+}
+
+/** The datastore files sc reads from a checkout: the four kinds in any format, and the PKI exchange. */
+const READ_FILE = /^(clusters|users|containers|settings)\.(json|ya?ml)$/;
+const isReadPath = (p: string): boolean => READ_FILE.test(p) || p === 'pki' || p.startsWith('pki/');
+
+/**
+ * Refuses a revision sc must not check out: a symlink (mode 120000) or submodule (160000) among
+ * the files sc reads (or on their way: `pki` itself), more entries or bytes than the limits.
+ * Read from the object store (`git ls-tree -r -t -l`), before anything is checked out.
+ */
+export async function checkRevisionTree(dir: string, spec: GitSourceSpec, revision: string): Promise<void> {
+  let listing: string;
+  try {
+    listing = await gitIn(dir).raw(['ls-tree', '-r', '-t', '-l', '-z', '--full-tree', revision]);
+  } catch (error) {
+    throw new ScError(`cannot list the files of ${revision.slice(0, 12)} in ${dir}: ${gitErrorText(error)}`);
+  }
+  const at = `the source ${sourceLabel(spec)} at ${revision.slice(0, 12)}`;
+  let entries = 0;
+  let bytes = 0;
+  for (const record of listing.split('\0')) {
+    if (record === '') continue;
+    entries += 1;
+    const tab = record.indexOf('\t');
+    const [mode, , , size] = record.slice(0, tab).split(/\s+/);
+    const path = record.slice(tab + 1);
+    if (size !== undefined && size !== '-') bytes += Number(size);
+    if ((mode === '120000' || mode === '160000') && isReadPath(path)) {
+      const what = mode === '120000' ? 'a symbolic link' : 'a submodule';
+      throw new UserError(`${at} has ${what} at ${JSON.stringify(path.slice(0, 200))}, where sc reads plain files; sc never follows links in a source: make it a plain file (or directory) in a new commit; nothing applied`);
+    }
+  }
+  if (entries > LIMITS.sourceTreeEntries) {
+    throw new UserError(`${at} has ${entries} files and directories, more than the limit of ${LIMITS.sourceTreeEntries}; nothing applied`);
+  }
+  if (bytes > LIMITS.sourceTreeBytes) {
+    throw new UserError(`${at} holds ${bytes} bytes of files, more than the limit of ${LIMITS.sourceTreeBytes}; nothing applied`);
+  }
+}
+
+/** Refuses to go on with a cache whose object store grew past the limit (a fetch that brought a huge repository). */
+async function checkRepositorySize(dir: string, spec: GitSourceSpec): Promise<void> {
+  let text: string;
+  try {
+    text = await gitIn(dir).raw(['count-objects', '-v']);
+  } catch {
+    return;
+  }
+  const kib = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  const bytes = (kib('size') + kib('size-pack') + kib('size-garbage')) * 1024;
+  if (bytes > LIMITS.sourceRepositoryBytes) {
+    throw new UserError(
+      `the source ${sourceLabel(spec)} takes ${bytes} bytes in ${dir}, more than the limit of ${LIMITS.sourceRepositoryBytes}; nothing applied ` +
+        `(remove ${dir} once the repository is smaller)`,
+    );
+  }
 }

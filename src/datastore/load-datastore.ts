@@ -1,9 +1,10 @@
 // Reads the datastore's files, validates them (schemas + cross-checks) and builds the frozen Model.
 // Bad input never stops at the first problem: every diagnostic is collected and thrown once.
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UserError, type Diagnostic } from '../errors.js';
+import { listNoFollow } from '../drivers/no-follow-fs.js';
+import { boundDiagnostic, UserError, type Diagnostic } from '../errors.js';
 import { crossCheckProblems } from './cross-checks.js';
+import { LIMITS } from './limits.js';
 import type { DatastoreLocation } from './datastore-location.js';
 import { DATASTORE_KINDS, deepFreeze, type DatastoreKind, type Model } from './model.js';
 import { isRawObject } from './raw-data.js';
@@ -39,6 +40,8 @@ export async function loadDatastore(location: DatastoreLocation, options: LoadOp
   const documents: Documents = {};
   const fileRank = new Map<string, number>();
   let allRead = true;
+  // What is left of the datastore size limit: each file may use at most that much.
+  let budget: number = LIMITS.datastoreBytes;
   const dirs = [location.dir, ...(location.staticDir !== undefined ? [location.staticDir] : [])];
   const listings = await Promise.all(dirs.map((dir) => listDirectory(dir)));
   for (const [rank, kind] of DATASTORE_KINDS.entries()) {
@@ -56,7 +59,8 @@ export async function loadDatastore(location: DatastoreLocation, options: LoadOp
       continue;
     }
     try {
-      const document = await readSourceDocument(first, kind);
+      const document = await readSourceDocument(first, kind, { maxBytes: budget });
+      budget -= Buffer.byteLength(document.text);
       documents[kind] = document;
       diagnostics.push(...document.warnings);
     } catch (error) {
@@ -141,7 +145,9 @@ function ambiguity(kind: DatastoreKind, files: string[], location: DatastoreLoca
 
 async function listDirectory(dir: string): Promise<Set<string>> {
   try {
-    return new Set(await readdir(dir));
+    const entries = await listNoFollow(dir, '');
+    if (entries === undefined) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
+    return new Set(entries.map((e) => e.name));
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
     throw new UserError(`cannot read the datastore directory ${dir} (${reason}); point sc at another one with --datastore DIR`);
@@ -151,8 +157,10 @@ async function listDirectory(dir: string): Promise<Set<string>> {
 /** Files in kind order (clusters, users, containers, settings), then by line and column. */
 function sortDiagnostics(diagnostics: Diagnostic[], fileRank: ReadonlyMap<string, number>): Diagnostic[] {
   const rank = (d: Diagnostic): number => (d.file === undefined ? -1 : (fileRank.get(d.file) ?? DATASTORE_KINDS.length));
+  // Every diagnostic leaves here bounded and escaped: a 10 MB key or a name with a newline in it
+  // is shown cut and escaped, never in full.
   return diagnostics
-    .map((d, i) => ({ d, i }))
+    .map((d, i) => ({ d: boundDiagnostic(d), i }))
     .sort((a, b) => rank(a.d) - rank(b.d) || (a.d.line ?? 0) - (b.d.line ?? 0) || (a.d.column ?? 0) - (b.d.column ?? 0) || a.i - b.i)
     .map(({ d }) => d);
 }

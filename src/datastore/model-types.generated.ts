@@ -233,6 +233,10 @@ export interface Settings {
   };
   apply?: {
     concurrency?: number;
+    /**
+     * How long sc apply waits for the containers it started or repaired to answer a ping (0: ask once, do not wait).
+     */
+    answer_wait_seconds?: number;
   };
   /**
    * The reverse proxy (HAProxy on ports 80/443 of every host of the cluster).

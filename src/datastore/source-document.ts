@@ -1,9 +1,11 @@
 // One datastore file, parsed with source positions so that every problem can name file:line:col.
 // YAML and JSON both go through the yaml package (a JSON superset); JSON is checked strictly first.
-import { readFile } from 'node:fs/promises';
-import { extname, relative, resolve } from 'node:path';
+import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { UserError, type Diagnostic } from '../errors.js';
+import { FileTooLargeError, readTextNoFollow, UnsafePathError } from '../drivers/no-follow-fs.js';
+import { boundText, UserError, type Diagnostic } from '../errors.js';
+import { findJsonSyntaxProblem, jsonDepth } from './json-syntax.js';
+import { dataDepth, fileLimitFor, LIMITS } from './limits.js';
 import type { DatastoreKind } from './model.js';
 
 export type DocumentPath = readonly (string | number)[];
@@ -31,17 +33,29 @@ export interface SourceDocument {
   positionOf(path: DocumentPath): SourcePosition;
 }
 
-/** Reads and parses one file; syntax errors → UserError whose diagnostics carry file:line:col. */
-export async function readSourceDocument(path: string, kind: DatastoreKind): Promise<SourceDocument> {
+/**
+ * Reads and parses one file; syntax errors → UserError whose diagnostics carry file:line:col. The
+ * file is opened without following a link (a symlink, FIFO or device is refused, naming the file).
+ */
+export async function readSourceDocument(path: string, kind: DatastoreKind, options: { maxBytes?: number } = {}): Promise<SourceDocument> {
   const absolute = resolve(path);
-  let text: string;
+  const file = displayPathOf(absolute);
+  let text: string | undefined;
   try {
-    text = await readFile(absolute, 'utf8');
+    text = await readTextNoFollow(dirname(absolute), basename(absolute), { maxBytes: Math.min(options.maxBytes ?? Infinity, fileLimitFor(absolute)) });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    const file = displayPathOf(absolute);
-    throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file: ${reason}` }]);
+    if (error instanceof FileTooLargeError) {
+      const which = error.limit < fileLimitFor(absolute) ? 'the rest of the datastore size limit' : `the ${extname(absolute).slice(1).toUpperCase()} file size limit`;
+      throw new UserError(`${file} is too large`, [{ severity: 'error', file, message: `the file is ${error.size} bytes, over ${which} (${error.limit} bytes); sc refuses it` }]);
+    }
+    if (error instanceof UnsafePathError) {
+      const what = error.message.startsWith(`${absolute} `) ? `the file ${error.message.slice(absolute.length + 1)}` : error.message;
+      throw new UserError(`${file}: refused`, [{ severity: 'error', file, message: `refused: ${what} (sc never follows links or opens special files in a datastore)` }]);
+    }
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file (${reason})` }]);
   }
+  if (text === undefined) throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: 'cannot read the file (ENOENT)' }]);
   return sourceDocumentFromText(kind, absolute, text);
 }
 
@@ -131,7 +145,12 @@ function parseYamlSource(kind: DatastoreKind, path: string, text: string): Sourc
   for (const e of document.errors) {
     const where = at(e.pos[0]);
     if (errors.some((d) => d.line === where.line)) continue;
-    const message = e.code === 'MULTIPLE_DOCS' ? 'a datastore file holds one YAML document: remove the "---" line' : yamlMessage(e.message);
+    const message =
+      e.code === 'MULTIPLE_DOCS'
+        ? 'a datastore file holds one YAML document: remove the "---" line'
+        : /call stack size/i.test(e.message)
+          ? `nesting deeper than ${LIMITS.depth} levels; sc refuses it`
+          : yamlMessage(e.message);
     errors.push({ severity: 'error', file, ...where, message: `YAML syntax: ${message}` });
   }
   let data: unknown = {};
@@ -139,6 +158,9 @@ function parseYamlSource(kind: DatastoreKind, path: string, text: string): Sourc
     try {
       // A small alias budget stops "billion laughs" expansion of a hostile file.
       data = document.toJS({ maxAliasCount: 1000 });
+      if (dataDepth(data, LIMITS.depth) > LIMITS.depth) {
+        errors.push({ severity: 'error', file, line: 1, column: 1, message: `YAML: nesting deeper than ${LIMITS.depth} levels; sc refuses it` });
+      }
     } catch (error) {
       errors.push({ severity: 'error', file, line: 1, column: 1, message: `YAML: ${error instanceof Error ? error.message : String(error)}` });
     }
@@ -156,8 +178,14 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
   let data: unknown;
   try {
     data = JSON.parse(text);
-  } catch (error) {
-    throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text, error)]);
+  } catch {
+    throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text)]);
+  }
+  if (jsonDepth(text) > LIMITS.depth) {
+    const where = findJsonSyntaxProblem(text, LIMITS.depth)?.offset ?? 0;
+    throw new UserError(`${file} nests too deep`, [
+      { severity: 'error', file, ...positionAtOffset(text, where), message: `JSON: nesting deeper than ${LIMITS.depth} levels; sc refuses it` },
+    ]);
   }
   // JSON.parse silently keeps the last of two equal keys; a datastore must not lose a record that way.
   const duplicates = duplicateJsonKeys(text);
@@ -176,26 +204,20 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
   return new ParsedSource(kind, path, 'json', text, data);
 }
 
+/** The parser's message without its source excerpt (first line only, bounded). */
 function yamlMessage(message: string): string {
-  return message.replace(/ at line \d+, column \d+.*$/s, '').trim();
+  const text = message.replace(/ at line \d+, column \d+.*$/s, '').split('\n')[0]?.trim() ?? '';
+  return boundText(text, 160);
 }
 
-function jsonSyntaxDiagnostic(file: string, text: string, error: unknown): Diagnostic {
-  const raw = error instanceof Error ? error.message : String(error);
+function jsonSyntaxDiagnostic(file: string, text: string): Diagnostic {
   if (text.trim() === '') {
     return { severity: 'error', file, line: 1, column: 1, message: 'JSON syntax: the file is empty (an empty datastore file holds {})' };
   }
-  let where: SourcePosition = positionAtOffset(text, text.length);
-  const lineCol = /\(line (\d+) column (\d+)\)/.exec(raw);
-  const position = /at position (\d+)/.exec(raw);
-  if (lineCol) where = { line: Number(lineCol[1]), column: Number(lineCol[2]) };
-  else if (position) where = positionAtOffset(text, Number(position[1]));
-  const message = raw
-    .replace(/\s*\(line \d+ column \d+\)/, '')
-    .replace(/\s*in JSON at position \d+/, '')
-    .replace(/,\s*".*" is not valid JSON$/s, '')
-    .trim();
-  return { severity: 'error', file, ...where, message: `JSON syntax: ${message}` };
+  // JSON.parse's own message quotes the text around the mistake (and carries no position on Node
+  // 20): the scanner finds the spot and names only the offending character.
+  const problem = findJsonSyntaxProblem(text) ?? { offset: text.length, message: 'not valid JSON' };
+  return { severity: 'error', file, ...positionAtOffset(text, problem.offset), message: `JSON syntax: ${problem.message}` };
 }
 
 function positionAtOffset(text: string, offset: number): SourcePosition {

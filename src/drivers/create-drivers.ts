@@ -9,12 +9,29 @@ import { createIpDriver } from './ip.js';
 import { createNspawnDriver } from './nspawn.js';
 import { createOpensslDriver } from './openssl.js';
 import { createOpenvpnDriver } from './openvpn.js';
-import type { Drivers } from './types.js';
+import { createPingDriver } from './ping.js';
+import { createNftDriver } from './nft.js';
+import { rootfsDriver } from './rootfs.js';
+import { createSysctlDriver } from './sysctl.js';
+import type { Drivers, Exec, FilesDriver } from './types.js';
+
+/** The drivers that need nothing but an exec and a files driver (tests build their fakes on them). */
+export function baseDrivers(exec: Exec, files: FilesDriver): Omit<Drivers, 'nspawn' | 'openvpn' | 'ping'> {
+  return {
+    exec,
+    files,
+    ip: createIpDriver(exec),
+    nft: createNftDriver(exec),
+    rootfs: rootfsDriver({ exec, files }),
+    sysctl: createSysctlDriver(exec),
+    openssl: createOpensslDriver(exec),
+  };
+}
 
 export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtime'>, logger?: Logger): Drivers {
   const exec = createExec({ netns: host.netns, logger });
   const files = createFilesDriver(host.root);
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
-  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, haproxy: createHaproxyDriver({ exec, files }), acme: createAcmeDriver(exec) };
+  return { ...baseDrivers(exec, files), nspawn, openvpn, ping: createPingDriver(exec), haproxy: createHaproxyDriver({ exec, files }), acme: createAcmeDriver(exec) };
 }

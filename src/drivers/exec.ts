@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { HostCommandError, UserError } from '../errors.js';
 import type { Exec, ExecOptions, ExecResult } from './types.js';
+import { redactSecrets } from './url-credentials.js';
 
 export interface CreateExecOptions {
   /** Network namespace (a name under /run/netns) every command runs in unless it opts out. */
@@ -83,7 +84,8 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
     const inNetns = netns !== undefined && options.inNetns !== false;
     if (inNetns) await ensureNetns(netns);
     const [file, argv] = inNetns ? commandInNetns(netns, command, args) : [command, [...args]];
-    const fullCommand = [file, ...argv];
+    // Shown (logs, errors) with URL credentials redacted; run as given.
+    const fullCommand = [file, ...argv].map(redactSecrets);
     const timeout = options.timeoutMs ?? defaultTimeout;
     const started = performance.now();
 
@@ -106,7 +108,6 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
       const pkg = PROVIDED_BY[path.basename(file)];
       throw new HostCommandError(fullCommand, undefined, `${file}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, '', {
         reason: 'program missing',
-        cause: result,
       });
     }
     if (result.timedOut) {

@@ -214,8 +214,8 @@ export async function acquireLockFile(path: string, options: LockFileOptions): P
     command: options.command,
     since: new Date().toISOString(),
     token: randomUUID(),
-    ...(currentBootId() !== undefined ? { bootId: currentBootId() as string } : {}),
-    ...(processStartTime(pid) !== undefined ? { startTime: processStartTime(pid) as number } : {}),
+    ...(currentBootId() !== undefined ? { bootId: currentBootId() } : {}),
+    ...(processStartTime(pid) !== undefined ? { startTime: processStartTime(pid) } : {}),
   };
   const staging = `${path}.${record.token}`;
   try {

@@ -26,6 +26,17 @@ export const activeTemps = new Set<string>();
 /** A path sc refused because a component is a symlink or not the kind of file expected. */
 export class UnsafePathError extends UserError {}
 
+/** A file over the size limit its reader set: refused before its content is read. */
+export class FileTooLargeError extends UnsafePathError {
+  constructor(
+    readonly file: string,
+    readonly size: number,
+    readonly limit: number,
+  ) {
+    super(`${file} is ${size} bytes, more than the limit of ${limit}`);
+  }
+}
+
 export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
 
 export interface DirEntry {
@@ -65,9 +76,10 @@ function typeOf(stat: Stats): EntryType {
 }
 
 function describeType(stat: Stats): string {
-  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isFIFO()) return 'a FIFO (named pipe)';
   if (stat.isSocket()) return 'a socket';
-  if (stat.isCharacterDevice() || stat.isBlockDevice()) return 'a device';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
   if (stat.isDirectory()) return 'a directory';
   if (stat.isSymbolicLink()) return 'a symlink';
   return 'not a regular file';
@@ -194,9 +206,16 @@ export async function readNoFollow(
   if (dir === undefined) return undefined;
   let file: FileHandle;
   try {
+    // A special file is refused before it is opened (opening a device can have effects of its
+    // own); the fstat below catches one swapped in between.
+    const before = await lstatIn(dir, name);
+    if (before === undefined) return undefined;
+    if (!before.isFile()) throw new UnsafePathError(`${where} is ${describeType(before)}, not a regular file`);
+    if (options.maxBytes !== undefined && before.size > options.maxBytes) throw new FileTooLargeError(where, before.size, options.maxBytes);
     file = await fs.open(inDir(dir, name), O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch (error) {
     if (errno(error) === 'ENOENT') return undefined;
+    if (error instanceof UnsafePathError) throw error;
     throw await refusal(where, error, dir, name);
   } finally {
     await dir.close();
@@ -205,17 +224,30 @@ export async function readNoFollow(
     const stat = await file.stat();
     if (!stat.isFile()) throw new UnsafePathError(`${where} is ${describeType(stat)}, not a regular file`);
     const limit = options.maxBytes;
-    if (limit !== undefined && stat.size > limit) {
-      throw new UnsafePathError(`${where} is ${stat.size} bytes, more than the limit of ${limit}`);
+    if (limit !== undefined && stat.size > limit) throw new FileTooLargeError(where, stat.size, limit);
+    if (limit === undefined) return await file.readFile();
+    // At most limit + 1 bytes: a file growing while it is read is still bounded.
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const want = Math.min(1 << 20, limit + 1 - total);
+      if (want <= 0) break;
+      const buffer = Buffer.allocUnsafe(want);
+      const { bytesRead } = await file.read(buffer, 0, want, null);
+      if (bytesRead === 0) break;
+      chunks.push(buffer.subarray(0, bytesRead));
+      total += bytesRead;
     }
-    const data = await file.readFile();
-    if (limit !== undefined && data.length > limit) {
-      throw new UnsafePathError(`${where} grew past the limit of ${limit} bytes while being read`);
-    }
-    return data;
+    if (total > limit) throw new FileTooLargeError(where, total, limit);
+    return Buffer.concat(chunks, total);
   } finally {
     await file.close();
   }
+}
+
+/** The text of a regular file (UTF-8); undefined when missing. See readNoFollow. */
+export async function readTextNoFollow(trusted: string, rel: string, options: { maxBytes?: number } = {}): Promise<string | undefined> {
+  return (await readNoFollow(trusted, rel, options))?.toString('utf8');
 }
 
 /** The type, size, mode and owner of `rel` itself (a symlink is reported, not followed). */

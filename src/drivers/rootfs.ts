@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ScError, UserError } from '../errors.js';
+import { UnsafePathError, writeNoFollow } from './no-follow-fs.js';
 import type { Drivers, ExecOptions, ExecResult } from './types.js';
 
 export const IMAGES_DIR = '/var/srvctl3/rootfs';
@@ -211,26 +212,25 @@ export function rootfsDriver(drivers: Pick<Drivers, 'exec' | 'files'>): RootfsDr
     readFile: readObservedFile,
 
     async writeFileIfChanged(absPath, text, options = {}): Promise<boolean> {
-      const dir = path.dirname(absPath);
-      // Checked before mkdir too: `mkdir -p` through a planted symlink would create dirs outside.
-      if (options.within !== undefined) await assertInside(await nearestExisting(dir), options.within);
-      await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-      if (options.within !== undefined) await assertInside(dir, options.within);
+      // Below `within` (a container's root) every component is opened without following links,
+      // relative to the directory opened before it: a container racing on its own /etc cannot
+      // swap a component for a link between a check and the write (no-follow-fs.ts).
+      const trusted = options.within ?? path.dirname(absPath);
+      const rel = path.relative(trusted, absPath);
+      if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+        throw new ScError(`refusing to write ${absPath}: it is not inside ${trusted}`);
+      }
       const current = await readObservedFile(absPath);
       if (current.kind === 'file' && current.text === text) return false;
-      const temp = path.join(dir, `.${path.basename(absPath)}.sc-tmp.${process.pid}.${randomBytes(3).toString('hex')}`);
       try {
-        // 'wx': never through an existing file or link at the temp name.
-        await fs.writeFile(temp, text, { flag: 'wx', mode: options.mode ?? 0o644 });
-        await fs.rename(temp, absPath);
+        return await writeNoFollow(trusted, rel, text, options.mode !== undefined ? { mode: options.mode } : {});
       } catch (error) {
-        await fs.rm(temp, { force: true });
+        if (error instanceof UnsafePathError) throw new ScError(`refusing to write into ${trusted}: ${error.message}`, { cause: error });
         if (current.kind === 'other') {
           throw new ScError(`cannot replace ${absPath}: something other than a regular file is there (${(error as Error).message})`, { cause: error });
         }
         throw error;
       }
-      return true;
     },
 
     async exists(absPath): Promise<boolean> {
@@ -266,29 +266,6 @@ async function readObservedFile(absPath: string): Promise<ObservedFile> {
   } catch (error) {
     if (isNotFound(error) || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return { kind: 'missing' };
     throw error;
-  }
-}
-
-/** The path itself or its closest ancestor that exists. */
-async function nearestExisting(dir: string): Promise<string> {
-  let current = dir;
-  for (;;) {
-    try {
-      await fs.lstat(current);
-      return current;
-    } catch (error) {
-      const parent = path.dirname(current);
-      if (!isNotFound(error) || parent === current) throw error;
-      current = parent;
-    }
-  }
-}
-
-/** Refuses a directory whose real path (symlinks resolved) leaves `root`. */
-async function assertInside(dir: string, root: string): Promise<void> {
-  const [realDir, realRoot] = await Promise.all([fs.realpath(dir), fs.realpath(root)]);
-  if (realDir !== realRoot && !realDir.startsWith(realRoot + path.sep)) {
-    throw new ScError(`refusing to write into ${dir}: it resolves to ${realDir}, outside ${realRoot}`);
   }
 }
 

@@ -2,8 +2,12 @@
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
 import type { AcmeDriver } from './acme.js';
 import type { HaproxyDriver } from './haproxy.js';
+import type { NftDriver } from './nft.js';
 import type { OpensslDriver } from './openssl.js';
+import type { RootfsDriver } from './rootfs.js';
+import type { SysctlDriver } from './sysctl.js';
 import type { OpenvpnDriver } from './openvpn.js';
+import type { PingDriver } from './ping.js';
 import type { NspawnDriver } from './runtime.js';
 import type { DirEntry, FileStat } from './no-follow-fs.js';
 
@@ -115,14 +119,22 @@ export interface Drivers {
   readonly exec: Exec;
   readonly ip: IpDriver;
   readonly files: FilesDriver;
+  /** nftables (port-map kind). */
+  readonly nft: NftDriver;
+  /** Images and container trees (image, container kinds) and files inside them. */
+  readonly rootfs: RootfsDriver;
+  /** Kernel parameters (sysctl kind). */
+  readonly sysctl: SysctlDriver;
+  /** The cluster PKI's keys, requests and signing (pki kind). */
+  readonly openssl: OpensslDriver;
   /** Containers (machine, container-address kinds); absent in fakes that do not need it. */
   readonly nspawn?: NspawnDriver;
-  /** The cluster PKI's keys, requests and signing (pki kind); built from exec when absent. */
-  readonly openssl?: OpensslDriver;
   /** ACME orders (certificate kind); absent in fakes that do not need it. */
   readonly acme?: AcmeDriver;
   /** The reverse proxy (reverse-proxy kind); absent in fakes that do not need it. */
   readonly haproxy?: HaproxyDriver;
   /** Host-to-host tunnels (vpn-link kind); absent in fakes that do not need it. */
   readonly openvpn?: OpenvpnDriver;
+  /** Whether containers answer (status, the check after an apply); absent in fakes that do not probe. */
+  readonly ping?: PingDriver;
 }

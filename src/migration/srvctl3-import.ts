@@ -3,7 +3,6 @@
 // Deterministic, no clock: importing the same input again gives byte-identical output.
 import { crossCheckProblems } from '../datastore/cross-checks.js';
 import { validateDocuments, type Documents } from '../datastore/load-datastore.js';
-import type { Users } from '../datastore/model.js';
 import { sourceDocumentFromText } from '../datastore/source-document.js';
 import { formatDiagnostic, ScError, UserError } from '../errors.js';
 import { ImportContext, type ImportOptions, type SourceKind } from './import-context.js';
@@ -77,7 +76,7 @@ export function importSrvctl3(source: Srvctl3Source, options: ImportOptions = {}
   }
   const hosts = mapHosts(ctx);
   const users = mapUsers(ctx, containersOf);
-  const containers = mapContainers(ctx, hosts, users.users as Users);
+  const containers = mapContainers(ctx, hosts, users.users);
   const settings = imageSettings(ctx, containers.containers);
 
   const documents = { clusters: hosts.clusters as Record3, users: users.users, containers: containers.containers };

@@ -12,7 +12,7 @@ import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { DATASTORE_KINDS, findHost } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError, type Diagnostic } from '../errors.js';
-import { hostDatastore, type HostContext } from '../host-context.js';
+import type { HostContext } from '../host-context.js';
 import type { HandlerRegistry } from '../resources/contract.js';
 import { proxyMetricsOf } from '../resources/reverse-proxy.js';
 import type { ApplyEvent } from './executor.js';
@@ -21,6 +21,7 @@ import { writeMetrics } from './metrics-textfile.js';
 import type { Plan } from './planner.js';
 import { PruneRefusedError } from './prune-guardrail.js';
 import { emptyCounts, readReconcileStatus, writeReconcileStatus, type ReconcileStatus, type ResourceCounts } from './reconcile-status.js';
+import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
 
 export type DesiredSource = { readonly git: GitSourceSpec } | { readonly location: DatastoreLocation };
 
@@ -87,7 +88,7 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
       ...(model.settings.runtime !== undefined ? { runtime: model.settings.runtime } : {}),
       pruneData: model.settings.prune?.data ?? false,
-      datastore: hostDatastore(desired.loaded),
+      pki: pkiExchange(datastorePlace(desired.loaded), ref.name, options.root),
     };
     let apply: ApplyHostResult;
     try {
@@ -156,6 +157,8 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
     diagnostics: outcome.diagnostics ?? [],
     // A pass that applied nothing leaves the host as it was: keep the last known picture.
     resources: outcome.apply ? resourceCounts(outcome.apply.remaining) : (previous?.resources ?? {}),
+    // Seen after this pass, or (no apply, or no probe) nothing claimed: an old answer is no answer.
+    containers_answering: outcome.apply?.answers?.answers ?? {},
     drift_repaired_total: (previous?.drift_repaired_total ?? 0) + drift,
     failures_total: (previous?.failures_total ?? 0) + (ok ? 0 : 1),
     passes_total: (previous?.passes_total ?? 0) + 1,

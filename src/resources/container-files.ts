@@ -3,7 +3,7 @@
 // file's header is sc's mark; it is written last, so an interrupted create is simply redone.
 // Running the container is the machine kind's business, not this one's.
 import type { Model } from '../datastore/model.js';
-import { rootfsDriver, IMAGE_MARKER, type RootfsDriver } from '../drivers/rootfs.js';
+import { IMAGE_MARKER, type RootfsDriver } from '../drivers/rootfs.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -88,7 +88,7 @@ async function observeContainer(rootfs: RootfsDriver, drivers: Drivers, name: st
  */
 async function convergeRootfs(drivers: Drivers, host: HostContext, name: string, image: string, have: string | null): Promise<void> {
   if (have === image) return;
-  const rootfs = rootfsDriver(drivers);
+  const rootfs = drivers.rootfs;
   const target = drivers.files.hostPath(rootfsPath(name));
   if (have !== null && have !== UNRECORDED_IMAGE) {
     if (!host.pruneData) {
@@ -111,7 +111,7 @@ async function convergeRootfs(drivers: Drivers, host: HostContext, name: string,
 
 /** Writes every file that differs; the .nspawn (sc's mark) last. */
 async function writeFiles(drivers: Drivers, name: string, contents: Readonly<Record<string, string>>): Promise<void> {
-  const rootfs = rootfsDriver(drivers);
+  const rootfs = drivers.rootfs;
   const within = drivers.files.hostPath(rootfsPath(name));
   const mark = nspawnPath(name);
   for (const [p, text] of Object.entries(contents)) {
@@ -153,7 +153,7 @@ export const containerFilesHandler = {
   },
 
   async observe(drivers: Drivers): Promise<ObservedObject<ContainerFilesSpec>[]> {
-    const rootfs = rootfsDriver(drivers);
+    const rootfs = drivers.rootfs;
     const names = await rootfs.listFiles(drivers.files.hostPath(NSPAWN_DIR));
     const containers = names.filter((f) => f.endsWith('.nspawn') && f.length > '.nspawn'.length).map((f) => f.slice(0, -'.nspawn'.length));
     const observed = await Promise.all(containers.map((name) => observeContainer(rootfs, drivers, name)));
@@ -181,7 +181,7 @@ export const containerFilesHandler = {
   canUpdate: () => true,
 
   async create(drivers: Drivers, host: HostContext, want: DesiredObject<ContainerFilesSpec>): Promise<void> {
-    const rootfs = rootfsDriver(drivers);
+    const rootfs = drivers.rootfs;
     const nspawn = await rootfs.readFile(drivers.files.hostPath(nspawnPath(want.ref.id)));
     if (nspawn.kind !== 'missing' && !(nspawn.kind === 'file' && carriesHeader(nspawn.text, want.ref.id))) {
       throw new ConflictError(`${nspawnPath(want.ref.id)} appeared after the plan was made and is not sc's; it is left alone`);
@@ -197,7 +197,7 @@ export const containerFilesHandler = {
 
   async delete(drivers: Drivers, host: HostContext, have: ObservedObject<ContainerFilesSpec>): Promise<void> {
     if (!have.owned) throw new ConflictError(`refusing to delete ${nspawnPath(have.ref.id)}: sc did not write it`);
-    const rootfs = rootfsDriver(drivers);
+    const rootfs = drivers.rootfs;
     // Data first when pruning: the .nspawn (the mark) goes last, so an interrupted delete is redone.
     if (host.pruneData) await rootfs.remove(drivers.files.hostPath(containerDir(have.ref.id)));
     await rootfs.remove(drivers.files.hostPath(nspawnPath(have.ref.id)));

@@ -2,7 +2,7 @@
 // /var/srvctl3/rootfs/TYPE, complete only with its marker (SPEC §3). Built once; rebuilt (and
 // swapped in whole) when its builder or parameters change; removed when no container uses it.
 import type { Model } from '../datastore/model.js';
-import { IMAGE_MARKER, IMAGES_DIR, rootfsDriver, type ImageMarker } from '../drivers/rootfs.js';
+import { IMAGE_MARKER, IMAGES_DIR, type ImageMarker } from '../drivers/rootfs.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -23,7 +23,7 @@ function typesOnHost(model: Model, hostName: string): Map<string, number> {
 }
 
 async function build(drivers: Drivers, want: DesiredObject<ImageSpec>): Promise<void> {
-  const rootfs = rootfsDriver(drivers);
+  const rootfs = drivers.rootfs;
   const marker: ImageMarker = { builder: want.spec.builder ?? 'none', params: { ...want.spec.params }, built_at: new Date().toISOString() };
   await rootfs.buildImage(want.ref.id, marker, (dir) => runImageBuild(rootfs, want.ref.id, want.spec, dir, drivers.files.hostPath('/etc/os-release')));
 }
@@ -46,7 +46,7 @@ export const imageHandler = {
   },
 
   async observe(drivers: Drivers): Promise<ObservedObject<ImageSpec>[]> {
-    const images = await rootfsDriver(drivers).listImages();
+    const images = await drivers.rootfs.listImages();
     return images.map(({ type, marker }) =>
       marker
         ? {
@@ -88,6 +88,6 @@ export const imageHandler = {
 
   async delete(drivers: Drivers, _host: HostContext, have: ObservedObject<ImageSpec>): Promise<void> {
     if (!have.owned) throw new ConflictError(`refusing to delete ${IMAGES_DIR}/${have.ref.id}: sc did not build it`);
-    await rootfsDriver(drivers).removeImage(have.ref.id);
+    await drivers.rootfs.removeImage(have.ref.id);
   },
 } satisfies ResourceHandler<ImageSpec>;

@@ -3,7 +3,6 @@
 // be 1 — now, in the host's network namespace, and after a reboot, through an sc drop-in in
 // /etc/sysctl.d. The drop-in is sc's mark: removing it never turns forwarding off again.
 import type { Model } from '../datastore/model.js';
-import { rootfsDriver } from '../drivers/rootfs.js';
 import type { Drivers } from '../drivers/types.js';
 import type { HostContext } from '../host-context.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
@@ -27,14 +26,12 @@ function hostHasContainers(model: Model, host: HostContext): boolean {
 }
 
 async function readValue(drivers: Drivers): Promise<string> {
-  const result = await drivers.exec.run('sysctl', ['-n', IP_FORWARD_KEY]);
-  return result.stdout.trim();
+  return drivers.sysctl.read(IP_FORWARD_KEY);
 }
 
 async function enable(drivers: Drivers): Promise<void> {
-  const fs = rootfsDriver(drivers);
-  await fs.writeFileIfChanged(drivers.files.hostPath(SYSCTL_DROP_IN), dropInText());
-  await drivers.exec.run('sysctl', ['-qw', `${IP_FORWARD_KEY}=1`]);
+  await drivers.files.write(SYSCTL_DROP_IN, dropInText());
+  await drivers.sysctl.write(IP_FORWARD_KEY, '1');
 }
 
 export const ipForwardingHandler = {
@@ -52,7 +49,7 @@ export const ipForwardingHandler = {
   },
 
   async observe(drivers: Drivers): Promise<ObservedObject<SysctlSpec>[]> {
-    const file = await rootfsDriver(drivers).readFile(drivers.files.hostPath(SYSCTL_DROP_IN));
+    const file = await drivers.rootfs.readFile(drivers.files.hostPath(SYSCTL_DROP_IN));
     // Without sc's drop-in the setting is not sc's: a create writes it (and sets the value).
     if (file.kind !== 'file' || !file.text.startsWith(HEADER)) return [];
     const value = await readValue(drivers);
@@ -76,6 +73,6 @@ export const ipForwardingHandler = {
 
   /** No longer needed here: drop sc's drop-in, but leave the running value alone (other things may route). */
   async delete(drivers: Drivers): Promise<void> {
-    await rootfsDriver(drivers).remove(drivers.files.hostPath(SYSCTL_DROP_IN));
+    await drivers.rootfs.remove(drivers.files.hostPath(SYSCTL_DROP_IN));
   },
 } satisfies ResourceHandler<SysctlSpec>;

@@ -2,15 +2,10 @@
 // never published) and the public exchange under the datastore's pki/ dir (requests, certificates,
 // the CA certificate), written atomically under the datastore lock.
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from '../drivers/atomic-file.js';
-import { withDatastoreLock } from '../datastore/datastore-lock.js';
-import { commitEdit } from '../datastore/git-commit-edit.js';
-import { publishToGitSource } from '../datastore/git-publish.js';
 import type { Drivers } from '../drivers/types.js';
-import { ScError, UserError } from '../errors.js';
-import type { HostContext } from '../host-context.js';
+import { UserError } from '../errors.js';
+import type { HostContext, PkiExchange } from '../host-context.js';
 
 export const PKI_DIR = '/etc/srvctl/pki';
 export const HOST_KEY_PATH = `${PKI_DIR}/host.key`;
@@ -27,15 +22,6 @@ export const CA_CERT_FILE = path.join(DATASTORE_PKI, 'ca.crt');
 const DAY_MS = 86_400_000;
 /** Certificates are re-issued when they expire within this many days. */
 export const RENEW_BEFORE_DAYS = 30;
-
-export async function readTextIfExists(file: string): Promise<string | undefined> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
 
 export function parseCertificate(pem: string | undefined): X509Certificate | undefined {
   if (pem === undefined) return undefined;
@@ -72,85 +58,31 @@ export function issuedBy(cert: X509Certificate, ca: X509Certificate | undefined)
   }
 }
 
-/** The host's private PKI files, absolute under --root. */
+/** The host's private PKI files under --root, through the files driver. */
 export function localPki(drivers: Drivers) {
-  const at = (p: string) => drivers.files.hostPath(p);
+  const { files } = drivers;
   return {
-    path: at,
-    read: (p: string) => readTextIfExists(at(p)),
+    /** Absolute path (for programs given a file name: openssl, openvpn). */
+    path: (p: string) => files.hostPath(p),
+    read: (p: string) => files.read(p),
     async mode(p: string): Promise<number | undefined> {
-      try {
-        return (await stat(at(p))).mode & 0o777;
-      } catch {
-        return undefined;
-      }
+      const stat = await files.stat(p);
+      return stat?.type === 'file' ? stat.mode & 0o777 : undefined;
     },
-    /** Writes a file only when its content differs; `secret` files are 0600 from the first byte. */
+    /** Writes a file (or fixes its mode) when it differs; `secret` files are 0600 from the first byte. */
     async write(p: string, text: string, options: { secret?: boolean } = {}): Promise<void> {
-      const file = at(p);
-      await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-      const mode = options.secret ? 0o600 : 0o644;
-      if ((await readTextIfExists(file)) === text) {
-        await chmod(file, mode);
-        return;
-      }
-      await writeFileAtomic(file, text, { mode });
+      await files.write(p, text, { mode: options.secret ? 0o600 : 0o644 });
     },
-    chmod: (p: string, mode: number) => chmod(at(p), mode),
+    /** Sets the mode of an existing file, keeping its content. */
+    async chmod(p: string, mode: number): Promise<void> {
+      const text = await files.read(p);
+      if (text !== undefined) await files.write(p, text, { mode });
+    },
   };
 }
 
-/** The datastore's pki/ dir of this host's datastore; a UserError when this run has none. */
-export function datastorePki(host: HostContext) {
-  const location = host.datastore;
-  const dir = location?.dir;
-  const at = (rel: string): string => {
-    if (dir === undefined) throw new UserError('the cluster PKI needs the datastore directory, and this run has none');
-    return path.join(dir, rel);
-  };
-  return {
-    read: (rel: string) => (dir === undefined ? Promise.resolve(undefined) : readTextIfExists(at(rel))),
-    /** The host names with a published request. */
-    async requestHosts(): Promise<string[]> {
-      if (dir === undefined) return [];
-      const names = await readdir(at(path.join(DATASTORE_PKI, 'requests'))).catch(() => [] as string[]);
-      return names.filter((n) => n.endsWith('.csr') && !n.startsWith('.')).map((n) => n.slice(0, -'.csr'.length)).sort();
-    },
-    /** Publishes public PKI files (requests, certificates, the CA certificate) atomically, under the datastore lock. */
-    async publish(files: Readonly<Record<string, string>>, command: string): Promise<void> {
-      if (!location || dir === undefined) throw new UserError('the cluster PKI needs the datastore directory, and this run has none');
-      for (const text of Object.values(files)) {
-        if (/PRIVATE KEY/.test(text)) throw new Error('refusing to publish a private key into the datastore');
-      }
-      const names = Object.keys(files).join(', ');
-      const message = `${command} on ${host.name}: publish ${names}`;
-      const actor = `sc on ${host.name}`;
-      // A --source checkout: the files reach the other hosts only as a commit pushed to the source.
-      if (location.gitSource !== undefined) {
-        await publishToGitSource({ root: host.root, spec: location.gitSource, files, message, actor });
-        return;
-      }
-      if (location.readOnly) {
-        throw new UserError(
-          `cannot publish ${names}: the datastore ${dir} is the read-only fallback; ` +
-            'make the read-write datastore available (or pass a writable --datastore DIR) and apply again',
-        );
-      }
-      // Written and committed under the datastore lock: hosts sharing one work tree never
-      // interleave their commits. A work tree of its own gets a commit of exactly these files
-      // (pushed when settings.source.push asks for it), like every datastore edit.
-      const commit = await withDatastoreLock(dir, command, async () => {
-        const changed: string[] = [];
-        for (const [rel, text] of Object.entries(files)) {
-          const file = at(rel);
-          if ((await readTextIfExists(file)) === text) continue;
-          await mkdir(path.dirname(file), { recursive: true });
-          await writeFileAtomic(file, text);
-          changed.push(file);
-        }
-        return commitEdit({ dir, files: changed, message, actor, push: location.push === true });
-      });
-      if (commit?.pushProblem !== undefined) throw new ScError(`published ${names} and committed ${commit.revision.slice(0, 12)}, but ${commit.pushProblem}`);
-    },
-  };
+/** The datastore's PKI exchange the engine provides; a UserError when this run has no datastore. */
+export function datastorePki(host: HostContext): PkiExchange {
+  if (host.pki === undefined) throw new UserError('the cluster PKI needs the datastore directory, and this run has none');
+  return host.pki;
 }

@@ -2,9 +2,7 @@
 // certificate, obtained GitOps-style through the datastore's pki/ dir; on the `ca: true` host also
 // the CA (key kept local, certificate published) and the signing of the cluster's pending requests.
 import type { X509Certificate } from 'node:crypto';
-import { sourceLabel } from '../datastore/git-source.js';
 import type { Model } from '../datastore/model.js';
-import { createOpensslDriver, type OpensslDriver } from '../drivers/openssl.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -78,7 +76,6 @@ function caHostOf(model: Model, cluster: string): string | undefined {
   return Object.entries(model.clusters[cluster] ?? {}).find(([, h]) => h.ca === true)?.[0];
 }
 
-const opensslOf = (drivers: Drivers): OpensslDriver => drivers.openssl ?? createOpensslDriver(drivers.exec);
 
 interface CertFacts {
   readonly cert: X509Certificate;
@@ -179,7 +176,7 @@ async function pendingRequests(drivers: Drivers, host: HostContext, clusterHosts
     if (request === undefined) continue;
     let info;
     try {
-      info = await opensslOf(drivers).describeRequest(request);
+      info = await drivers.openssl.describeRequest(request);
     } catch {
       refused.push(`${fqdn}: the request does not verify`);
       continue;
@@ -227,14 +224,14 @@ async function obtainHostCertificate(drivers: Drivers, host: HostContext, member
   let requestFits = false;
   if (published !== undefined) {
     try {
-      const info = await opensslOf(drivers).describeRequest(published);
+      const info = await drivers.openssl.describeRequest(published);
       requestFits = info.commonName === host.name && info.publicKey === publicKeyPem(key);
     } catch {
       requestFits = false;
     }
   }
   if (!requestFits) {
-    const request = await opensslOf(drivers).createRequest(local.path(HOST_KEY_PATH), host.name);
+    const request = await drivers.openssl.createRequest(local.path(HOST_KEY_PATH), host.name);
     await store.publish({ [requestFile(host.name)]: request }, COMMAND);
   }
   // The CA host signs its own request at once (its CA and signing objects are done before this one).
@@ -243,8 +240,7 @@ async function obtainHostCertificate(drivers: Drivers, host: HostContext, member
     return obtainHostCertificate(drivers, host, members, true);
   }
   const caHost = host.host.ca === true ? 'this host' : 'the CA host of the cluster';
-  const source = host.datastore?.gitSource;
-  const where = source !== undefined ? `in the source branch ${sourceLabel(source)}` : 'in the datastore';
+  const where = datastorePki(host).where;
   throw new PendingSignatureError(
     `waiting for a certificate: the request is published at ${requestFile(host.name)} ${where}; ${caHost} signs it on its next sc apply`,
   );
@@ -256,11 +252,11 @@ async function ensureCa(drivers: Drivers, host: HostContext): Promise<void> {
     if ((await local.read(CA_KEY_PATH)) !== undefined) {
       throw new ScError(`${local.path(CA_KEY_PATH)} is not a usable key; sc never replaces a CA key: move it away to start a new CA`);
     }
-    await local.write(CA_KEY_PATH, await opensslOf(drivers).generateKey(), { secret: true });
+    await local.write(CA_KEY_PATH, await drivers.openssl.generateKey(), { secret: true });
   }
   const observed = await observeCa(drivers, host, true);
   if (observed && observed.spec.matchesKey && !observed.spec.renewDue && observed.spec.subject === caCommonName(host.cluster)) return;
-  const cert = await opensslOf(drivers).createCaCertificate(local.path(CA_KEY_PATH), caCommonName(host.cluster), CA_CERT_DAYS);
+  const cert = await drivers.openssl.createCaCertificate(local.path(CA_KEY_PATH), caCommonName(host.cluster), CA_CERT_DAYS);
   await datastorePki(host).publish({ [CA_CERT_FILE]: cert }, COMMAND);
 }
 
@@ -269,7 +265,7 @@ async function signPending(drivers: Drivers, host: HostContext, members: Readonl
   const local = localPki(drivers);
   const issued: Record<string, string> = {};
   for (const fqdn of pending) {
-    issued[certFile(fqdn)] = await opensslOf(drivers).signRequest({
+    issued[certFile(fqdn)] = await drivers.openssl.signRequest({
       request: requests[fqdn] as string,
       caCertPath: await installedCaCertPath(drivers, host),
       caKeyPath: local.path(CA_KEY_PATH),
@@ -350,7 +346,7 @@ export const pkiHandler = {
           await local.chmod(HOST_KEY_PATH, 0o600);
           return;
         }
-        await local.write(HOST_KEY_PATH, await opensslOf(drivers).generateKey(), { secret: true });
+        await local.write(HOST_KEY_PATH, await drivers.openssl.generateKey(), { secret: true });
         return;
       }
       case HOST_CERT_REF.id:

@@ -2,7 +2,7 @@
 // protocol for the mapped ports of this host's enabled containers, and masquerade for their egress
 // (sandbox.md §7). Loaded whole and atomically with `nft -f -`; observed with one `nft -j list`.
 import type { Container, Model } from '../datastore/model.js';
-import { createNftDriver, isRecord, type NftObject } from '../drivers/nft.js';
+import { isRecord, type NftObject } from '../drivers/nft.js';
 import type { Drivers } from '../drivers/types.js';
 import type { HostContext } from '../host-context.js';
 import { hostnetCidr } from '../network/address-plan.js';
@@ -241,7 +241,7 @@ export const portMapHandler = {
   desired: desiredPortMap,
 
   async observe(drivers: Drivers): Promise<ObservedObject<PortMapSpec>[]> {
-    const objects = await createNftDriver(drivers.exec).listTable(PORT_MAP_TABLE.family, PORT_MAP_TABLE.name);
+    const objects = await drivers.nft.listTable(PORT_MAP_TABLE.family, PORT_MAP_TABLE.name);
     if (objects === undefined) return [];
     // The table's name is sc's mark (SPEC §3: an sc-owned table); every other table is not read at all.
     return [{ ref: { kind: PORT_MAP_KIND, id: PORT_MAP_ID }, spec: portMapSpecOf(objects), owned: true, description: 'nft table ip srvctl' }];
@@ -261,14 +261,14 @@ export const portMapHandler = {
   canUpdate: () => true,
 
   async create(drivers: Drivers, _host: HostContext, want: DesiredObject<PortMapSpec>): Promise<void> {
-    await createNftDriver(drivers.exec).load(renderPortMapRuleset(want.spec));
+    await drivers.nft.load(renderPortMapRuleset(want.spec));
   },
 
   async update(drivers: Drivers, _host: HostContext, want: DesiredObject<PortMapSpec>): Promise<void> {
-    await createNftDriver(drivers.exec).load(renderPortMapRuleset(want.spec));
+    await drivers.nft.load(renderPortMapRuleset(want.spec));
   },
 
   async delete(drivers: Drivers): Promise<void> {
-    await createNftDriver(drivers.exec).load(renderPortMapRemoval());
+    await drivers.nft.load(renderPortMapRemoval());
   },
 } satisfies ResourceHandler<PortMapSpec>;

@@ -3,7 +3,6 @@
 // with the certificates installed now, so a changed config or a renewed certificate restarts only
 // that tunnel; a peer gone from the datastore loses its tunnel.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Model } from '../datastore/model.js';
 import { OPENVPN_RUN_DIR, tunnelFiles, type OpenvpnDriver, type TunnelRole } from '../drivers/openvpn.js';
@@ -36,12 +35,13 @@ export interface VpnLinkSpec {
 
 /** Digest of the host and CA certificates as installed: what a tunnel started now would load. */
 async function credentialsDigest(drivers: Drivers): Promise<string> {
-  const texts = await Promise.all([HOST_CERT_PATH, CA_CERT_PATH].map((p) => readFile(drivers.files.hostPath(p), 'utf8').catch(() => '')));
+  const texts = await Promise.all([HOST_CERT_PATH, CA_CERT_PATH].map((p) => drivers.files.read(p).then((t) => t ?? '').catch(() => '')));
   return createHash('sha256').update(texts.join('\0')).digest('hex').slice(0, 16);
 }
 
 /** Where sc notes the certificates a tunnel was started with. */
-const credentialsRecord = (drivers: Drivers, device: string): string => drivers.files.hostPath(`${OPENVPN_RUN_DIR}/${device}.credentials`);
+/** Host path of the record of which credentials a tunnel was started with. */
+const credentialsRecord = (device: string): string => `${OPENVPN_RUN_DIR}/${device}.credentials`;
 
 function openvpnOf(drivers: Drivers): OpenvpnDriver {
   if (!drivers.openvpn) throw new ScError('this driver set has no openvpn driver');
@@ -87,7 +87,7 @@ export const vpnLinkHandler = {
   async observe(drivers: Drivers): Promise<ObservedObject<VpnLinkSpec>[]> {
     const [tunnels, links, current] = await Promise.all([openvpnOf(drivers).list(), drivers.ip.listLinks(), credentialsDigest(drivers)]);
     const devices = new Set(links.map((l) => l.ifname));
-    const started = await Promise.all(tunnels.map((t) => readFile(credentialsRecord(drivers, t.device), 'utf8').catch(() => undefined)));
+    const started = await Promise.all(tunnels.map((t) => drivers.files.read(credentialsRecord(t.device)).catch(() => undefined)));
     return tunnels.map((t, i) => ({
       ref: { kind: VPN_LINK_KIND, id: t.peer ?? `foreign:${t.device}` },
       spec: {
@@ -123,9 +123,7 @@ export const vpnLinkHandler = {
     await openvpn.writeConfig(want.spec.device, want.spec.configText);
     const credentials = await credentialsDigest(drivers);
     await openvpn.start(want.spec.device, want.spec.role);
-    const record = credentialsRecord(drivers, want.spec.device);
-    await mkdir(path.dirname(record), { recursive: true });
-    await writeFile(record, `${credentials}\n`);
+    await drivers.files.write(credentialsRecord(want.spec.device), `${credentials}\n`);
   },
 
   async update(drivers: Drivers, host: HostContext, want: DesiredObject<VpnLinkSpec>, have: ObservedObject<VpnLinkSpec>): Promise<void> {
@@ -140,6 +138,6 @@ export const vpnLinkHandler = {
   async delete(drivers: Drivers, _host: HostContext, have: ObservedObject<VpnLinkSpec>): Promise<void> {
     if (!have.owned) throw new ConflictError(`refusing to delete ${have.spec.device}: not sc's`);
     await openvpnOf(drivers).remove(have.spec.device, have.spec.role);
-    await rm(credentialsRecord(drivers, have.spec.device), { force: true });
+    await drivers.files.remove(credentialsRecord(have.spec.device));
   },
 } satisfies ResourceHandler<VpnLinkSpec>;

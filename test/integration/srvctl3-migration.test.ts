@@ -188,8 +188,13 @@ describe('moving a srvctl 3 host to sc', () => {
     expect(plan.changes.some((c) => c.action === 'conflict' || c.action === 'delete')).toBe(false);
     const tina = plan.changes.find((c) => c.kind === 'machine' && c.id === 'tina.example.com');
     const paths = (change: PlanJson['changes'][number] | undefined) => (change?.reasons ?? []).map((r) => (typeof r === 'string' ? r : r.path)).sort();
-    expect(paths(tina)).toEqual(['/config']);
-    expect(paths(plan.changes.find((c) => c.kind === 'machine' && c.id === 'tom.example.com'))).toEqual(['/config', '/state']);
+    // Running the old way: other settings, and its veth is a port of srvctl 3's bridge, not of sc's.
+    expect(paths(tina)).toEqual(['/config', '/link/master']);
+    const tinaMaster = tina?.reasons.find((r) => typeof r !== 'string' && r.path === '/link/master');
+    expect(tinaMaster).toMatchObject({ new: expect.stringMatching(/^sc-/) });
+    expect(tinaMaster).not.toMatchObject({ old: expect.stringMatching(/^sc-/) });
+    // Stopped: no link to compare until it runs.
+    expect(paths(plan.changes.find((c) => c.kind === 'machine' && c.id === 'tom.example.com'))).toEqual(['/config', '/link', '/state']);
   }, 180_000);
 
   test('apply moves every container to its new address: it answers there, its data is byte for byte the same, a second diff is clean', async () => {

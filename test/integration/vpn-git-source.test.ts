@@ -33,7 +33,7 @@ const PUBLISHED = ['pki/ca.crt', 'pki/requests/h2.test.csr', 'pki/certs/h1.test.
 const GIT_ENV = { GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
 const GIT_IDENTITY = ['-c', 'user.name=test', '-c', 'user.email=test@test'];
 
-let boxes: Sandbox[] = [];
+const boxes: Sandbox[] = [];
 let underlay: Underlay | undefined;
 let bare: string;
 let work: string;

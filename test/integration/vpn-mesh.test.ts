@@ -13,7 +13,7 @@ const HOSTS = ['h1.test', 'h2.test', 'h3.test'] as const;
 const users = { ua: { name: 'User A', reseller: 'root', user_id: 1, uid: 31001 } };
 const containerIp = (n: number) => `10.${16 * n}.1.20`;
 
-let boxes: Sandbox[] = [];
+const boxes: Sandbox[] = [];
 let underlay: Underlay | undefined;
 let datastore: string;
 

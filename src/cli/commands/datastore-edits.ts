@@ -13,6 +13,7 @@ import {
   type EditContext,
   type EditResult,
 } from '../../datastore/datastore-edits.js';
+import { redactUrl } from '../../drivers/url-credentials.js';
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';
@@ -20,13 +21,13 @@ import { sourceFromHostSettings } from '../../datastore/host-settings-source.js'
 
 async function editContext(ctx: CommandContext, command: Command): Promise<EditContext> {
   if (ctx.options.source !== undefined) {
-    throw new UserError(`--source ${ctx.options.source} is read-only to sc: edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`);
+    throw new UserError(`--source ${redactUrl(ctx.options.source)} is read-only to sc: edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`);
   }
   if (ctx.options.datastore === undefined) {
     const configured = await sourceFromHostSettings(ctx.options.root);
     if (configured !== undefined) {
       throw new UserError(
-        `this host's desired state is the git source ${configured} (source.url in its settings), which sc only reads: ` +
+        `this host's desired state is the git source ${redactUrl(configured)} (source.url in its settings), which sc only reads: ` +
           `edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`,
       );
     }
@@ -136,7 +137,7 @@ export function registerDatastoreEdits(program: Command): void {
       }
       let containerPort: number;
       try {
-        containerPort = portNumber(port as string);
+        containerPort = portNumber(port);
       } catch (e) {
         return command.error(`error: PORT ${(e as Error).message}`, { exitCode: 1 });
       }

@@ -1,7 +1,7 @@
 // The commands that look at or change this host: `sc diff` (alias plan), `sc apply`, `sc status`.
 import type { DatastoreLocation } from '../../datastore/datastore-location.js';
 import { datastoreRevision } from '../../datastore/git-commit-edit.js';
-import { sourceLabel } from '../../datastore/git-source.js';
+import { redactUrl, sourceLabel } from '../../datastore/git-source.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createDrivers } from '../../drivers/create-drivers.js';
 import { applyHost, planHost, surveyHost, WHOLE_KIND } from '../../reconciler/host-pass.js';
@@ -10,11 +10,11 @@ import { readReconcileStatus } from '../../reconciler/reconcile-status.js';
 import type { ObjectRef } from '../../resources/contract.js';
 import { resourceHandlers } from '../../resources/registry.js';
 import { runCommand, type CommandContext } from '../command-runner.js';
-import { probeContainers } from '../container-reachability.js';
 import { hostContext, openDatastore } from '../open-datastore.js';
 import { renderApplyEvent, renderApplyReport } from '../views/apply-view.js';
 import { planJson, renderPlanText } from '../views/plan-view.js';
-import { probeTargets, proxyProbeNames, renderStatus, statusJson } from '../views/status-view.js';
+import { checkExitCode, proxyProbeNames, renderStatus, statusHealth, statusJson } from '../views/status-view.js';
+import { answersSummary, checkContainerAnswers, runningContainerTargets, type ContainerAnswers } from '../../reconciler/container-answers.js';
 import { probeProxy } from '../proxy-probe.js';
 
 function targetRef(value: string, previous: ObjectRef[] = []): ObjectRef[] {
@@ -85,7 +85,7 @@ export function registerHostCommands(program: Command): void {
           const result = await applyHost({
             ...input,
             concurrency,
-            command: `sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`,
+            command: redactUrl(`sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`),
             signal: abort.signal,
             allowMassDelete: opts.allowMassDelete,
             origin: await desiredStateOrigin(loaded.location),
@@ -100,10 +100,20 @@ export function registerHostCommands(program: Command): void {
           if (result.report.failed === 0 && result.report.skipped === 0 && !result.remaining.inSync) {
             lines.push('The host still differs from the datastore after apply:', renderPlanText(result.remaining, { color: ctx.terminal.color }));
           }
+          lines.push(...answerLines(result.answers));
           return {
             exitCode: result.converged ? 0 : 1,
             text: lines.join('\n'),
-            json: { host: host.name, converged: result.converged, plan: planJson(result.plan), report: result.report, remaining: planJson(result.remaining) },
+            json: {
+              host: host.name,
+              converged: result.converged,
+              plan: planJson(result.plan),
+              report: result.report,
+              remaining: planJson(result.remaining),
+              containers: result.answers
+                ? { answers: result.answers.answers, repaired: result.answers.repaired, not_answering: result.answers.notAnswering, unknown: result.answers.unknown }
+                : null,
+            },
           };
         } finally {
           process.off('SIGINT', onSignal);
@@ -114,22 +124,35 @@ export function registerHostCommands(program: Command): void {
 
   program
     .command('status')
+    .option('--check', 'for monitoring: exit 0 when in sync and every running container answers a ping, 2 when out of sync or a container does not answer, 1 on error or when it cannot tell (ping could not run)')
     .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the names its reverse proxy answers (route, certificate, HTTP status), the last apply and reconcile')
-    .action((_opts, command: Command) =>
+    .addHelpText('after', '\n"In sync" means serving: status pings every running container and says which do not answer.\nExit codes: 0, or with --check 0 healthy / 2 out of sync or not answering / 1 error or cannot tell.')
+    .action((opts: { check?: boolean }, command: Command) =>
       runCommand(command, async (ctx) => {
         // Status shows the host as it stands: against the last good revision when the source's newest is invalid.
         const { loaded, host, drivers, handlers } = await hostSetup(ctx, { lastGoodFallback: true });
         const survey = await surveyHost({ model: loaded.model, host, drivers, handlers });
         const lastApply = await readApplyRecord(host.root);
         const lastReconcile = await readReconcileStatus(host.root);
-        const answers = await probeContainers(drivers.exec, probeTargets(host, loaded.model, survey));
+        const answers = await checkContainerAnswers(drivers, runningContainerTargets(loaded.model, host, survey.observed));
         const proxyCodes = await probeProxy(drivers.exec, proxyProbeNames(survey));
         return {
+          ...(opts.check ? { exitCode: checkExitCode(statusHealth(survey, answers)) } : {}),
           text: renderStatus(host, loaded.model, survey, lastApply, ctx.terminal, lastReconcile, answers, proxyCodes),
           json: statusJson(host, loaded.model, survey, lastApply, lastReconcile, answers, proxyCodes),
         };
       }),
     );
+}
+
+/** After an apply: which running containers answer, the started or repaired ones after a bounded wait. */
+function answerLines(answers: ContainerAnswers | undefined): string[] {
+  if (!answers) return [];
+  const total = Object.keys(answers.answers).length;
+  if (total === 0) return [];
+  const problem = answersSummary(answers);
+  if (problem) return [`Warning: ${problem}${answers.repaired.length ? ` (waited for the ${answers.repaired.length} started or repaired)` : ''}.`];
+  return [`All ${total} running containers answer${answers.repaired.length ? ` (${answers.repaired.length} started or repaired: ${answers.repaired.join(', ')})` : ''}.`];
 }
 
 function positiveInt(value: string): number {

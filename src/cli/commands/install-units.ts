@@ -4,6 +4,7 @@ import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeFileAtomic } from '../../drivers/atomic-file.js';
+import { hasCredentials, redactUrl, urlWithoutCredentials } from '../../drivers/url-credentials.js';
 import { renderUnits, UNIT_DIR } from '../../resources/systemd-units.js';
 import { runCommand, type CommandContext } from '../command-runner.js';
 import { openDatastore } from '../open-datastore.js';
@@ -23,12 +24,21 @@ const BAKED_OPTIONS = [
   ['logLevel', '--log-level'],
 ] as const;
 
-function bakedGlobalArgs(command: Command): string[] {
+function bakedGlobalArgs(command: Command, ctx: CommandContext): string[] {
   const values = command.optsWithGlobals<Record<string, string | undefined>>();
   const args: string[] = [];
   for (const [key, flag] of BAKED_OPTIONS) {
     const origin = command.getOptionValueSourceWithGlobals(key);
-    const value = values[key];
+    let value = values[key];
+    // The unit file is world-readable: a source URL goes in without its credentials, which git then
+    // takes from its credential helper or an SSH key (README "Security model").
+    if (key === 'source' && value !== undefined && hasCredentials(value)) {
+      value = urlWithoutCredentials(value);
+      ctx.notice(
+        `the unit gets the source URL without its credentials (${redactUrl(values[key] ?? '')}); ` +
+          'give them to git on this host instead: a credential helper (git config --system credential.helper store, root-only file) or an SSH key',
+      );
+    }
     if (value !== undefined && value !== '' && (origin === 'cli' || origin === 'env')) args.push(flag, value);
   }
   return args;
@@ -66,7 +76,7 @@ export function registerInstallUnits(program: Command): void {
       runCommand(command, async (ctx) => {
         const { interval, jitter } = await timing(ctx, flags);
         if (interval <= 0) throw new InvalidArgumentError('--interval must be more than 0');
-        const units = renderUnits({ command: await scCommand(flags), globalArgs: bakedGlobalArgs(command), intervalSeconds: interval, jitterSeconds: jitter });
+        const units = renderUnits({ command: await scCommand(flags), globalArgs: bakedGlobalArgs(command, ctx), intervalSeconds: interval, jitterSeconds: jitter });
         const dir = join(ctx.options.root, UNIT_DIR);
         await mkdir(dir, { recursive: true });
         const results: { unit: string; path: string; state: 'written' | 'unchanged' }[] = [];

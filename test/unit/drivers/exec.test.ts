@@ -87,3 +87,17 @@ describe('commandInNetns', () => {
     expect(commandInNetns('t1', 'nft', ['-f', '-'])).toEqual(['ip', ['netns', 'exec', 't1', 'nft', '-f', '-']]);
   });
 });
+
+describe('a failed command never shows its stdout', () => {
+  test('stderr empty, a key on stdout: the error names the command and exit code only', async () => {
+    const exec = createExec();
+    // The key comes from the environment, so the command line itself holds no secret.
+    const env = { KEY: '-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n' };
+    const error = await exec.run(process.execPath, ['-e', 'process.stdout.write(process.env.KEY); process.exit(3)'], { env }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HostCommandError);
+    expect((error as Error).message).toMatch(/failed \(exit 3\): no message on stderr$/);
+    const everything = `${(error as Error).message} ${JSON.stringify(error)} ${String((error as Error).stack)}`;
+    expect(everything).not.toContain('SECRETKEYBYTES');
+    expect(everything).not.toContain('PRIVATE KEY');
+  });
+});

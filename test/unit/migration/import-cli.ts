@@ -17,11 +17,11 @@ export async function runCli(args: readonly string[]): Promise<CliResult> {
   process.stdout.write = ((chunk: string | Uint8Array) => {
     out.push(String(chunk));
     return true;
-  }) as typeof process.stdout.write;
+  });
   process.stderr.write = ((chunk: string | Uint8Array) => {
     err.push(String(chunk));
     return true;
-  }) as typeof process.stderr.write;
+  });
   const previous = process.exitCode;
   process.exitCode = undefined;
   let exitCode: number;

@@ -12,6 +12,7 @@ import {
   type ResourceHandler,
 } from '../../../src/resources/contract.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
 
 export type FakeSpec = Record<string, unknown>;
 
@@ -53,6 +54,10 @@ export class RecordingDrivers implements Drivers {
     batch: async () => undefined,
   };
   readonly files = createFilesDriver('/');
+  readonly nft = baseDrivers(this.exec, this.files).nft;
+  readonly rootfs = baseDrivers(this.exec, this.files).rootfs;
+  readonly sysctl = baseDrivers(this.exec, this.files).sysctl;
+  readonly openssl = baseDrivers(this.exec, this.files).openssl;
 
   failWhen(rule: FailureRule): this {
     this.rules.push(rule);
@@ -155,7 +160,7 @@ export function worldOf(...objects: ObservedObject<FakeSpec>[]): FakeWorld {
 export const testHost: HostContext = {
   name: 'web1.example.net',
   cluster: 'test',
-  host: { hostnet: 1, host_ip: '192.0.2.10' } as HostContext['host'],
+  host: { hostnet: 1, host_ip: '192.0.2.10' },
   root: '/nonexistent-test-root',
 };
 

@@ -18,6 +18,7 @@ import {
   runImageBuild,
 } from '../../../src/resources/image-builders.js';
 import { imageHandler } from '../../../src/resources/image.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
 
 const HOST = 'h1.example.net';
 const host: HostContext = { name: HOST, cluster: 'test', host: { hostnet: 1, host_ip: '192.0.2.11' }, root: '/' };
@@ -126,7 +127,7 @@ describe('building and observing images under --root', () => {
   });
 
   const driversFor = (calls: string[][]): Drivers =>
-    ({ exec: recordingExec(calls), files: createFilesDriver(root) }) as Drivers;
+    ({ ...baseDrivers(recordingExec(calls), createFilesDriver(root)) });
 
   it('builds the busybox image with its marker, atomically, and observes it as owned', async () => {
     const calls: string[][] = [];

@@ -15,6 +15,8 @@ import type { Drivers } from '../../../src/drivers/types.js';
 import type { HostContext } from '../../../src/host-context.js';
 import { applyHost } from '../../../src/reconciler/host-pass.js';
 import { pkiHandler } from '../../../src/resources/pki.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
+import { pkiExchange } from '../../../src/datastore/pki-exchange.js';
 
 const handlers = { pki: pkiHandler };
 const clusters = {
@@ -41,8 +43,7 @@ afterAll(async () => {
 function driversFor(root: string): Drivers {
   const exec = createExec();
   return {
-    exec,
-    files: createFilesDriver(root),
+    ...baseDrivers(exec, createFilesDriver(root)),
     openssl: createOpensslDriver(exec),
     ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined },
   };
@@ -69,9 +70,9 @@ async function applyFromSource(name: Name, spec: GitSourceSpec) {
   const host: HostContext = {
     name,
     cluster: 'test',
-    host: clusters.test[name] as HostContext['host'],
+    host: clusters.test[name],
     root,
-    datastore: { dir: checkout.dir, readOnly: true, gitSource: spec },
+    pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, name, root),
   };
   return applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
 }
@@ -105,7 +106,7 @@ describe('cluster PKI published to a --source repository', () => {
     await git(work, 'add', 'users.json');
     await git(work, 'commit', '--quiet', '-m', 'operator: users');
     await git(work, 'push', '--quiet', 'origin', 'HEAD:main');
-    const host: HostContext = { name: 'h2.test', cluster: 'test', host: clusters.test['h2.test'] as HostContext['host'], root, datastore: { dir: checkout.dir, readOnly: true, gitSource: spec } };
+    const host: HostContext = { name: 'h2.test', cluster: 'test', host: clusters.test['h2.test'], root, pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, 'h2.test', root) };
     await applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
     const subjects = (await gitOut(bare, 'log', '--format=%s', 'main')).split('\n');
     expect(subjects.slice(0, 2)).toEqual(['sc apply (cluster PKI) on h2.test: publish pki/requests/h2.test.csr', 'operator: users']);
@@ -132,7 +133,7 @@ describe('cluster PKI in a datastore that is a git work tree', () => {
     await git(dir, 'commit', '--quiet', '-m', 'datastore');
     await writeFile(path.join(dir, 'users.json'), '{}\n'); // the operator's work in progress
     const root = path.join(base, 'roots', 'h2-worktree');
-    const host: HostContext = { name: 'h2.test', cluster: 'test', host: clusters.test['h2.test'] as HostContext['host'], root, datastore: { dir, readOnly: false } };
+    const host: HostContext = { name: 'h2.test', cluster: 'test', host: clusters.test['h2.test'], root, pki: pkiExchange({ dir, readOnly: false }, 'h2.test', root) };
     await applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'sc apply' });
     expect(await gitOut(dir, 'log', '-1', '--format=%an|%s', '--name-only')).toBe('sc on h2.test|sc apply (cluster PKI) on h2.test: publish pki/requests/h2.test.csr\n\npki/requests/h2.test.csr');
     expect(await gitOut(dir, 'status', '--porcelain')).toBe('?? users.json');

@@ -12,6 +12,8 @@ import type { Drivers } from '../../../src/drivers/types.js';
 import type { HostContext } from '../../../src/host-context.js';
 import { applyHost, planHost } from '../../../src/reconciler/host-pass.js';
 import { pkiHandler } from '../../../src/resources/pki.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
+import { pkiExchange } from '../../../src/datastore/pki-exchange.js';
 
 const handlers = { pki: pkiHandler };
 const clusters = {
@@ -31,11 +33,10 @@ const hosts = new Map<Name, { host: HostContext; drivers: Drivers }>();
 
 function setUp(name: Name, readOnly = false) {
   const root = path.join(base, name);
-  const host: HostContext = { name, cluster: 'test', host: clusters.test[name] as HostContext['host'], root, datastore: { dir: datastore, readOnly } };
+  const host: HostContext = { name, cluster: 'test', host: clusters.test[name], root, pki: pkiExchange({ dir: datastore, readOnly }, name, root) };
   const exec = createExec();
   const drivers: Drivers = {
-    exec,
-    files: createFilesDriver(root),
+    ...baseDrivers(exec, createFilesDriver(root)),
     openssl: createOpensslDriver(exec),
     ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined },
   };
@@ -118,7 +119,7 @@ describe('cluster PKI, GitOps-style', () => {
   it('a certificate that expires within 30 days is re-issued by the CA host and installed by its host', async () => {
     // A 10-day certificate for h2's key, signed by the cluster CA, published and installed.
     const h1 = hosts.get('h1.test')!;
-    const short = await h1.drivers.openssl!.signRequest({
+    const short = await h1.drivers.openssl.signRequest({
       request: await readFile(path.join(datastore, 'pki/requests/h2.test.csr'), 'utf8'),
       caCertPath: path.join(base, 'h1.test/etc/srvctl/pki/ca.crt'),
       caKeyPath: path.join(base, 'h1.test/etc/srvctl/pki/ca.key'),

@@ -16,6 +16,7 @@ import {
 } from '../../../src/resources/port-map.js';
 import { resourceHandlers } from '../../../src/resources/registry.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
 
 const HOST = 'web1.example.net';
 const fixture = (name: string) => parseNftJson(['nft'], readFileSync(new URL(`../../fixtures/nft/${name}`, import.meta.url), 'utf8'));
@@ -164,8 +165,7 @@ describe('port-map actions', () => {
     };
     return {
       calls,
-      exec,
-      files: createFilesDriver('/'),
+      ...baseDrivers(exec, createFilesDriver('/')),
       ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined },
     };
   }

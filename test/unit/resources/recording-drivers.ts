@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { IpBatchError } from '../../../src/drivers/ip-batch.js';
 import type { Drivers, IpAddrEntry, IpLink } from '../../../src/drivers/types.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
 
 export const ipFixture = <T>(name: string): T[] => JSON.parse(readFileSync(new URL(`../../fixtures/ip/${name}`, import.meta.url), 'utf8')) as T[];
 
@@ -26,8 +27,7 @@ export function recordingDrivers(options: {
   return {
     batches,
     reads,
-    exec: { run: () => Promise.reject(new Error('unexpected exec in a unit test')) },
-    files: createFilesDriver('/fake-root'),
+    ...baseDrivers({ run: () => Promise.reject(new Error('unexpected exec in a unit test')) }, createFilesDriver('/fake-root')),
     ip: {
       async listLinks() {
         reads.push('links');

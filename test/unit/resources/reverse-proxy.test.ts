@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Model } from '../../../src/datastore/model.js';
+import { baseDrivers } from '../../../src/drivers/create-drivers.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
 import { parseListeners, type HaproxyDriver, type HaproxyState } from '../../../src/drivers/haproxy.js';
 import type { Drivers } from '../../../src/drivers/types.js';
@@ -79,14 +80,15 @@ describe('reverse-proxy handler', () => {
       },
       remove: async () => void calls.push('remove'),
     };
-    drivers = { exec: { run: () => Promise.reject(new Error('no exec')) }, ip: {} as Drivers['ip'], files, haproxy };
+    const exec = { run: () => Promise.reject(new Error('no exec in this test')) };
+    drivers = { ...baseDrivers(exec, files), haproxy };
   });
   afterEach(() => rm(root, { recursive: true, force: true }));
 
-  const desired = (m = model()) => reverseProxyHandler.desired(m, host) as DesiredObject<ReverseProxySpec>[];
+  const desired = (m = model()) => reverseProxyHandler.desired(m, host);
   const plan = async (m = model()) => {
     const observed = await reverseProxyHandler.observe(drivers, host, { model: m, desired: desired(m) });
-    return planActions({ 'reverse-proxy': reverseProxyHandler } as never, new Map([['reverse-proxy', desired(m)]]), new Map([['reverse-proxy', observed]]));
+    return planActions({ 'reverse-proxy': reverseProxyHandler }, new Map([['reverse-proxy', desired(m)]]), new Map([['reverse-proxy', observed]]));
   };
 
   it('desires one proxy routing the cluster\'s sites; none when switched off or without sites', () => {
@@ -127,7 +129,7 @@ describe('reverse-proxy handler', () => {
     expect((await plan()).actions[0]?.reasons.map((r) => r.path)).toEqual(['/certificates']);
     state = { ...state, loaded: 'something-else' };
     expect((await plan()).actions[0]?.reasons.map((r) => r.path)).toEqual(['/certificates', '/loaded']);
-    state = { ...state, masterPid: undefined, workers: [] } as HaproxyState;
+    state = { ...state, masterPid: undefined, workers: [] };
     expect((await plan()).actions[0]?.reasons.map((r) => r.path)).toEqual(['/certificates', '/loaded', '/running']);
   });
 

@@ -25,7 +25,7 @@ const model = { clusters, users: {}, containers: {}, settings: {} } as unknown a
 const hostCtx = (name: 'h1.test' | 'h2.test' | 'h3.test'): HostContext => ({
   name,
   cluster: 'test',
-  host: clusters.test[name] as HostContext['host'],
+  host: clusters.test[name],
   root: '/r',
 });
 
@@ -141,6 +141,6 @@ describe('vpn-link observe', () => {
     expect(observed[0]?.spec.state).toBe('down');
     expect(observed[0]?.spec.config).toBe(configDigest('dev scv-1-2\n'));
     expect(observed[1]?.owned).toBe(false);
-    expect(vpnLinkHandler.conflict!({ ...want!, spec: { ...want!.spec, device: 'scv-1-3' } }, observed)).toMatch(/not written by sc/);
+    expect(vpnLinkHandler.conflict({ ...want!, spec: { ...want!.spec, device: 'scv-1-3' } }, observed)).toMatch(/not written by sc/);
   });
 });

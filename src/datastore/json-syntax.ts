@@ -1,0 +1,177 @@
+// Where JSON text goes wrong, for a diagnostic with the true line:column (Node 20's JSON.parse
+// reports no position) and a message that names only the offending character, escaped: never the
+// text around it (a file read by mistake must not leak through an error message). One pass, no
+// recursion (nesting depth is counted, never used as stack depth).
+
+export interface JsonSyntaxProblem {
+  /** Offset of the offending character (text.length for an unexpected end). */
+  readonly offset: number;
+  readonly message: string;
+}
+
+/** How one character is shown: 'x' for printable ASCII, else U+XXXX. Never more than that character. */
+export function showChar(ch: string | undefined): string {
+  if (ch === undefined) return 'the end of the file';
+  const cp = ch.codePointAt(0) ?? 0;
+  if (cp >= 0x21 && cp <= 0x7e) return `'${ch}'`;
+  return `U+${cp.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+const isWs = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/**
+ * The first syntax problem of `text` as strict JSON (RFC 8259), or undefined when it is valid.
+ * `maxDepth`: deeper nesting is reported as a problem at the bracket that goes too deep.
+ */
+export function findJsonSyntaxProblem(text: string, maxDepth = Number.MAX_SAFE_INTEGER): JsonSyntaxProblem | undefined {
+  // Stack of open containers: '{' or '['.
+  const stack: string[] = [];
+  // What may come next: a value, a key (or '}' right after '{'), ':' , ',' or a closer, or the end.
+  type Want = 'value' | 'value-or-close' | 'key' | 'key-or-close' | 'colon' | 'comma-or-close' | 'end';
+  let want: Want = 'value';
+  let i = 0;
+  const n = text.length;
+  const unexpected = (at: number): JsonSyntaxProblem => ({ offset: at, message: `unexpected ${showChar(at < n ? String.fromCodePoint(text.codePointAt(at) ?? 0) : undefined)}` });
+  const afterValue = (): Want => (stack.length === 0 ? 'end' : 'comma-or-close');
+
+  while (true) {
+    while (i < n && isWs(text.charCodeAt(i))) i++;
+    if (i >= n) {
+      if (want === 'end') return undefined;
+      return { offset: n, message: stack.length ? `unexpected end of the file: ${stack.length} unclosed ${stack[stack.length - 1] === '{' ? 'object' : 'array'}${stack.length > 1 ? 's and arrays' : ''}` : 'unexpected end of the file' };
+    }
+    const c = text.charCodeAt(i);
+    switch (want) {
+      case 'end':
+        return { offset: i, message: `unexpected ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))} after the end of the document` };
+      case 'colon':
+        if (c !== 0x3a) return { offset: i, message: `expected ':' after the key, not ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))}` };
+        i++;
+        want = 'value';
+        continue;
+      case 'comma-or-close': {
+        const top = stack[stack.length - 1];
+        if (c === 0x2c) {
+          i++;
+          want = top === '{' ? 'key' : 'value';
+          continue;
+        }
+        if ((c === 0x7d && top === '{') || (c === 0x5d && top === '[')) {
+          i++;
+          stack.pop();
+          want = afterValue();
+          continue;
+        }
+        return { offset: i, message: `expected ',' or '${top === '{' ? '}' : ']'}' after a value, not ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))}` };
+      }
+      case 'key':
+      case 'key-or-close':
+        if (c === 0x7d && want === 'key-or-close') {
+          i++;
+          stack.pop();
+          want = afterValue();
+          continue;
+        }
+        if (c === 0x7d) return { offset: i, message: "a ',' before '}' (trailing comma)" };
+        if (c !== 0x22) return { offset: i, message: `expected a key in double quotes, not ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))}` };
+        {
+          const problem = scanString();
+          if (problem) return problem;
+        }
+        want = 'colon';
+        continue;
+      case 'value':
+      case 'value-or-close': {
+        if (c === 0x5d && want === 'value-or-close') {
+          i++;
+          stack.pop();
+          want = afterValue();
+          continue;
+        }
+        if (c === 0x5d && stack[stack.length - 1] === '[') return { offset: i, message: "a ',' before ']' (trailing comma)" };
+        if (c === 0x7b || c === 0x5b) {
+          if (stack.length >= maxDepth) return { offset: i, message: `nesting deeper than ${maxDepth} levels` };
+          stack.push(c === 0x7b ? '{' : '[');
+          i++;
+          want = c === 0x7b ? 'key-or-close' : 'value-or-close';
+          continue;
+        }
+        if (c === 0x22) {
+          const problem = scanString();
+          if (problem) return problem;
+          want = afterValue();
+          continue;
+        }
+        if (c === 0x2d || isDigit(c)) {
+          const problem = scanNumber();
+          if (problem) return problem;
+          want = afterValue();
+          continue;
+        }
+        const literal = ['true', 'false', 'null'].find((word) => text.startsWith(word, i));
+        if (literal) {
+          i += literal.length;
+          want = afterValue();
+          continue;
+        }
+        return unexpected(i);
+      }
+    }
+  }
+
+  function scanString(): JsonSyntaxProblem | undefined {
+    const start = i;
+    i++;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return undefined;
+      }
+      if (c < 0x20) return { offset: i, message: `${c === 0x0a ? 'a line break' : `control character ${showChar(text[i])}`} inside a string (escape it)` };
+      if (c === 0x5c) {
+        const e = text[i + 1];
+        if (e === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return { offset: i, message: 'bad \\u escape in a string (four hex digits expected)' };
+          i += 6;
+          continue;
+        }
+        if (e === undefined || !'"\\/bfnrt'.includes(e)) return { offset: i, message: `bad escape \\${e === undefined ? '' : showChar(e).replace(/^'|'$/g, '')} in a string` };
+        i += 2;
+        continue;
+      }
+      i++;
+    }
+    return { offset: start, message: 'a string that is never closed (missing ")' };
+  }
+
+  function scanNumber(): JsonSyntaxProblem | undefined {
+    const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+    if (!match || match[0] === '-') return { offset: i, message: `bad number starting with ${showChar(text[i])}` };
+    i += match[0].length;
+    // A number glued to letters or digits (`01`, `1.`, `12abc`) is not JSON.
+    if (i < n && /[0-9A-Za-z.]/.test(text[i] as string)) return { offset: i, message: `bad number: unexpected ${showChar(text[i])}` };
+    return undefined;
+  }
+}
+
+/** Deepest nesting of brackets in JSON text that is already known to be valid (strings skipped). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth > max) max = depth;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}

@@ -1,0 +1,42 @@
+// Size limits on desired-state input (issue 13): defaults a hosting admin never hits (a farm of
+// 100,000 containers is a ~30 MB JSON file), far below what would exhaust a host. Fixed, not read
+// from the datastore: a hostile commit must not be able to raise the limits it is checked against.
+// README "Security model" lists them.
+
+const MiB = 1024 * 1024;
+
+export const LIMITS = {
+  /** One JSON datastore file (clusters, users, containers, settings). */
+  jsonFileBytes: 64 * MiB,
+  /** One YAML datastore file: the YAML parser needs ~20× the text in memory, JSON.parse far less. */
+  yamlFileBytes: 16 * MiB,
+  /** All datastore files of one load together. */
+  datastoreBytes: 128 * MiB,
+  /** Nesting of objects/arrays in one file (the datastore's own shape is 4 deep). */
+  depth: 64,
+  /** A git source's revision: total size of the files of its tree (`git ls-tree -r -l`). */
+  sourceTreeBytes: 256 * MiB,
+  /** A git source's revision: number of entries in its tree. */
+  sourceTreeEntries: 100_000,
+  /** The source cache's object store after a fetch (`git count-objects -v`: size + size-pack). */
+  sourceRepositoryBytes: 1024 * MiB,
+} as const;
+
+export const fileLimitFor = (path: string): number => (/\.json$/i.test(path) ? LIMITS.jsonFileBytes : LIMITS.yamlFileBytes);
+
+/** Deepest nesting of plain data (objects, arrays), counted without recursion; stops past `stopAt`. */
+export function dataDepth(value: unknown, stopAt = Number.MAX_SAFE_INTEGER): number {
+  let max = 0;
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (stack.length) {
+    const top = stack.pop() as { value: unknown; depth: number };
+    if (top.value === null || typeof top.value !== 'object') continue;
+    const depth = top.depth + 1;
+    if (depth > max) max = depth;
+    if (max > stopAt) return max;
+    for (const child of Array.isArray(top.value) ? top.value : Object.values(top.value)) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child, depth });
+    }
+  }
+  return max;
+}

@@ -1,0 +1,85 @@
+// JSON syntax errors: the true line:column (Node 20's JSON.parse gives none) and a message naming
+// only the offending character, escaped; never the text around it.
+import { findJsonSyntaxProblem, jsonDepth } from '../../../src/datastore/json-syntax.js';
+import { sourceDocumentFromText } from '../../../src/datastore/load-datastore.js';
+import { formatDiagnostic, UserError } from '../../../src/errors.js';
+
+function syntaxError(text: string, name = '/tmp/x/users.json'): string {
+  try {
+    sourceDocumentFromText('users', name, text);
+  } catch (error) {
+    if (error instanceof UserError) return error.diagnostics.map(formatDiagnostic).join('\n');
+    throw error;
+  }
+  throw new Error('no error');
+}
+
+test('a mistake on line 4 of a 60-line file is reported at 4:col', () => {
+  const lines = ['{'];
+  for (let i = 0; i < 58; i++) lines.push(`  "user${i}": { "uid": ${1000 + i} }${i < 57 ? ',' : ''}`);
+  lines.push('}');
+  expect(lines).toHaveLength(60);
+  lines[3] = '  "user2": { "uid": 1002 ,},';
+  const text = lines.join('\n');
+  JSON.parse(lines.map((l, i) => (i === 3 ? '  "user2": { "uid": 1002 },' : l)).join('\n')); // the fixed file is valid
+  expect(syntaxError(text)).toMatch(/users\.json:4:27: JSON syntax: a ',' before '\}' \(trailing comma\)$/);
+});
+
+test('a file that is not JSON at all names its first character only, escaped, at 1:1', () => {
+  const message = syntaxError('TOPSECRET-0123456789\nmore secret\n');
+  expect(message).toMatch(/users\.json:1:1: JSON syntax: unexpected 'T'$/);
+  expect(message).not.toContain('OPSECRET');
+  expect(syntaxError('\u0007\u0001binary')).toMatch(/:1:1: JSON syntax: unexpected U\+0007$/);
+  expect(syntaxError('-----BEGIN PRIVATE KEY-----\nMIIabc')).not.toContain('PRIVATE');
+});
+
+test.each([
+  ['{"a": 1,}', 1, 9, "a ',' before '}' (trailing comma)"],
+  ['{"a" 1}', 1, 6, "expected ':' after the key, not '1'"],
+  ['{\n  "a": [1, 2\n}', 3, 1, "expected ',' or ']' after a value, not '}'"],
+  ['{"a": "x\ny"}', 1, 9, 'a line break inside a string (escape it)'],
+  ['{"a": "x', 1, 7, 'a string that is never closed (missing ")'],
+  ['{"a": 01}', 1, 8, "bad number: unexpected '1'"],
+  ['{"a": tru}', 1, 7, "unexpected 't'"],
+  ['{"a": 1} {}', 1, 10, "unexpected '{' after the end of the document"],
+  ['{"a": "\\x"}', 1, 8, 'bad escape \\x in a string'],
+  ["{'a': 1}", 1, 2, "expected a key in double quotes, not '''"],
+  ['{"a": [', 1, 8, 'unexpected end of the file: 2 unclosed arrays and arrays'],
+])('%j → %i:%i %s', (text, line, column, message) => {
+  const problem = findJsonSyntaxProblem(text);
+  expect(problem).toBeDefined();
+  const before = text.slice(0, problem?.offset);
+  const gotLine = before.split('\n').length;
+  const gotColumn = before.length - before.lastIndexOf('\n');
+  expect([gotLine, gotColumn]).toEqual([line, column]);
+  if (!message.startsWith('unexpected end')) expect(problem?.message).toBe(message);
+});
+
+test('agrees with JSON.parse on valid documents', () => {
+  for (const text of ['{}', '[]', '"x"', '1.5e-3', '{"a":[1,{"b":null}],"c":"\\u00e9\\n"}', ' true ']) {
+    expect(findJsonSyntaxProblem(text)).toBeUndefined();
+  }
+});
+
+test('depth is counted without recursion; over a limit it is a problem', () => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  expect(jsonDepth(deep)).toBe(100_000);
+  expect(findJsonSyntaxProblem(deep, 64)).toEqual({ offset: 64, message: 'nesting deeper than 64 levels' });
+  expect(jsonDepth('{"[[[": ["]"]}')).toBe(2);
+});
+
+describe('limits', () => {
+  test('JSON nested deeper than the limit is refused at the bracket that goes too deep', () => {
+    const text = `{"a": ${'['.repeat(100)}${']'.repeat(100)}}`;
+    expect(syntaxError(text)).toMatch(/users\.json:1:70: JSON: nesting deeper than 64 levels; sc refuses it$/);
+  });
+  test('YAML nested deeper than the limit is refused (flow and block)', () => {
+    expect(syntaxError(`a: ${'['.repeat(5000)}${']'.repeat(5000)}\n`, '/tmp/x/users.yaml')).toMatch(/nesting deeper than 64 levels; sc refuses it$/);
+    const block = ['a:', ...Array.from({ length: 99 }, (_, i) => `${'  '.repeat(i + 1)}k:`), `${'  '.repeat(100)}v: 1`].join('\n');
+    expect(syntaxError(block, '/tmp/x/users.yaml')).toMatch(/users\.yaml:1:1: YAML: nesting deeper than 64 levels; sc refuses it$/);
+  });
+  test('YAML aliases that expand exponentially are refused', () => {
+    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', ...'bcdef'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdef'[i]}`).join(',')}]`)].join('\n');
+    expect(syntaxError(bomb, '/tmp/x/users.yaml')).toMatch(/users\.yaml:1:1: YAML: Excessive alias count/);
+  });
+});
