@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeBatchScript } from '../dist/drivers/ip-batch.js';
 import { addBridgeCommand, bridgeAlias, convergeBridgeCommands } from '../dist/resources/bridge-commands.js';
 import { cleanupContainersBench, runContainersBench } from './containers.mjs';
+import { cleanupProxyBench, runProxyBench } from './proxy.mjs';
 import { BENCH_HOST, benchBridges, writeBenchDatastore } from './generate-datastore.mjs';
 import {
   addNamespace,
@@ -47,7 +48,7 @@ const SC = option('sc') === undefined ? path.join(REPO, 'dist/cli/main.js') : pa
 const SIZES = numbers(option('sizes') ?? '250,1000,2000,4000');
 const CONTAINER_COUNTS = numbers(option('containers') ?? '20,100');
 const what = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1].startsWith('--')));
-for (const w of what) if (!['startup', 'containers', 'bridges'].includes(w)) throw new Error(`unknown bench "${w}" (startup, containers, bridges)`);
+for (const w of what) if (!['startup', 'containers', 'proxy', 'bridges'].includes(w)) throw new Error(`unknown bench "${w}" (startup, containers, proxy, bridges)`);
 const wants = (w) => what.length === 0 || what.includes(w);
 
 const tag = randomBytes(2).toString('hex');
@@ -209,13 +210,20 @@ const r2 = (x) => Math.round(x);
 const signed = (ms) => `${ms < 0 ? '−' : '+'}${secs(Math.abs(ms))}`;
 
 try {
-  if (process.getuid?.() !== 0 && (wants('containers') || wants('bridges'))) throw new Error('the benchmark needs root (network namespaces, cgroups)');
+  if (process.getuid?.() !== 0 && (wants('containers') || wants('proxy') || wants('bridges'))) throw new Error('the benchmark needs root (network namespaces, cgroups)');
   tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
   say(`sc: ${SC}`);
   say(`at the start: ${loadLine()}`);
   if (wants('startup')) await startup();
   // Containers before bridges: the background freeing of thousands of links cannot skew them.
   if (wants('containers')) await containers();
+  if (wants('proxy')) {
+    try {
+      await runProxyBench();
+    } finally {
+      await cleanupProxyBench();
+    }
+  }
   if (wants('bridges')) await bridges();
   say('');
   say(`at the end: ${loadLine()}`);

@@ -11,6 +11,8 @@ export interface HostFacts {
   cluster: string;
   /** Undefined when invalid (the schema reports it): no plan check is possible then. */
   hostnet?: number;
+  /** sc's reverse proxy runs there (ports 80 and 443 are its own). */
+  proxy?: boolean;
 }
 
 export function checkContainers(
@@ -85,7 +87,7 @@ export function checkContainers(
       }
     }
 
-    checkMappedPorts(name, c, host, portOwner, error);
+    checkMappedPorts(name, c, host, portOwner, error, hostFacts?.proxy === true);
     checkAliases(name, c, names, aliasOwner, error);
   }
   return problems;
@@ -97,6 +99,7 @@ function checkMappedPorts(
   host: string | undefined,
   portOwner: Map<string, string>,
   error: (path: (string | number)[], message: string) => void,
+  proxyOnHost: boolean,
 ): void {
   const ports = c.mapped_ports;
   if (!Array.isArray(ports) || host === undefined) return;
@@ -105,6 +108,10 @@ function checkMappedPorts(
     const proto = port.proto;
     const hostPort = port.host_port;
     if ((proto !== 'tcp' && proto !== 'udp') || typeof hostPort !== 'number' || !Number.isInteger(hostPort)) return;
+    if (proxyOnHost && proto === 'tcp' && (hostPort === 80 || hostPort === 443)) {
+      error([name, 'mapped_ports', index, 'host_port'], `tcp port ${hostPort} on ${host} belongs to sc's reverse proxy; map another port, or set reverse_proxy of ${host} to something else than haproxy`);
+      return;
+    }
     const key = `${host}\u0000${proto}\u0000${hostPort}`;
     const other = portOwner.get(key);
     if (other === undefined) portOwner.set(key, name);
@@ -115,6 +122,7 @@ function checkMappedPorts(
   });
 }
 
+/** Aliases and altnames: every name the proxy answers belongs to one container. */
 function checkAliases(
   name: string,
   c: RawObject,
@@ -122,13 +130,16 @@ function checkAliases(
   aliasOwner: Map<string, string>,
   error: (path: (string | number)[], message: string) => void,
 ): void {
-  const aliases = c.aliases;
-  if (!Array.isArray(aliases)) return;
-  aliases.forEach((alias: unknown, index) => {
-    if (typeof alias !== 'string' || alias === name) return;
-    const other = aliasOwner.get(alias);
-    if (names.has(alias)) error([name, 'aliases', index], `alias "${alias}" is the name of another container`);
-    else if (other !== undefined && other !== name) error([name, 'aliases', index], `alias "${alias}" is also an alias of "${other}"`);
-    else aliasOwner.set(alias, name);
-  });
+  for (const field of ['aliases', 'altnames'] as const) {
+    const list = c[field];
+    if (!Array.isArray(list)) continue;
+    const what = field === 'aliases' ? 'alias' : 'altname';
+    list.forEach((alias: unknown, index) => {
+      if (typeof alias !== 'string' || alias === name) return;
+      const other = aliasOwner.get(alias);
+      if (names.has(alias)) error([name, field, index], `${what} "${alias}" is the name of another container`);
+      else if (other !== undefined && other !== name) error([name, field, index], `${what} "${alias}" is also an alias or altname of "${other}"`);
+      else aliasOwner.set(alias, name);
+    });
+  }
 }

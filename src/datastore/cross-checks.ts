@@ -1,7 +1,7 @@
 // Checks across records and files that a schema cannot express (SPEC §1, §2): every problem is
 // collected, none stops the others. Hosts are checked here; users and containers in their own modules.
 import { checkContainers, type HostFacts } from './container-cross-checks.js';
-import { integerField, objectEntries } from './raw-data.js';
+import { integerField, isRawObject, objectEntries } from './raw-data.js';
 import type { DocumentProblem } from './schema-validation.js';
 import { checkUsers } from './user-cross-checks.js';
 
@@ -9,18 +9,26 @@ export interface CrossCheckInput {
   clusters: unknown;
   users: unknown;
   containers: unknown;
+  /** settings.json: `proxy.enabled: false` frees ports 80/443 on every host. */
+  settings?: unknown;
 }
 
 export function crossCheckProblems(data: CrossCheckInput, options: { allowUnallocated?: boolean } = {}): DocumentProblem[] {
   const allowUnallocated = options.allowUnallocated ?? false;
-  const { problems: hostProblems, hosts } = checkHosts(data.clusters);
+  const { problems: hostProblems, hosts } = checkHosts(data.clusters, proxyOffEverywhere(data.settings));
   const userChecks = checkUsers(data.users, { allowUnallocated });
   const containerProblems = checkContainers(data.containers, { users: data.users, userChecks, hosts, allowUnallocated });
   return [...hostProblems, ...userChecks.problems, ...containerProblems];
 }
 
 /** A host is in one cluster, a hostnet belongs to one host (across all clusters), a cluster has at most one CA (and one when it has several hosts: a warning). */
-export function checkHosts(clusters: unknown): { problems: DocumentProblem[]; hosts: Map<string, HostFacts> } {
+/** settings.proxy.enabled is false: no host runs sc's reverse proxy. */
+function proxyOffEverywhere(settings: unknown): boolean {
+  if (!isRawObject(settings) || !isRawObject(settings.proxy)) return false;
+  return settings.proxy.enabled === false;
+}
+
+export function checkHosts(clusters: unknown, proxyOff = false): { problems: DocumentProblem[]; hosts: Map<string, HostFacts> } {
   const problems: DocumentProblem[] = [];
   const error = (path: (string | number)[], message: string): void => {
     problems.push({ severity: 'error', kind: 'clusters', path, message });
@@ -36,7 +44,8 @@ export function checkHosts(clusters: unknown): { problems: DocumentProblem[]; ho
         continue;
       }
       const hostnet = integerField(host, 'hostnet', 1, 15);
-      hosts.set(name, { cluster, hostnet });
+      const reverseProxy = host.reverse_proxy;
+      hosts.set(name, { cluster, hostnet, proxy: !proxyOff && (reverseProxy === undefined || reverseProxy === 'haproxy') });
       if (hostnet !== undefined) {
         const other = hostnetOwner.get(hostnet);
         if (other !== undefined) {

@@ -105,7 +105,7 @@ function checkDocuments(
   if (options.crossCheck && allMappings) {
     problems.push(
       ...crossCheckProblems(
-        { clusters: documents.clusters?.data, users: documents.users?.data, containers: documents.containers?.data },
+        { clusters: documents.clusters?.data, users: documents.users?.data, containers: documents.containers?.data, settings: documents.settings?.data },
         { allowUnallocated: options.allowUnallocated },
       ),
     );

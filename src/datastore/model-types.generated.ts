@@ -45,6 +45,9 @@ export interface Host {
    * The host's uplink network interface.
    */
   interface?: string;
+  /**
+   * haproxy (the default): sc runs its HAProxy on ports 80 and 443 of this host; any other value: no proxy here.
+   */
   reverse_proxy?: string;
   /**
    * This host is the cluster's certificate authority.
@@ -177,9 +180,13 @@ export interface Container {
    */
   mapped_ports?: MappedPort[];
   /**
-   * More domain names served by this container.
+   * More domain names of this container: the reverse proxy answers them with a 301 to the container's name.
    */
   aliases?: DomainName[];
+  /**
+   * Domain names that reach this container's site as they are, without a redirect.
+   */
+  altnames?: DomainName[];
   http_port?: number | string;
   https_port?: number | string;
   /**
@@ -230,6 +237,31 @@ export interface Settings {
      * How long sc apply waits for the containers it started or repaired to answer a ping (0: ask once, do not wait).
      */
     answer_wait_seconds?: number;
+  };
+  /**
+   * The reverse proxy (HAProxy on ports 80/443 of every host of the cluster).
+   */
+  proxy?: {
+    /**
+     * false: no host runs sc's proxy.
+     */
+    enabled?: boolean;
+    /**
+     * Certificates ordered by ACME (HTTP-01 through the proxy) for names without an operator certificate; present = on (the operator agrees to the CA's terms).
+     */
+    acme?: {
+      enabled?: boolean;
+      directory_url?: string;
+      /**
+       * E-mail address of the account.
+       */
+      contact?: string;
+      /**
+       * A CA bundle (host path) trusted for the ACME server's own TLS, e.g. a test ACME server's.
+       */
+      ca_file?: string;
+      renew_days?: number;
+    };
   };
   source?: {
     url?: string;

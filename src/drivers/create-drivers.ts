@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import type { HostContext } from '../host-context.js';
 import { createAccountsDriver } from './accounts.js';
 import { createExec } from './exec.js';
+import { createAcmeDriver } from './acme.js';
 import { createFilesDriver } from './files.js';
+import { createHaproxyDriver } from './haproxy.js';
 import { createIpDriver } from './ip.js';
 import { createNspawnDriver } from './nspawn.js';
 import { createOpensslDriver } from './openssl.js';
@@ -36,5 +38,14 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
   const accounts = createAccountsDriver(files);
   const sshd = createSshdDriver({ exec, files, runtime: resolveRuntime(host.runtime), root: host.root });
-  return { ...baseDrivers(exec, files), nspawn, openvpn, ping: createPingDriver(exec), accounts, sshd };
+  return {
+    ...baseDrivers(exec, files),
+    nspawn,
+    openvpn,
+    ping: createPingDriver(exec),
+    accounts,
+    sshd,
+    haproxy: createHaproxyDriver({ exec, files }),
+    acme: createAcmeDriver(exec),
+  };
 }

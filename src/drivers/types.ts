@@ -1,6 +1,8 @@
 // The driver layer's public shape: the only door from sc to the host. Everything that runs a
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
 import type { AccountsDriver } from './accounts.js';
+import type { AcmeDriver } from './acme.js';
+import type { HaproxyDriver } from './haproxy.js';
 import type { NftDriver } from './nft.js';
 import type { OpensslDriver } from './openssl.js';
 import type { RootfsDriver } from './rootfs.js';
@@ -134,6 +136,10 @@ export interface Drivers {
   readonly openssl: OpensslDriver;
   /** Containers (machine, container-address kinds); absent in fakes that do not need it. */
   readonly nspawn?: NspawnDriver;
+  /** ACME orders (certificate kind); absent in fakes that do not need it. */
+  readonly acme?: AcmeDriver;
+  /** The reverse proxy (reverse-proxy kind); absent in fakes that do not need it. */
+  readonly haproxy?: HaproxyDriver;
   /** Host-to-host tunnels (vpn-link kind); absent in fakes that do not need it. */
   readonly openvpn?: OpenvpnDriver;
   /** Whether containers answer (status, the check after an apply); absent in fakes that do not probe. */

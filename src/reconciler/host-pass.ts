@@ -104,6 +104,8 @@ export interface ApplyHostResult {
   readonly report: ApplyReport;
   /** What still differs after the apply (observed afresh); empty when converged. */
   readonly remaining: Plan;
+  /** The host as observed after the apply (before it, when nothing was to do). */
+  readonly observed: ReadonlyMap<string, readonly ObservedObject<unknown>[]>;
   readonly converged: boolean;
   /** Whether the running containers answer after the apply (absent without a ping driver). */
   readonly answers?: ContainerAnswers;
@@ -139,7 +141,7 @@ export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostRes
     const remaining = after.plan;
     const converged = report.converged && remaining.inSync;
     await writeApplyRecord(options.host.root, applyRecord(started, report, converged, options.origin));
-    result = { plan, report, remaining, converged };
+    result = { plan, report, remaining, observed: after.observed, converged };
     repaired = repairedContainers(survey.desired, report);
     observedAfter = after.observed;
   } finally {

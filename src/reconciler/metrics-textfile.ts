@@ -44,6 +44,15 @@ export function renderMetrics(status: ReconcileStatus): string {
   metric('srvctl_last_success_timestamp', 'gauge', 'Unix time of the end of the last successful pass (0: never).', [
     ['', status.last_success ? Math.floor(Date.parse(status.last_success) / 1000) : 0],
   ]);
+  if (status.proxy) {
+    metric('srvctl_proxy_up', 'gauge', 'The reverse proxy runs with its current config (1) or not (0).', [['', status.proxy.up ? 1 : 0]]);
+    metric(
+      'srvctl_certificate_expiry_timestamp_seconds',
+      'gauge',
+      'Unix time when the certificate served for a name expires.',
+      status.proxy.certificates.map((c) => [labels({ name: c.name, source: c.source }), Math.floor(Date.parse(c.not_after) / 1000)]),
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 

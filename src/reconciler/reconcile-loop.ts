@@ -14,6 +14,7 @@ import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError, type Diagnostic } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import type { HandlerRegistry } from '../resources/contract.js';
+import { proxyMetricsOf } from '../resources/reverse-proxy.js';
 import type { ApplyEvent } from './executor.js';
 import { applyHost, type ApplyHostResult } from './host-pass.js';
 import { writeMetrics } from './metrics-textfile.js';
@@ -162,10 +163,17 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
     failures_total: (previous?.failures_total ?? 0) + (ok ? 0 : 1),
     passes_total: (previous?.passes_total ?? 0) + 1,
     last_success: ok ? finished.toISOString() : (previous?.last_success ?? null),
+    ...proxyPicture(outcome.apply?.observed, previous),
   };
   await writeReconcileStatus(options.root, status);
   await writeMetrics(options.root, status);
   return status;
+}
+
+/** The proxy and its certificates as the pass left them; a pass that applied nothing keeps the last picture. */
+function proxyPicture(observed: ApplyHostResult['observed'] | undefined, previous: ReconcileStatus | undefined): Pick<ReconcileStatus, 'proxy'> {
+  const proxy = observed ? proxyMetricsOf(observed) : previous?.proxy;
+  return proxy ? { proxy } : {};
 }
 
 /** The desired state of this pass: the git source checked out (or the datastore dir), loaded and valid. */

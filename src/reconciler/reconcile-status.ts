@@ -36,6 +36,8 @@ export interface ReconcileStatus {
   failures_total: number;
   passes_total: number;
   last_success: string | null;
+  /** The reverse proxy after the pass (absent: none desired or found). */
+  proxy?: { up: boolean; certificates: { name: string; source: string; not_after: string }[] };
 }
 
 export const reconcileStatusPath = (root: string): string => join(root, 'var/lib/srvctl/reconcile-status.json');

@@ -1,5 +1,6 @@
 // The explicit registry of resource kinds this sc manages: a plain map, no import side effects.
 import { bridgeHandler } from './bridge.js';
+import { certificateHandler } from './certificate.js';
 import { containerAddressHandler } from './container-address.js';
 import { containerFilesHandler } from './container-files.js';
 import type { HandlerRegistry } from './contract.js';
@@ -7,6 +8,7 @@ import { imageHandler } from './image.js';
 import { machineHandler } from './machine.js';
 import { pkiHandler } from './pki.js';
 import { portMapHandler } from './port-map.js';
+import { reverseProxyHandler } from './reverse-proxy.js';
 import { vpnLinkHandler } from './vpn-link.js';
 import { ipForwardingHandler } from './ip-forwarding.js';
 import { containerKeysHandler } from './container-keys.js';
@@ -28,4 +30,6 @@ export const resourceHandlers = {
   'host-names': hostNamesHandler,
   'ssh-jump': sshJumpHandler,
   'jump-account': jumpAccountHandler,
+  'reverse-proxy': reverseProxyHandler,
+  certificate: certificateHandler,
 } satisfies HandlerRegistry;

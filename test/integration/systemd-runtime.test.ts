@@ -25,7 +25,8 @@ describe('the systemd runtime inside a booted Debian 13', () => {
     const dir = path.join(host.tree, DATASTORE);
     await mkdir(dir, { recursive: true });
     const docs = {
-      clusters: { test: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11' } } },
+      // No reverse proxy here: the guest has no haproxy package; this test is about the runtime.
+      clusters: { test: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11', reverse_proxy: 'none' } } },
       users: { anna: { reseller: 'root', user_id: 1, uid: 20001 } },
       containers: { [NAME]: { user: 'anna', host: HOST, type: 'busybox', ip: IP, enabled, mapped_ports: [{ proto: 'tcp', host_port: 8080, container_port: 80 }] } },
     };

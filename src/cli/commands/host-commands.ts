@@ -13,8 +13,9 @@ import { runCommand, type CommandContext } from '../command-runner.js';
 import { hostContext, openDatastore } from '../open-datastore.js';
 import { renderApplyEvent, renderApplyReport } from '../views/apply-view.js';
 import { planJson, renderPlanText } from '../views/plan-view.js';
-import { checkExitCode, renderStatus, statusHealth, statusJson } from '../views/status-view.js';
+import { checkExitCode, proxyProbeNames, renderStatus, statusHealth, statusJson } from '../views/status-view.js';
 import { answersSummary, checkContainerAnswers, runningContainerTargets, type ContainerAnswers } from '../../reconciler/container-answers.js';
+import { probeProxy } from '../proxy-probe.js';
 
 function targetRef(value: string, previous: ObjectRef[] = []): ObjectRef[] {
   const m = /^([a-z][a-z0-9-]*)(?:\/(.+))?$/.exec(value);
@@ -126,7 +127,7 @@ export function registerHostCommands(program: Command): void {
   program
     .command('status')
     .option('--check', 'for monitoring: exit 0 when in sync and every running container answers a ping, 2 when out of sync or a container does not answer, 1 on error or when it cannot tell (ping could not run)')
-    .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the last apply and reconcile')
+    .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the names its reverse proxy answers (route, certificate, HTTP status), the last apply and reconcile')
     .addHelpText('after', '\n"In sync" means serving: status pings every running container and says which do not answer.\nExit codes: 0, or with --check 0 healthy / 2 out of sync or not answering / 1 error or cannot tell.')
     .action((opts: { check?: boolean }, command: Command) =>
       runCommand(command, async (ctx) => {
@@ -136,10 +137,11 @@ export function registerHostCommands(program: Command): void {
         const lastApply = await readApplyRecord(host.root);
         const lastReconcile = await readReconcileStatus(host.root);
         const answers = await checkContainerAnswers(drivers, runningContainerTargets(loaded.model, host, survey.observed));
+        const proxyCodes = await probeProxy(drivers.exec, proxyProbeNames(survey));
         return {
           ...(opts.check ? { exitCode: checkExitCode(statusHealth(survey, answers)) } : {}),
-          text: renderStatus(host, loaded.model, survey, lastApply, ctx.terminal, lastReconcile, answers),
-          json: statusJson(host, loaded.model, survey, lastApply, lastReconcile, answers),
+          text: renderStatus(host, loaded.model, survey, lastApply, ctx.terminal, lastReconcile, answers, proxyCodes),
+          json: statusJson(host, loaded.model, survey, lastApply, lastReconcile, answers, proxyCodes),
         };
       }),
     );

@@ -8,6 +8,7 @@ import { answersSummary, type ContainerAnswers } from '../../reconciler/containe
 import type { HostSurvey } from '../../reconciler/host-pass.js';
 import type { ReconcileStatus } from '../../reconciler/reconcile-status.js';
 import { refString, type ActionType } from '../../resources/contract.js';
+import type { ReverseProxySpec } from '../../resources/reverse-proxy.js';
 import type { Terminal } from '../terminal.js';
 import { textTable } from './text-table.js';
 
@@ -151,6 +152,24 @@ function vpnLinksHere(survey: HostSurvey) {
   return [...seen.values()].sort((a, b) => a.device.localeCompare(b.device, 'en', { numeric: true }));
 }
 
+/** The proxy's names as the reverse-proxy kind observed them, with what a request got (when probed). */
+function proxyHere(survey: HostSurvey, codes?: ReadonlyMap<string, string>) {
+  const have = (survey.observed.get('reverse-proxy') ?? []).find((o) => o.owned && o.ref.id === 'haproxy');
+  if (!have) return null;
+  const spec = have.spec as Partial<ReverseProxySpec>;
+  return {
+    running: spec.running === true,
+    master_pid: spec.masterPid ?? null,
+    names: (spec.names ?? []).map((n) => ({ ...n, http_status: codes?.get(n.name) ?? null })),
+  };
+}
+
+/** Names to probe through the proxy: every name it answers, when it runs. */
+export function proxyProbeNames(survey: HostSurvey): string[] {
+  const proxy = proxyHere(survey);
+  return proxy?.running ? proxy.names.map((n) => n.name) : [];
+}
+
 export function statusJson(
   host: HostContext,
   model: Model,
@@ -158,6 +177,7 @@ export function statusJson(
   lastApply: ApplyRecord | undefined,
   lastReconcile?: ReconcileStatus,
   answers?: ContainerAnswers,
+  proxyCodes?: ReadonlyMap<string, string>,
 ) {
   return {
     host: host.name,
@@ -169,6 +189,7 @@ export function statusJson(
     resources: resourceStatuses(survey),
     containers: containersHere(host, model, survey, answers),
     vpn_links: vpnLinksHere(survey),
+    proxy: proxyHere(survey, proxyCodes),
     last_apply: lastApply ?? null,
     last_reconcile: lastReconcile ?? null,
   };
@@ -193,6 +214,7 @@ export function renderStatus(
   terminal: Terminal,
   lastReconcile?: ReconcileStatus,
   answers?: ContainerAnswers,
+  proxyCodes?: ReadonlyMap<string, string>,
 ): string {
   const c = terminal.colors;
   const paint = (s: SyncState) => (s === 'in sync' ? c.green(s) : s === 'conflict' ? c.red(s) : c.yellow(s));
@@ -218,6 +240,12 @@ export function renderStatus(
   if (tunnels.length) {
     out.push('', `VPN links: ${tunnels.length}`);
     out.push(textTable(['DEVICE', 'PEER', 'STATE', 'LAST HANDSHAKE'], tunnels.map((t) => [t.device, t.peer, t.state, t.last_handshake ?? '-'])));
+  }
+  const proxy = proxyHere(survey, proxyCodes);
+  if (proxy) {
+    out.push('', `Reverse proxy: ${proxy.running ? `HAProxy running (master pid ${proxy.master_pid})` : 'HAProxy not running'}, ${proxy.names.length} names`);
+    const cert = (c: (typeof proxy.names)[number]['certificate']) => (c ? `${c.source} until ${c.not_after.slice(0, 10)}` : '-');
+    out.push(textTable(['NAME', 'SITE', 'PORT 80', 'PORT 443', 'CERTIFICATE', 'HTTP'], proxy.names.map((n) => [n.name, n.site, n.http, n.https, cert(n.certificate), n.http_status ?? '-'])));
   }
   const s = survey.plan.summary;
   const health = statusHealth(survey, answers);

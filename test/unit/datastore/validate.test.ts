@@ -292,9 +292,39 @@ describe('containers', () => {
     farm.containers['shop.example.com'] = container('alice', '10.17.3.20', { aliases: ['shop.example.com', 'shop.example.org'] });
     farm.containers['blog.example.com'] = container('alice', '10.17.3.21', { aliases: ['shop.example.org', 'www.example.com'] });
     expect(errorsOf(farm)).toEqual([
-      '/blog.example.com/aliases/0 alias "shop.example.org" is also an alias of "shop.example.com"',
+      '/blog.example.com/aliases/0 alias "shop.example.org" is also an alias or altname of "shop.example.com"',
       '/blog.example.com/aliases/1 alias "www.example.com" is the name of another container',
     ]);
+  });
+
+  test('altnames share one namespace with aliases and container names', () => {
+    const farm = base();
+    farm.containers['shop.example.com'] = container('alice', '10.17.3.20', { aliases: ['shop.example.org'] });
+    farm.containers['blog.example.com'] = container('alice', '10.17.3.21', { altnames: ['shop.example.org', 'www.example.com', 'blog.example.net'] });
+    expect(errorsOf(farm)).toEqual([
+      '/blog.example.com/altnames/0 altname "shop.example.org" is also an alias or altname of "shop.example.com"',
+      '/blog.example.com/altnames/1 altname "www.example.com" is the name of another container',
+    ]);
+  });
+
+  test('tcp 80 and 443 belong to the reverse proxy where it runs', () => {
+    const ports = [
+      { proto: 'tcp', host_port: 80, container_port: 80 },
+      { proto: 'udp', host_port: 443, container_port: 443 },
+      { proto: 'tcp', host_port: 443, container_port: 443 },
+    ];
+    const farm = base();
+    farm.containers['shop.example.com'] = container('alice', '10.17.3.20', { mapped_ports: ports });
+    expect(errorsOf(farm)).toEqual([
+      "/shop.example.com/mapped_ports/0/host_port tcp port 80 on web1.example.net belongs to sc's reverse proxy; map another port, or set reverse_proxy of web1.example.net to something else than haproxy",
+      "/shop.example.com/mapped_ports/2/host_port tcp port 443 on web1.example.net belongs to sc's reverse proxy; map another port, or set reverse_proxy of web1.example.net to something else than haproxy",
+    ]);
+    expect(errorsOf({ ...farm, settings: { proxy: { enabled: false } } })).toEqual([]);
+    const other = base();
+    const eu = (other.clusters as { eu: Record<string, Data> }).eu;
+    eu['web1.example.net'] = { ...eu['web1.example.net'], reverse_proxy: 'nginx' };
+    other.containers['shop.example.com'] = container('alice', '10.17.3.20', { mapped_ports: ports });
+    expect(errorsOf(other)).toEqual([]);
   });
 
   test('181 containers of one user fit on one host; the 182nd is one error, without an allocate hint', () => {

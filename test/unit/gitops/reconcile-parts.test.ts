@@ -101,6 +101,16 @@ describe('resource counts and metrics', () => {
     for (const line of text.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) srvctl_\w+ .+|srvctl_\w+(\{[^}]*\})? -?[0-9.e+]+)$/);
   });
 
+  it('reports the proxy and the expiry of each certificate it serves', () => {
+    const text = renderMetrics({
+      ...status,
+      proxy: { up: true, certificates: [{ name: 'a.example.com', source: 'acme', not_after: '2027-03-01T00:00:00.000Z' }] },
+    });
+    expect(text).toContain('# TYPE srvctl_proxy_up gauge\nsrvctl_proxy_up 1\n');
+    expect(text).toContain('srvctl_certificate_expiry_timestamp_seconds{name="a.example.com",source="acme"} 1803859200\n');
+    expect(renderMetrics(status)).not.toContain('srvctl_proxy_up');
+  });
+
   it('exports per-container answering: 1 yes, 0 no, nothing for an unknown answer; and how many do not answer', () => {
     const text = renderMetrics({ ...status, containers_answering: { 'b.test': 'no', 'a.test': 'yes', 'c.test': 'unknown' } });
     expect(text).toContain('# TYPE srvctl_container_answering gauge\nsrvctl_container_answering{container="a.test"} 1\nsrvctl_container_answering{container="b.test"} 0\n');
