@@ -3,7 +3,7 @@
 // write the changed files atomically. Any problem → UserError and not a byte written.
 import { dirname, join } from 'node:path';
 import { formatDiagnostic, UserError, type Diagnostic } from '../errors.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFileAtomic } from '../drivers/atomic-file.js';
 import { withDatastoreLock } from './datastore-lock.js';
 import { assertWritable, type DatastoreLocation } from './datastore-location.js';
 import { EditableDocument } from './edit-document.js';

@@ -11,12 +11,17 @@
 // readers see the old or the new bytes), then the directory is fsynced.
 import { constants, promises as fs, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
-const TEMP_MARK = '.sc-tmp.';
+/** Temp files are `.<name>.sc-tmp.<host>.<pid>.<n>`: hidden, next to the target, naming their writer. */
+export const TEMP_MARK = '.sc-tmp.';
+export const thisHostTag = hostname().replace(/[^A-Za-z0-9-]/g, '_').slice(0, 64) || 'host';
 let tempCounter = 0;
+/** Temp files this process is writing right now (another temp of our pid is a leftover). */
+export const activeTemps = new Set<string>();
 
 /** A path sc refused because a component is a symlink or not the kind of file expected. */
 export class UnsafePathError extends UserError {}
@@ -50,11 +55,14 @@ export interface FileStat {
 
 export interface WriteOptions {
   /** Permission bits of the file (default 0o644); applied whatever the umask. */
+  /** Default: the existing file's mode (and owner, as root), 0o644 for a new file. */
   readonly mode?: number;
   readonly uid?: number;
   readonly gid?: number;
   /** Mode of directories created on the way (default 0o755). */
   readonly dirMode?: number;
+  /** Create missing directories on the way (default true). */
+  readonly createDirs?: boolean;
 }
 
 /** `/proc/self/fd/N/name`: `name` inside the directory open as `dir`, not wherever a path leads now. */
@@ -269,29 +277,37 @@ export async function writeNoFollow(
   const { dirs, name } = dirAndName(rel);
   const where = path.join(trusted, rel);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-  const mode = options.mode ?? 0o644;
-  const dir = await openDirNoFollow(trusted, dirs, { create: true, ...(options.dirMode !== undefined ? { dirMode: options.dirMode } : {}) });
-  if (dir === undefined) throw new UnsafePathError(`cannot create the directory of ${where}`);
+  const create = options.createDirs ?? true;
+  const dir = await openDirNoFollow(trusted, dirs, { create, ...(options.dirMode !== undefined ? { dirMode: options.dirMode } : {}) });
+  if (dir === undefined) throw Object.assign(new Error(`ENOENT: no such directory for ${where}`), { code: 'ENOENT' });
   try {
     const existing = await lstatIn(dir, name);
     if (existing !== undefined && !existing.isFile() && !existing.isSymbolicLink()) {
       throw new UnsafePathError(`${where} is ${describeType(existing)}; sc only replaces regular files`);
     }
-    if (existing?.isFile() && existing.size === bytes.length && (existing.mode & 0o7777) === mode &&
-      (options.uid === undefined || existing.uid === options.uid) && (options.gid === undefined || existing.gid === options.gid)) {
+    const kept = existing?.isFile() ? existing : undefined;
+    const mode = options.mode ?? (kept ? kept.mode & 0o7777 : 0o644);
+    // Rewriting a root-owned host file keeps its owner unless told otherwise (as write-file-atomic does).
+    const uid = options.uid ?? (kept && process.getuid?.() === 0 ? kept.uid : undefined);
+    const gid = options.gid ?? (kept && process.getuid?.() === 0 ? kept.gid : undefined);
+    if (kept && kept.size === bytes.length && (kept.mode & 0o7777) === mode &&
+      (uid === undefined || kept.uid === uid) && (gid === undefined || kept.gid === gid)) {
       const current = await readNoFollow(trusted, rel);
       if (current !== undefined && current.equals(bytes)) return false;
     }
     tempCounter += 1;
-    const temp = `.${name.slice(0, 128)}${TEMP_MARK}${process.pid}.${tempCounter}`;
-    const handle = await fs.open(inDir(dir, temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    const temp = `.${name.slice(0, 128)}${TEMP_MARK}${thisHostTag}.${process.pid}.${tempCounter}`;
+    const tempPath = path.join(trusted, ...dirs, temp);
+    activeTemps.add(tempPath);
+    const handle = await fs.open(inDir(dir, temp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode).catch((error: unknown) => {
+      activeTemps.delete(tempPath);
+      throw error;
+    });
     try {
       try {
         await handle.writeFile(bytes);
         await handle.chmod(mode);
-        if (options.uid !== undefined || options.gid !== undefined) {
-          await handle.chown(options.uid ?? -1, options.gid ?? -1);
-        }
+        if (uid !== undefined || gid !== undefined) await handle.chown(uid ?? -1, gid ?? -1);
         await handle.sync();
       } finally {
         await handle.close();
@@ -301,8 +317,11 @@ export async function writeNoFollow(
     } catch (error) {
       await fs.rm(inDir(dir, temp), { force: true });
       throw error;
+    } finally {
+      activeTemps.delete(tempPath);
     }
-    await dir.sync();
+    // fsync of the directory makes the rename durable; some filesystems refuse it, which is fine.
+    await dir.sync().catch(() => undefined);
     return true;
   } finally {
     await dir.close();
@@ -319,7 +338,7 @@ export async function removeNoFollow(trusted: string, rel: string): Promise<bool
     if (stat === undefined) return false;
     if (stat.isDirectory()) throw new UnsafePathError(`${path.join(trusted, rel)} is a directory; sc removes files only here`);
     await fs.unlink(inDir(dir, name));
-    await dir.sync();
+    await dir.sync().catch(() => undefined);
     return true;
   } finally {
     await dir.close();

@@ -4,7 +4,7 @@
 // hash the machine was started with, so a config change shows as drift in both runtimes.
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from './atomic-file.js';
 import { pidsUnder, type CgroupLayout } from './cgroups.js';
 import {
   findInitPid,

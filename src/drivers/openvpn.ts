@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from './atomic-file.js';
 import { resolveRuntime, type RuntimeKind, type RuntimeSetting } from './runtime.js';
 import type { Exec, FilesDriver } from './types.js';
 

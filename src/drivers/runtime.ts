@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from './atomic-file.js';
 import type { ExecResult } from './types.js';
 
 export type RuntimeSetting = 'auto' | 'systemd' | 'direct';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../datastore/atomic-write.js';
+import { writeFileAtomic } from '../drivers/atomic-file.js';
 import { UserError } from '../errors.js';
 import { MIGRATION_REPORT_FILE } from './migration-report.js';
 

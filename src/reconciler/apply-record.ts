@@ -2,7 +2,7 @@
 // `sc status`. Written atomically; a missing or unreadable record is simply "never applied".
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../drivers/atomic-file.js';
 import type { ApplyReport } from './executor.js';
 
 export interface ApplyRecord {

@@ -36,7 +36,7 @@ export async function surveyHost(input: HostPassInput, options: { strictTargets?
   const { handlers, desired } = targets
     ? targetedDesiredState(input.handlers, targets, input.model, input.host)
     : { handlers: input.handlers, desired: desiredState(input.handlers, input.model, input.host) };
-  const observed = await observeHost(handlers, input.drivers, input.host);
+  const observed = await observeHost(handlers, input.drivers, input.host, { model: input.model, desired });
   const full = planActions(handlers, desired, observed);
   if (!targets) return { desired, observed, plan: full };
   let refs = expandKindTargets(targets, full);

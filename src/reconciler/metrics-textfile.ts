@@ -2,7 +2,7 @@
 // <root>/var/lib/srvctl/metrics/srvctl.prom, atomically so the collector never reads half a file.
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../drivers/atomic-file.js';
 import type { ReconcileStatus } from './reconcile-status.js';
 
 export const metricsPath = (root: string): string => join(root, 'var/lib/srvctl/metrics/srvctl.prom');

@@ -21,10 +21,17 @@ export function desiredState(handlers: HandlerRegistry, model: Model, host: Host
   return result;
 }
 
-export async function observeHost(handlers: HandlerRegistry, drivers: Drivers, host: HostContext): Promise<Map<string, ObservedObject<unknown>[]>> {
+export async function observeHost(
+  handlers: HandlerRegistry,
+  drivers: Drivers,
+  host: HostContext,
+  pass: { readonly model: Model; readonly desired: ReadonlyMap<string, readonly DesiredObject<unknown>[]> },
+): Promise<Map<string, ObservedObject<unknown>[]>> {
   const kinds = Object.keys(handlers);
   // allSettled: never leave an observation running unattended after another one failed.
-  const settled = await Promise.allSettled(kinds.map((kind) => (handlers[kind] as HandlerRegistry[string]).observe(drivers, host)));
+  const settled = await Promise.allSettled(
+    kinds.map((kind) => (handlers[kind] as HandlerRegistry[string]).observe(drivers, host, { model: pass.model, desired: pass.desired.get(kind) ?? [] })),
+  );
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure.reason;
 

@@ -2,7 +2,7 @@
 // revision, what came of it, and the counters the metrics carry across passes. Written atomically.
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../drivers/atomic-file.js';
 import type { Diagnostic } from '../errors.js';
 
 export type ReconcileResult = 'ok' | 'failed' | 'refused';

@@ -55,6 +55,12 @@ export interface PlannedAction<Spec = unknown> {
   readonly after: readonly ObjectRef[];
 }
 
+/** What observe() knows of the pass: the model and the desired objects of the handler's kind. */
+export interface ObserveContext<Spec> {
+  readonly model: Model;
+  readonly desired: readonly DesiredObject<Spec>[];
+}
+
 export interface ResourceHandler<Spec> {
   readonly kind: string;
   /**
@@ -65,8 +71,12 @@ export interface ResourceHandler<Spec> {
   readonly dependsOnKinds?: readonly string[];
   /** Desired objects of this kind for this host. Pure: no I/O. */
   desired(model: Model, host: HostContext): DesiredObject<Spec>[];
-  /** Every real object of this kind on the host (owned or foreign), in one bulk pass. */
-  observe(drivers: Drivers, host: HostContext): Promise<ObservedObject<Spec>[]>;
+  /**
+   * Every real object of this kind on the host (owned or foreign), in one bulk pass. `context`
+   * says what the pass wants (the model and this kind's desired objects), so a handler never
+   * keeps state between desired() and observe().
+   */
+  observe(drivers: Drivers, host: HostContext, context: ObserveContext<Spec>): Promise<ObservedObject<Spec>[]>;
   /** The comparable view of a spec: only the fields sc owns, in canonical form. */
   normalize?(spec: Spec): unknown;
   /**

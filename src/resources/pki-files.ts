@@ -4,7 +4,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import writeFileAtomicLocal from 'write-file-atomic';
+import { writeFileAtomic } from '../drivers/atomic-file.js';
 import { withDatastoreLock } from '../datastore/datastore-lock.js';
 import { commitEdit } from '../datastore/git-commit-edit.js';
 import { publishToGitSource } from '../datastore/git-publish.js';
@@ -97,7 +97,7 @@ export function localPki(drivers: Drivers) {
         await chmod(file, mode);
         return;
       }
-      await writeFileAtomicLocal(file, text, { mode });
+      await writeFileAtomic(file, text, { mode });
     },
     chmod: (p: string, mode: number) => chmod(at(p), mode),
   };

@@ -8,7 +8,7 @@ import { createOpensslDriver, type OpensslDriver } from '../drivers/openssl.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
-import type { DesiredObject, ObjectRef, ObservedObject, ResourceHandler } from './contract.js';
+import type { DesiredObject, ObjectRef, ObservedObject, ObserveContext, ResourceHandler } from './contract.js';
 import {
   CA_CERT_FILE,
   CA_CERT_PATH,
@@ -56,6 +56,8 @@ export interface PkiSpec {
   readonly pending?: readonly string[];
   /** signing, observed only: requests refused (wrong name, bad signature), with the reason. */
   readonly refused?: readonly string[];
+  /** host-cert and signing on the CA host, desired only: the cluster's hosts, whose requests it signs. */
+  readonly members?: readonly string[];
 }
 
 /**
@@ -201,15 +203,14 @@ async function pendingRequests(drivers: Drivers, host: HostContext, clusterHosts
   return { pending, refused, requests };
 }
 
-/**
- * What desired() found for a host, for observe() and the signing action, which get no model: the
- * cluster's members (the requests the CA signs). No entry: this host needs no PKI.
- */
-const clusterMembers = new Map<string, ReadonlySet<string>>();
-const memberKey = (host: HostContext): string => `${host.root}\0${host.cluster}\0${host.name}`;
+/** The cluster's hosts: the requests the CA host signs. */
+const clusterMembers = (model: Model, host: HostContext): string[] => Object.keys(model.clusters[host.cluster] ?? {}).sort();
+
+/** The members a desired CA-host object carries (the signing action gets no model). */
+const membersOf = (want: DesiredObject<PkiSpec>): ReadonlySet<string> => new Set(want.spec.members ?? []);
 
 /** Install the published certificate when it fits our key; else publish a request and wait. */
-async function obtainHostCertificate(drivers: Drivers, host: HostContext, signingOwn = false): Promise<void> {
+async function obtainHostCertificate(drivers: Drivers, host: HostContext, members: ReadonlySet<string>, signingOwn = false): Promise<void> {
   const local = localPki(drivers);
   const store = datastorePki(host);
   const keyPem = await local.read(HOST_KEY_PATH);
@@ -238,8 +239,8 @@ async function obtainHostCertificate(drivers: Drivers, host: HostContext, signin
   }
   // The CA host signs its own request at once (its CA and signing objects are done before this one).
   if (host.host.ca === true && !signingOwn) {
-    await signPending(drivers, host);
-    return obtainHostCertificate(drivers, host, true);
+    await signPending(drivers, host, members);
+    return obtainHostCertificate(drivers, host, members, true);
   }
   const caHost = host.host.ca === true ? 'this host' : 'the CA host of the cluster';
   const source = host.datastore?.gitSource;
@@ -263,8 +264,7 @@ async function ensureCa(drivers: Drivers, host: HostContext): Promise<void> {
   await datastorePki(host).publish({ [CA_CERT_FILE]: cert }, COMMAND);
 }
 
-async function signPending(drivers: Drivers, host: HostContext): Promise<void> {
-  const members = clusterMembers.get(memberKey(host)) ?? new Set<string>();
+async function signPending(drivers: Drivers, host: HostContext, members: ReadonlySet<string>): Promise<void> {
   const { pending, requests } = await pendingRequests(drivers, host, members);
   const local = localPki(drivers);
   const issued: Record<string, string> = {};
@@ -294,18 +294,15 @@ export const pkiHandler = {
 
   desired(model: Model, host: HostContext): DesiredObject<PkiSpec>[] {
     // A host alone in its cluster has no tunnels, so nothing needs a certificate.
-    if (!needsClusterPki(model, host)) {
-      clusterMembers.delete(memberKey(host));
-      return [];
-    }
+    if (!needsClusterPki(model, host)) return [];
     const isCa = host.host.ca === true;
-    clusterMembers.set(memberKey(host), new Set(Object.keys(model.clusters[host.cluster] ?? {})));
+    const members = isCa ? { members: clusterMembers(model, host) } : {};
     const caHost = caHostOf(model, host.cluster);
     const objects: DesiredObject<PkiSpec>[] = [
       { ref: HOST_KEY_REF, spec: { key: 'ec-p256', mode: '0600' }, description: 'this host\'s private key (never leaves it)' },
       {
         ref: HOST_CERT_REF,
-        spec: { subject: host.name, matchesKey: true, currentCa: true, renewDue: false },
+        spec: { subject: host.name, matchesKey: true, currentCa: true, renewDue: false, ...members },
         dependsOn: isCa ? [HOST_KEY_REF, CA_REF, SIGNING_REF] : [HOST_KEY_REF],
         description: caHost ? `signed by the cluster CA on ${caHost}` : `no host of cluster ${host.cluster} has ca: true`,
       },
@@ -313,20 +310,19 @@ export const pkiHandler = {
     if (isCa) {
       objects.push(
         { ref: CA_REF, spec: { subject: caCommonName(host.cluster), published: true, matchesKey: true, renewDue: false }, description: `cluster ${host.cluster}` },
-        { ref: SIGNING_REF, spec: { pending: [] }, dependsOn: [CA_REF], description: `requests of cluster ${host.cluster}` },
+        { ref: SIGNING_REF, spec: { pending: [], ...members }, dependsOn: [CA_REF], description: `requests of cluster ${host.cluster}` },
       );
     }
     return objects;
   },
 
-  async observe(drivers: Drivers, host: HostContext): Promise<ObservedObject<PkiSpec>[]> {
-    if (!clusterMembers.has(memberKey(host))) return [];
+  async observe(drivers: Drivers, host: HostContext, { model, desired }: ObserveContext<PkiSpec>): Promise<ObservedObject<PkiSpec>[]> {
+    if (desired.length === 0) return []; // this host needs no PKI
     const isCa = host.host.ca === true;
     const [key, cert, ca] = await Promise.all([observeHostKey(drivers), observeHostCert(drivers, host), observeCa(drivers, host, isCa)]);
     const observed = [key, cert, ca].filter((o): o is ObservedObject<PkiSpec> => o !== undefined);
     if (isCa) {
-      const members = clusterMembers.get(memberKey(host)) ?? new Set<string>();
-      const { pending, refused } = await pendingRequests(drivers, host, members);
+      const { pending, refused } = await pendingRequests(drivers, host, new Set(clusterMembers(model, host)));
       observed.push({
         ref: SIGNING_REF,
         spec: { pending, refused },
@@ -337,8 +333,8 @@ export const pkiHandler = {
     return observed;
   },
 
-  normalize(spec: PkiSpec): Omit<PkiSpec, 'refused'> {
-    const { refused: _refused, ...compared } = spec;
+  normalize(spec: PkiSpec): Omit<PkiSpec, 'refused' | 'members'> {
+    const { refused: _refused, members: _members, ...compared } = spec;
     return compared;
   },
 
@@ -358,11 +354,11 @@ export const pkiHandler = {
         return;
       }
       case HOST_CERT_REF.id:
-        return obtainHostCertificate(drivers, host);
+        return obtainHostCertificate(drivers, host, membersOf(want));
       case CA_REF.id:
         return ensureCa(drivers, host);
       case SIGNING_REF.id:
-        return signPending(drivers, host);
+        return signPending(drivers, host, membersOf(want));
       default:
         throw new UserError(`unknown pki object ${want.ref.id}`);
     }

@@ -12,7 +12,7 @@ import { makeDatastore, SMALL_YAML, writableLocation } from '../fixtures/edit/sm
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = join(repo, 'test/fixtures/edit');
-const compiled = ['dist/datastore/atomic-write.js', 'dist/datastore/datastore-edits.js'].map((f) => join(repo, f));
+const compiled = ['dist/drivers/atomic-file.js', 'dist/datastore/datastore-edits.js'].map((f) => join(repo, f));
 
 beforeAll(() => {
   const missing = compiled.filter((f) => !existsSync(f));

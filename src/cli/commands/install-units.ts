@@ -3,7 +3,7 @@
 import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileAtomic } from '../../drivers/atomic-file.js';
 import { hasCredentials, redactUrl, urlWithoutCredentials } from '../../datastore/url-credentials.js';
 import { renderUnits, UNIT_DIR } from '../../resources/systemd-units.js';
 import { runCommand, type CommandContext } from '../command-runner.js';

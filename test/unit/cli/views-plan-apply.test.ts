@@ -52,7 +52,7 @@ async function examplePlan(): Promise<Plan> {
       ],
     }),
   };
-  return planActions(handlers, desiredState(handlers, emptyModel, testHost), await observeHost(handlers, new RecordingDrivers(), testHost));
+  return planActions(handlers, desiredState(handlers, emptyModel, testHost), await observeHost(handlers, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() }));
 }
 
 const noChanges: Plan = { actions: [], noops: [ref('bridge', 'sc-17-3')], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false, inSync: true };

@@ -6,7 +6,7 @@ import { refString, type HandlerRegistry } from '../../../src/resources/contract
 import { emptyModel, fakeHandler, RecordingDrivers, ref, seen, testHost, until, want, worldOf, type FakeWorld } from './fake-handler.js';
 
 async function planOf(handlers: HandlerRegistry): Promise<Plan> {
-  return planActions(handlers, desiredState(handlers, emptyModel, testHost), await observeHost(handlers, new RecordingDrivers(), testHost));
+  return planActions(handlers, desiredState(handlers, emptyModel, testHost), await observeHost(handlers, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() }));
 }
 
 function apply(plan: Plan, handlers: HandlerRegistry, drivers: RecordingDrivers, extra: { concurrency?: number; events?: ApplyEvent[]; signal?: AbortSignal } = {}): Promise<ApplyReport> {

@@ -5,7 +5,8 @@ import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { LockHeldError } from '../../../src/errors.js';
-import { acquireHostLock, hostLockPath, isProcessRunning } from '../../../src/reconciler/host-lock.js';
+import { isProcessRunning } from '../../../src/drivers/lock-file.js';
+import { acquireHostLock, hostLockPath } from '../../../src/reconciler/host-lock.js';
 import { until } from './fake-handler.js';
 
 let root: string;
@@ -37,7 +38,7 @@ describe('acquireHostLock', () => {
     const lock = await acquireHostLock(root, { command: 'sc apply' });
     expect(lock.path).toBe(join(root, 'run/srvctl/apply.lock'));
     const record = JSON.parse(await readFile(lock.path, 'utf8')) as Record<string, unknown>;
-    expect(record).toMatchObject({ pid: process.pid, command: 'sc apply', hostname: hostname() });
+    expect(record).toMatchObject({ pid: process.pid, command: 'sc apply', host: hostname() });
     expect(new Date(String(record.since)).getTime()).not.toBeNaN();
     await lock.release();
     await lock.release();
@@ -49,7 +50,7 @@ describe('acquireHostLock', () => {
     const second = acquireHostLock(root, { command: 'sc apply' });
     await expect(second).rejects.toThrow(LockHeldError);
     await expect(acquireHostLock(root, { command: 'sc apply' })).rejects.toThrow(
-      new RegExp(`pid ${process.pid}, "sc apply --target bridge/sc-1", since \\d{4}-`),
+      new RegExp(`pid ${process.pid} on ${hostname()}, "sc apply --target bridge/sc-1", since \\d{4}-`),
     );
     await first.release();
     const third = await acquireHostLock(root, { command: 'sc apply' });

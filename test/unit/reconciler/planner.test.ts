@@ -6,7 +6,7 @@ import { emptyModel, fakeHandler, RecordingDrivers, ref, seen, testHost, want, w
 
 async function planOf(handlers: HandlerRegistry): Promise<Plan> {
   const desired = desiredState(handlers, emptyModel, testHost);
-  const observed = await observeHost(handlers, new RecordingDrivers(), testHost);
+  const observed = await observeHost(handlers, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() });
   return planActions(handlers, desired, observed);
 }
 
@@ -258,7 +258,7 @@ describe('desiredState and observeHost', () => {
         return [seen(kind, 'x', {})];
       },
     });
-    const observing = observeHost({ a: slow('a'), b: slow('b') }, new RecordingDrivers(), testHost);
+    const observing = observeHost({ a: slow('a'), b: slow('b') }, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() });
     await new Promise((resolve) => setImmediate(resolve));
     expect(started.sort()).toEqual(['a', 'b']);
     release();
@@ -269,8 +269,8 @@ describe('desiredState and observeHost', () => {
 
   it('fails when one observation fails, and rejects duplicate observed refs', async () => {
     const broken = { ...fakeHandler('a', new Map()), observe: async () => Promise.reject(new Error('ip: not found')) };
-    await expect(observeHost({ a: broken, b: fakeHandler('b', new Map()) }, new RecordingDrivers(), testHost)).rejects.toThrow('ip: not found');
+    await expect(observeHost({ a: broken, b: fakeHandler('b', new Map()) }, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() })).rejects.toThrow('ip: not found');
     const twice = { ...fakeHandler('a', new Map()), observe: async () => [seen('a', 'x', {}), seen('a', 'x', {}, false)] };
-    await expect(observeHost({ a: twice }, new RecordingDrivers(), testHost)).rejects.toThrow(ScError);
+    await expect(observeHost({ a: twice }, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() })).rejects.toThrow(ScError);
   });
 });

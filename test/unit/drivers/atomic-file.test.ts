@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listTempFiles, writeFileAtomic } from '../../../src/datastore/atomic-write.js';
+import { listTempFiles, writeFileAtomic } from '../../../src/drivers/atomic-file.js';
 
 let dir: string;
 beforeEach(async () => {
