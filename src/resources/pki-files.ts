@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../drivers/atomic-file.js';
 import { withDatastoreLock } from '../datastore/datastore-lock.js';
 import { commitEdit } from '../datastore/git-commit-edit.js';
 import { publishToGitSource } from '../datastore/git-publish.js';
-import { listNoFollow, readTextNoFollow, writeNoFollow } from '../drivers/no-follow-fs.js';
+import { listNoFollow, readTextNoFollow, UnsafePathError, writeNoFollow } from '../drivers/no-follow-fs.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -150,7 +150,13 @@ export function datastorePki(host: HostContext) {
         const changed: string[] = [];
         for (const [rel, text] of Object.entries(files)) {
           // Relative to the opened datastore dir, no link followed: a `pki` link cannot send the write elsewhere.
-          if ((await readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })) === text) continue;
+          // A link or oversized file where the file should be is replaced (the write never follows
+          // it); a link on the way (`pki` itself) is refused by the write.
+          const current = await readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES }).catch((error: unknown) => {
+            if (error instanceof UnsafePathError) return undefined;
+            throw error;
+          });
+          if (current === text) continue;
           await writeNoFollow(dir, rel, text);
           changed.push(at(rel));
         }
