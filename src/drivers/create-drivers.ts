@@ -7,6 +7,7 @@ import { createIpDriver } from './ip.js';
 import { createNspawnDriver } from './nspawn.js';
 import { createOpensslDriver } from './openssl.js';
 import { createOpenvpnDriver } from './openvpn.js';
+import { createPingDriver } from './ping.js';
 import type { Drivers } from './types.js';
 
 export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtime'>, logger?: Logger): Drivers {
@@ -14,5 +15,5 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const files = createFilesDriver(host.root);
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
   const openvpn = createOpenvpnDriver({ exec, files, runtime: host.runtime });
-  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn };
+  return { exec, ip: createIpDriver(exec), files, nspawn, openssl: createOpensslDriver(exec), openvpn, ping: createPingDriver(exec) };
 }

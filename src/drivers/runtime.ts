@@ -59,11 +59,23 @@ export interface MachineRuntime {
   remove(name: string): Promise<void>;
 }
 
+/**
+ * A running machine's `host0` as seen inside its network namespace: present (with the ifindex of
+ * its veth peer on the host side, the `vb-…` link), missing (no host0: its veth was deleted), or
+ * unreadable (the namespace could not be entered, e.g. init exited since the listing).
+ */
+export type Host0Link =
+  | { readonly state: 'present'; readonly ifindex: number; readonly peerIndex?: number; readonly up: boolean }
+  | { readonly state: 'missing' }
+  | { readonly state: 'unreadable'; readonly reason: string };
+
 export interface NspawnDriver {
   /** The runtime for a setting (`auto` resolved once per process). */
   runtime(setting?: RuntimeSetting): MachineRuntime;
   /** Runs a command inside a running machine's namespaces (`nsenter -t <init> -a`). */
   enter(machine: MachineRecord, argv: readonly string[], options?: { net?: boolean; input?: string }): Promise<ExecResult>;
+  /** host0 of each running machine: one `ip -j link show dev host0` in each namespace, several at once. */
+  host0Links(machines: readonly MachineRecord[]): Promise<Map<string, Host0Link>>;
 }
 
 // ---- the state record --------------------------------------------------------------------------

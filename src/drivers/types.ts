@@ -2,6 +2,7 @@
 // command goes through Exec; the typed drivers above it are thin wrappers per tool.
 import type { OpensslDriver } from './openssl.js';
 import type { OpenvpnDriver } from './openvpn.js';
+import type { PingDriver } from './ping.js';
 import type { NspawnDriver } from './runtime.js';
 import type { DirEntry, FileStat } from './no-follow-fs.js';
 
@@ -119,4 +120,6 @@ export interface Drivers {
   readonly openssl?: OpensslDriver;
   /** Host-to-host tunnels (vpn-link kind); absent in fakes that do not need it. */
   readonly openvpn?: OpenvpnDriver;
+  /** Whether containers answer (status, the check after an apply); absent in fakes that do not probe. */
+  readonly ping?: PingDriver;
 }

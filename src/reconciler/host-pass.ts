@@ -6,6 +6,7 @@ import type { HostContext } from '../host-context.js';
 import { UserError } from '../errors.js';
 import { refString, type DesiredObject, type HandlerRegistry, type ObjectRef, type ObservedObject } from '../resources/contract.js';
 import { applyRecord, writeApplyRecord } from './apply-record.js';
+import { checkContainerAnswers, repairedContainers, runningContainerTargets, type ContainerAnswers } from './container-answers.js';
 import { executePlan, type ApplyEvent, type ApplyReport } from './executor.js';
 import { acquireHostLock } from './host-lock.js';
 import { desiredState, observeHost } from './observe-host.js';
@@ -94,6 +95,8 @@ export interface ApplyHostOptions extends HostPassInput {
   readonly allowMassDelete?: boolean;
   /** Where the desired state came from, for the apply record (`sc status`). */
   readonly origin?: { readonly revision?: string; readonly source?: string };
+  /** How long to wait for started or repaired containers to answer (default ANSWER_WAIT_MS). */
+  readonly answerWaitMs?: number;
 }
 
 export interface ApplyHostResult {
@@ -102,10 +105,15 @@ export interface ApplyHostResult {
   /** What still differs after the apply (observed afresh); empty when converged. */
   readonly remaining: Plan;
   readonly converged: boolean;
+  /** Whether the running containers answer after the apply (absent without a ping driver). */
+  readonly answers?: ContainerAnswers;
 }
 
 export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostResult> {
   const lock = await acquireHostLock(options.host.root, { command: options.command });
+  let result: ApplyHostResult;
+  let repaired: Set<string>;
+  let observedAfter: HostSurvey['observed'];
   try {
     const started = new Date();
     const survey = await surveyHost(options);
@@ -127,11 +135,20 @@ export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostRes
     });
     // Level-triggered: trust the host, not the report.
     // Targets deleted by this apply are gone now: not an error on the re-check.
-    const remaining = plan.hasChanges ? (await surveyHost(options, { strictTargets: false })).plan : plan;
+    const after = plan.hasChanges ? await surveyHost(options, { strictTargets: false }) : survey;
+    const remaining = after.plan;
     const converged = report.converged && remaining.inSync;
     await writeApplyRecord(options.host.root, applyRecord(started, report, converged, options.origin));
-    return { plan, report, remaining, converged };
+    result = { plan, report, remaining, converged };
+    repaired = repairedContainers(survey.desired, report);
+    observedAfter = after.observed;
   } finally {
     await lock.release();
   }
+  // Never claim health unseen: ask the running containers (outside the lock: it changes nothing),
+  // waiting a bounded time for those this apply started or repaired. An interrupted apply does not.
+  if (options.signal?.aborted) return result;
+  const targets = runningContainerTargets(options.model, options.host, observedAfter);
+  const answers = await checkContainerAnswers(options.drivers, targets, repaired, options.answerWaitMs);
+  return answers ? { ...result, answers } : result;
 }

@@ -28,6 +28,16 @@ export function renderMetrics(status: ReconcileStatus): string {
     for (const state of Object.keys(states).sort()) resourceSamples.push([labels({ kind, state }), states[state] ?? 0]);
   }
   metric('srvctl_resources', 'gauge', 'Resources sc manages on this host, by kind and state after the last pass.', resourceSamples);
+  const answering = Object.entries(status.containers_answering ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  metric(
+    'srvctl_container_answering',
+    'gauge',
+    'Whether each running container answered a ping after the last pass (1 yes, 0 no; absent when ping could not run).',
+    answering.filter(([, a]) => a !== 'unknown').map(([container, a]) => [labels({ container }), a === 'yes' ? 1 : 0]),
+  );
+  metric('srvctl_containers_not_answering', 'gauge', 'Running containers that did not answer a ping after the last pass.', [
+    ['', answering.filter(([, a]) => a === 'no').length],
+  ]);
   metric('srvctl_drift_repaired_total', 'counter', 'Actions that brought the host back to an unchanged desired revision.', [['', status.drift_repaired_total]]);
   metric('srvctl_reconcile_failures_total', 'counter', 'Reconcile passes that failed or were refused.', [['', status.failures_total]]);
   metric('srvctl_reconcile_passes_total', 'counter', 'Reconcile passes run.', [['', status.passes_total]]);

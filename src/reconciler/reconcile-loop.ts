@@ -155,6 +155,8 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
     diagnostics: outcome.diagnostics ?? [],
     // A pass that applied nothing leaves the host as it was: keep the last known picture.
     resources: outcome.apply ? resourceCounts(outcome.apply.remaining) : (previous?.resources ?? {}),
+    // Seen after this pass, or (no apply, or no probe) nothing claimed: an old answer is no answer.
+    containers_answering: outcome.apply?.answers?.answers ?? {},
     drift_repaired_total: (previous?.drift_repaired_total ?? 0) + drift,
     failures_total: (previous?.failures_total ?? 0) + (ok ? 0 : 1),
     passes_total: (previous?.passes_total ?? 0) + 1,

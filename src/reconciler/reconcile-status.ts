@@ -29,6 +29,8 @@ export interface ReconcileStatus {
   failures: { ref: string; error: string }[];
   diagnostics: Diagnostic[];
   resources: ResourceCounts;
+  /** Each running container after the pass: answered a ping (yes), did not (no), or could not be asked (unknown). */
+  containers_answering?: Record<string, 'yes' | 'no' | 'unknown'>;
   /** Counters across passes (Prometheus counters must never go down). */
   drift_repaired_total: number;
   failures_total: number;

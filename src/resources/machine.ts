@@ -1,16 +1,20 @@
 // The machine resource: a container of this host running (or stopped, for `enabled: false`) in
 // the host's runtime (SPEC §3). Its spec is the state plus a hash of the inputs that need a
-// restart, so a changed bridge, address or port restarts only that container.
+// restart, so a changed bridge, address or port restarts only that container, and — while it
+// runs — its link to the bridge: a detached or down veth is re-attached in place, a missing one
+// (veth deleted, no host0) needs a restart, planned as a replace.
 import { createHash } from 'node:crypto';
 import type { Container, Model } from '../datastore/model.js';
 import type { MachineRuntime, MachineState } from '../drivers/runtime.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
+import { BRIDGE_KIND } from './bridge.js';
 import { CONTAINER_KIND } from './container-files.js';
 import { containerNetwork, type ContainerNetwork } from './container-files-render.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
 import { imageRecipe } from './image-builders.js';
+import { linksByIndex, machineLinkView, observedMachineLink, reattachCommands, type MachineLink, type MachineLinkView } from './machine-link.js';
 
 export const MACHINE_KIND = 'machine';
 
@@ -20,6 +24,8 @@ export interface MachineSpec {
   readonly config: string;
   /** Desired only, not compared: what a start passes to nspawn. */
   readonly launch?: { readonly killSignal: string; readonly env: Readonly<Record<string, string>> };
+  /** A running machine's attachment to its bridge (desired: the bridge, up). */
+  readonly link?: MachineLink;
   /** Observed only, not compared. */
   readonly pid?: number;
   readonly initPid?: number;
@@ -77,41 +83,72 @@ export const machineHandler = {
     for (const [name, container] of Object.entries(model.containers)) {
       if (container.host !== host.name) continue;
       const network = containerNetwork(model, host, name, container);
+      const running = container.enabled !== false;
       objects.push({
         ref: { kind: MACHINE_KIND, id: name },
         spec: {
-          state: container.enabled === false ? 'stopped' : 'running',
+          state: running ? 'running' : 'stopped',
+          ...(running ? { link: { master: network.bridge, up: true } } : {}),
           config: machineConfigHash(machineConfigInputs(model, container, network)),
           // busybox rcS also reads these (the container kind's network.env is the durable copy).
           launch: { killSignal: killSignalFor(model, container.type), env: { ADDR: network.cidr, GW: network.gateway } },
         },
-        dependsOn: [{ kind: CONTAINER_KIND, id: name }],
+        // The bridge directly too: a link re-attach must wait for a bridge being (re)created, even
+        // when the container's files need nothing. A custom bridge is not sc's.
+        dependsOn: [{ kind: CONTAINER_KIND, id: name }, ...(container.bridge ? [] : [{ kind: BRIDGE_KIND, id: network.bridge }])],
         description: `${describeOwner(model, container)}, ${network.ip}`,
       });
     }
     return objects.sort((a, b) => (a.ref.id < b.ref.id ? -1 : a.ref.id > b.ref.id ? 1 : 0));
   },
 
+  /** The records (file reads), then for the running ones host0 inside (in parallel) and the host's links (one call). */
   async observe(drivers: Drivers, host: HostContext): Promise<ObservedObject<MachineSpec>[]> {
     const machines = await machineRuntime(drivers, host).list();
-    return machines.map((m) => ({
-      ref: { kind: MACHINE_KIND, id: m.name },
-      spec: {
-        state: m.state,
-        config: m.config ?? '',
-        ...(m.pid !== undefined ? { pid: m.pid } : {}),
-        ...(m.initPid !== undefined ? { initPid: m.initPid } : {}),
-      },
-      owned: true,
-      description: m.stale ? `${m.runtime} runtime, processes gone (stale record)` : `${m.runtime} runtime${m.pid !== undefined ? `, pid ${m.pid}` : ''}`,
-    }));
+    const running = machines.filter((m) => m.state === 'running' && m.initPid !== undefined);
+    const [host0s, links] =
+      running.length && drivers.nspawn ? await Promise.all([drivers.nspawn.host0Links(running), drivers.ip.listLinks()]) : [new Map(), []];
+    const byIndex = linksByIndex(links);
+    return machines.map((m) => {
+      const link = m.state === 'running' ? observedMachineLink(host0s.get(m.name), byIndex) : undefined;
+      const detail =
+        link === undefined
+          ? ''
+          : link.missing !== undefined
+            ? `, link missing (${link.missing})`
+            : `, ${link.veth}${link.master ? ` on ${link.master}` : ' on no bridge'}${link.up ? '' : ', down'}`;
+      return {
+        ref: { kind: MACHINE_KIND, id: m.name },
+        spec: {
+          state: m.state,
+          config: m.config ?? '',
+          ...(link !== undefined ? { link } : {}),
+          ...(m.pid !== undefined ? { pid: m.pid } : {}),
+          ...(m.initPid !== undefined ? { initPid: m.initPid } : {}),
+        },
+        owned: true,
+        description: m.stale
+          ? `${m.runtime} runtime, processes gone (stale record)`
+          : `${m.runtime} runtime${m.pid !== undefined ? `, pid ${m.pid}` : ''}${detail}`,
+      };
+    });
   },
 
-  normalize(spec: MachineSpec): { state: MachineState; config: string } {
-    return { state: spec.state, config: spec.config };
+  /** The link counts only while the machine runs (a stopped machine has none). */
+  normalize(spec: MachineSpec): {
+    state: MachineState;
+    config: string;
+    link?: MachineLinkView;
+  } {
+    return {
+      state: spec.state,
+      config: spec.config,
+      ...(spec.state === 'running' ? { link: machineLinkView(spec.link) } : {}),
+    };
   },
 
-  canUpdate: () => true,
+  /** A running machine that lost its link (veth deleted, no host0) is restarted: a replace. */
+  canUpdate: (_patch, want, have) => !(want.state === 'running' && have.state === 'running' && have.link?.missing !== undefined),
 
   async create(drivers: Drivers, host: HostContext, want: DesiredObject<MachineSpec>): Promise<void> {
     const runtime = machineRuntime(drivers, host);
@@ -123,6 +160,13 @@ export const machineHandler = {
     const runtime = machineRuntime(drivers, host);
     if (want.spec.state === 'stopped') {
       await runtime.stop(want.ref.id, want.spec.config);
+      return;
+    }
+    const wantLink = want.spec.link;
+    const haveLink = have.spec.link;
+    if (have.spec.state === 'running' && have.spec.config === want.spec.config && wantLink && haveLink && haveLink.missing === undefined) {
+      // Only the link drifted (bridge recreated under it, veth set down or detached): re-attach.
+      await drivers.ip.batch(reattachCommands(wantLink, haveLink));
       return;
     }
     // A running machine with another config is restarted; start() clears a dead run's leftovers.

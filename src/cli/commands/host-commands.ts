@@ -10,11 +10,11 @@ import { readReconcileStatus } from '../../reconciler/reconcile-status.js';
 import type { ObjectRef } from '../../resources/contract.js';
 import { resourceHandlers } from '../../resources/registry.js';
 import { runCommand, type CommandContext } from '../command-runner.js';
-import { probeContainers } from '../container-reachability.js';
 import { hostContext, openDatastore } from '../open-datastore.js';
 import { renderApplyEvent, renderApplyReport } from '../views/apply-view.js';
 import { planJson, renderPlanText } from '../views/plan-view.js';
-import { probeTargets, renderStatus, statusJson } from '../views/status-view.js';
+import { checkExitCode, renderStatus, statusHealth, statusJson } from '../views/status-view.js';
+import { answersSummary, checkContainerAnswers, runningContainerTargets, type ContainerAnswers } from '../../reconciler/container-answers.js';
 
 function targetRef(value: string, previous: ObjectRef[] = []): ObjectRef[] {
   const m = /^([a-z][a-z0-9-]*)(?:\/(.+))?$/.exec(value);
@@ -99,10 +99,20 @@ export function registerHostCommands(program: Command): void {
           if (result.report.failed === 0 && result.report.skipped === 0 && !result.remaining.inSync) {
             lines.push('The host still differs from the datastore after apply:', renderPlanText(result.remaining, { color: ctx.terminal.color }));
           }
+          lines.push(...answerLines(result.answers));
           return {
             exitCode: result.converged ? 0 : 1,
             text: lines.join('\n'),
-            json: { host: host.name, converged: result.converged, plan: planJson(result.plan), report: result.report, remaining: planJson(result.remaining) },
+            json: {
+              host: host.name,
+              converged: result.converged,
+              plan: planJson(result.plan),
+              report: result.report,
+              remaining: planJson(result.remaining),
+              containers: result.answers
+                ? { answers: result.answers.answers, repaired: result.answers.repaired, not_answering: result.answers.notAnswering, unknown: result.answers.unknown }
+                : null,
+            },
           };
         } finally {
           process.off('SIGINT', onSignal);
@@ -113,21 +123,34 @@ export function registerHostCommands(program: Command): void {
 
   program
     .command('status')
+    .option('--check', 'for monitoring: exit 0 when in sync and every running container answers a ping, 2 when out of sync or a container does not answer, 1 on error or when it cannot tell (ping could not run)')
     .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the last apply and reconcile')
-    .action((_opts, command: Command) =>
+    .addHelpText('after', '\n"In sync" means serving: status pings every running container and says which do not answer.\nExit codes: 0, or with --check 0 healthy / 2 out of sync or not answering / 1 error or cannot tell.')
+    .action((opts: { check?: boolean }, command: Command) =>
       runCommand(command, async (ctx) => {
         // Status shows the host as it stands: against the last good revision when the source's newest is invalid.
         const { loaded, host, drivers, handlers } = await hostSetup(ctx, { lastGoodFallback: true });
         const survey = await surveyHost({ model: loaded.model, host, drivers, handlers });
         const lastApply = await readApplyRecord(host.root);
         const lastReconcile = await readReconcileStatus(host.root);
-        const answers = await probeContainers(drivers.exec, probeTargets(host, loaded.model, survey));
+        const answers = await checkContainerAnswers(drivers, runningContainerTargets(loaded.model, host, survey.observed));
         return {
+          ...(opts.check ? { exitCode: checkExitCode(statusHealth(survey, answers)) } : {}),
           text: renderStatus(host, loaded.model, survey, lastApply, ctx.terminal, lastReconcile, answers),
           json: statusJson(host, loaded.model, survey, lastApply, lastReconcile, answers),
         };
       }),
     );
+}
+
+/** After an apply: which running containers answer, the started or repaired ones after a bounded wait. */
+function answerLines(answers: ContainerAnswers | undefined): string[] {
+  if (!answers) return [];
+  const total = Object.keys(answers.answers).length;
+  if (total === 0) return [];
+  const problem = answersSummary(answers);
+  if (problem) return [`Warning: ${problem}${answers.repaired.length ? ` (waited for the ${answers.repaired.length} started or repaired)` : ''}.`];
+  return [`All ${total} running containers answer${answers.repaired.length ? ` (${answers.repaired.length} started or repaired: ${answers.repaired.join(', ')})` : ''}.`];
 }
 
 function positiveInt(value: string): number {

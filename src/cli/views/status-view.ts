@@ -2,7 +2,9 @@
 // the containers the datastore puts here, and the last apply. Kind-agnostic, like the planner.
 import type { Model } from '../../datastore/model.js';
 import type { HostContext } from '../../host-context.js';
+import type { Answer } from '../../drivers/ping.js';
 import type { ApplyRecord } from '../../reconciler/apply-record.js';
+import { answersSummary, type ContainerAnswers } from '../../reconciler/container-answers.js';
 import type { HostSurvey } from '../../reconciler/host-pass.js';
 import type { ReconcileStatus } from '../../reconciler/reconcile-status.js';
 import { refString, type ActionType } from '../../resources/contract.js';
@@ -65,16 +67,8 @@ function machineStates(survey: HostSurvey): Map<string, ContainerState> {
   return states;
 }
 
-/** The containers worth pinging: those with an address whose machine runs. */
-export function probeTargets(host: HostContext, model: Model, survey: HostSurvey): { name: string; ip: string }[] {
-  const states = machineStates(survey);
-  return containersHere(host, model, survey)
-    .filter((c): c is typeof c & { ip: string } => c.ip !== null && states.get(c.name) === 'running')
-    .map((c) => ({ name: c.name, ip: c.ip }));
-}
-
-/** `answers`: name → whether it answered a ping; containers not probed get null. */
-function containersHere(host: HostContext, model: Model, survey: HostSurvey, answers?: ReadonlyMap<string, boolean>) {
+/** `answers`: the probe of the running containers; containers not probed get null. */
+function containersHere(host: HostContext, model: Model, survey: HostSurvey, answers?: ContainerAnswers) {
   const states = machineStates(survey);
   return Object.entries(model.containers)
     .filter(([, c]) => c.host === host.name)
@@ -88,10 +82,52 @@ function containersHere(host: HostContext, model: Model, survey: HostSurvey, ans
         type: c.type,
         enabled: c.enabled !== false,
         state: states.get(name) ?? ('missing' as ContainerState),
-        answers: answers?.get(name) ?? null,
+        /** true / false; null when not probed (not running) or unknown (ping could not run). */
+        answers: answerFlag(answers?.answers[name]),
+        /** yes / no / unknown; null when not probed. */
+        answer: answers?.answers[name] ?? null,
       };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+const answerFlag = (answer: Answer | undefined): boolean | null => (answer === 'yes' ? true : answer === 'no' ? false : null);
+
+export interface StatusHealth {
+  readonly in_sync: boolean;
+  /** Running containers asked whether they answer. */
+  readonly running: number;
+  readonly not_answering: string[];
+  /** Running containers whose answer is unknown (ping could not run). */
+  readonly unknown: string[];
+  /** In sync and every running container answered: what `sc status --check` exits 0 for. */
+  readonly healthy: boolean;
+  /** One line: `in sync`, `in sync, 1 of 3 running containers not answering: a.test`, `out of sync (…)`. */
+  readonly summary: string;
+}
+
+/** In sync is not enough: the running containers must also have been seen answering. */
+export function statusHealth(survey: HostSurvey, answers: ContainerAnswers | undefined): StatusHealth {
+  const s = survey.plan.summary;
+  const inSync = survey.plan.inSync;
+  const notAnswering = answers?.notAnswering ?? [];
+  const unknown = answers?.unknown ?? [];
+  const head = inSync ? 'in sync' : `out of sync (${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts; see sc diff)`;
+  const tail = answersSummary(answers);
+  return {
+    in_sync: inSync,
+    running: answers ? Object.keys(answers.answers).length : 0,
+    not_answering: notAnswering,
+    unknown,
+    healthy: inSync && notAnswering.length === 0 && unknown.length === 0,
+    summary: tail ? `${head}, ${tail}` : head,
+  };
+}
+
+/** `sc status --check`: 0 healthy, 2 out of sync or a running container not answering, 1 when it cannot tell (ping could not run). */
+export function checkExitCode(health: StatusHealth): 0 | 1 | 2 {
+  if (!health.in_sync || health.not_answering.length > 0) return 2;
+  return health.unknown.length > 0 ? 1 : 0;
 }
 
 /** The host-to-host tunnels: desired ones (down when not observed) and sc's ones found here. */
@@ -121,13 +157,14 @@ export function statusJson(
   survey: HostSurvey,
   lastApply: ApplyRecord | undefined,
   lastReconcile?: ReconcileStatus,
-  answers?: ReadonlyMap<string, boolean>,
+  answers?: ContainerAnswers,
 ) {
   return {
     host: host.name,
     cluster: host.cluster,
     hostnet: host.host.hostnet,
     in_sync: survey.plan.inSync,
+    health: statusHealth(survey, answers),
     pending: survey.plan.summary,
     resources: resourceStatuses(survey),
     containers: containersHere(host, model, survey, answers),
@@ -155,7 +192,7 @@ export function renderStatus(
   lastApply: ApplyRecord | undefined,
   terminal: Terminal,
   lastReconcile?: ReconcileStatus,
-  answers?: ReadonlyMap<string, boolean>,
+  answers?: ContainerAnswers,
 ): string {
   const c = terminal.colors;
   const paint = (s: SyncState) => (s === 'in sync' ? c.green(s) : s === 'conflict' ? c.red(s) : c.yellow(s));
@@ -169,11 +206,11 @@ export function renderStatus(
   const containers = containersHere(host, model, survey, answers);
   out.push('', `Containers assigned to this host in the datastore: ${containers.length}`);
   if (containers.length) {
-    const answer = (a: boolean | null) => (a === null ? '-' : a ? 'yes' : 'no');
+    const answer = (a: Answer | null) => a ?? '-';
     out.push(
       textTable(
         ['NAME', 'IP', 'STATE', 'ANSWERS', 'OWNER', 'RESELLER', 'TYPE', 'ENABLED'],
-        containers.map((x) => [x.name, x.ip ?? '-', x.state, answer(x.answers), x.user, x.reseller, x.type, x.enabled ? 'yes' : 'no']),
+        containers.map((x) => [x.name, x.ip ?? '-', x.state, answer(x.answer), x.user, x.reseller, x.type, x.enabled ? 'yes' : 'no']),
       ),
     );
   }
@@ -183,7 +220,16 @@ export function renderStatus(
     out.push(textTable(['DEVICE', 'PEER', 'STATE', 'LAST HANDSHAKE'], tunnels.map((t) => [t.device, t.peer, t.state, t.last_handshake ?? '-'])));
   }
   const s = survey.plan.summary;
-  out.push('', !survey.plan.inSync ? `Pending: ${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts (see sc diff).` : 'In sync with the datastore.');
+  const health = statusHealth(survey, answers);
+  const unseen = answersSummary(answers);
+  if (!survey.plan.inSync) {
+    out.push('', `Pending: ${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts (see sc diff).`);
+    if (unseen) out.push(c.yellow(`${unseen[0]?.toUpperCase()}${unseen.slice(1)}.`));
+  } else if (unseen) {
+    out.push('', c.yellow(`In sync, ${unseen}.`));
+  } else {
+    out.push('', `In sync with the datastore${health.running ? `; all ${health.running} running containers answer` : ''}.`);
+  }
   out.push(
     lastApply
       ? `Last apply: ${lastApply.finished} ${lastApply.converged ? 'converged' : `did not converge (${lastApply.failed} failed, ${lastApply.skipped} skipped, ${lastApply.conflicts} conflicts)`}` +

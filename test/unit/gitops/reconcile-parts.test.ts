@@ -101,6 +101,13 @@ describe('resource counts and metrics', () => {
     for (const line of text.trim().split('\n')) expect(line).toMatch(/^(# (HELP|TYPE) srvctl_\w+ .+|srvctl_\w+(\{[^}]*\})? -?[0-9.e+]+)$/);
   });
 
+  it('exports per-container answering: 1 yes, 0 no, nothing for an unknown answer; and how many do not answer', () => {
+    const text = renderMetrics({ ...status, containers_answering: { 'b.test': 'no', 'a.test': 'yes', 'c.test': 'unknown' } });
+    expect(text).toContain('# TYPE srvctl_container_answering gauge\nsrvctl_container_answering{container="a.test"} 1\nsrvctl_container_answering{container="b.test"} 0\n');
+    expect(text).not.toContain('c.test');
+    expect(text).toContain('srvctl_containers_not_answering 1\n');
+  });
+
   it('never had a success: timestamp 0', () => {
     expect(renderMetrics({ ...status, last_success: null })).toContain('srvctl_last_success_timestamp 0\n');
   });

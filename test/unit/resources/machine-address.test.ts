@@ -1,8 +1,8 @@
 // The machine and container-address handlers with a fake runtime: desired objects, what is
 // compared, restarts only on a config change, and host0's convergence commands.
 import type { Model } from '../../../src/datastore/model.js';
-import type { MachineLaunch, MachineRecord, MachineRuntime, NspawnDriver } from '../../../src/drivers/runtime.js';
-import type { Drivers } from '../../../src/drivers/types.js';
+import type { Host0Link, MachineLaunch, MachineRecord, MachineRuntime, NspawnDriver } from '../../../src/drivers/runtime.js';
+import type { Drivers, IpLink } from '../../../src/drivers/types.js';
 import type { HostContext } from '../../../src/host-context.js';
 import { containerAddressHandler, convergeCommands, parseObservation } from '../../../src/resources/container-address.js';
 import { machineHandler } from '../../../src/resources/machine.js';
@@ -19,7 +19,7 @@ const model: Model = {
 };
 const host: HostContext = { name: 'h1.test', cluster: 'c', host: { hostnet: 1, host_ip: '192.0.2.11' }, root: '/r', runtime: 'direct' };
 
-function fakeDrivers(machines: MachineRecord[] = []) {
+function fakeDrivers(machines: MachineRecord[] = [], host0s = new Map<string, Host0Link>(), links: IpLink[] = []) {
   const calls: string[] = [];
   const runtime: MachineRuntime = {
     kind: 'direct',
@@ -38,19 +38,32 @@ function fakeDrivers(machines: MachineRecord[] = []) {
       calls.push(`enter ${m.name} ${argv.join(' ')} ${options?.input?.trim().replace(/\n/g, '; ') ?? ''}`);
       return { command: [], exitCode: 0, stdout: '[]\n[{"ifname":"host0","flags":["BROADCAST"],"addr_info":[]}]\n', stderr: '' };
     },
+    host0Links: async (ms) => {
+      calls.push(`host0 ${ms.map((m) => m.name).join(' ')}`);
+      return host0s;
+    },
   };
-  const drivers = { nspawn, exec: { run: async () => Promise.reject(new Error('no exec')) }, files: { hostPath: (p: string) => p } } as unknown as Drivers;
+  const ip = {
+    listLinks: async () => links,
+    listAddresses: async () => [],
+    batch: async (commands: readonly (readonly string[])[]) => void calls.push(...commands.map((c) => `ip ${c.join(' ')}`)),
+  };
+  const drivers = { nspawn, ip, exec: { run: async () => Promise.reject(new Error('no exec')) }, files: { hostPath: (p: string) => p } } as unknown as Drivers;
   return { drivers, calls };
 }
 
 describe('machine handler', () => {
   it('wants this host\'s containers running, or stopped when disabled, after their files', () => {
     const desired = machineHandler.desired(model, host);
-    expect(desired.map((d) => [d.ref.id, d.spec.state, d.spec.launch?.killSignal])).toEqual([
-      ['a.test', 'running', 'SIGUSR2'],
-      ['b.test', 'stopped', 'SIGRTMIN+3'],
+    expect(desired.map((d) => [d.ref.id, d.spec.state, d.spec.launch?.killSignal, d.spec.link])).toEqual([
+      ['a.test', 'running', 'SIGUSR2', { master: 'sc-17-2', up: true }],
+      ['b.test', 'stopped', 'SIGRTMIN+3', undefined],
     ]);
-    expect(desired[0]?.dependsOn).toEqual([{ kind: 'container', id: 'a.test' }]);
+    // The bridge too: re-attaching a link waits for a bridge being recreated.
+    expect(desired[0]?.dependsOn).toEqual([
+      { kind: 'container', id: 'a.test' },
+      { kind: 'bridge', id: 'sc-17-2' },
+    ]);
     expect(desired[0]?.spec.launch?.env).toEqual({ ADDR: '10.17.2.20/24', GW: '10.17.2.1' });
   });
 
@@ -65,8 +78,19 @@ describe('machine handler', () => {
     expect(config(withAlias)).toBe(base);
   });
 
-  it('compares only state and config', () => {
-    expect(machineHandler.normalize({ state: 'running', config: 'x', pid: 5, initPid: 6, launch: { killSignal: 'S', env: {} } })).toEqual({ state: 'running', config: 'x' });
+  it('compares state, config and, while running, the link (master and up, or why it is missing)', () => {
+    const link = { master: 'sc-17-2', up: true, veth: 'vb-a.test' };
+    expect(machineHandler.normalize({ state: 'running', config: 'x', pid: 5, initPid: 6, link, launch: { killSignal: 'S', env: {} } })).toEqual({
+      state: 'running',
+      config: 'x',
+      link: { master: 'sc-17-2', up: true },
+    });
+    expect(machineHandler.normalize({ state: 'running', config: 'x', link: { master: null, up: false, missing: 'no host0 in the container' } })).toEqual({
+      state: 'running',
+      config: 'x',
+      link: 'missing: no host0 in the container',
+    });
+    expect(machineHandler.normalize({ state: 'stopped', config: 'x' })).toEqual({ state: 'stopped', config: 'x' });
   });
 
   it('starts a stale machine, restarts one with another config, stops a disabled one, records a never-started disabled one', async () => {
@@ -88,9 +112,46 @@ describe('machine handler', () => {
   });
 
   it('observes every recorded machine as owned', async () => {
-    const { drivers } = fakeDrivers([{ name: 'a.test', runtime: 'direct', state: 'stopped', config: 'c', stale: true }]);
+    const { drivers, calls } = fakeDrivers([{ name: 'a.test', runtime: 'direct', state: 'stopped', config: 'c', stale: true }]);
     const observed = await machineHandler.observe(drivers, host);
     expect(observed).toEqual([{ ref: { kind: 'machine', id: 'a.test' }, spec: { state: 'stopped', config: 'c' }, owned: true, description: 'direct runtime, processes gone (stale record)' }]);
+    expect(calls).toEqual([]); // nothing runs: no namespace entered, no link listing
+  });
+
+  it('observes a running machine\'s link through host0\'s peer: one host0 read for all machines, one link listing', async () => {
+    const machines: MachineRecord[] = [
+      { name: 'a.test', runtime: 'direct', state: 'running', config: 'c', pid: 10, initPid: 11 },
+      { name: 'c.test', runtime: 'direct', state: 'running', config: 'c', pid: 20, initPid: 21 },
+    ];
+    const host0s = new Map<string, Host0Link>([
+      ['a.test', { state: 'present', ifindex: 2, peerIndex: 7, up: true }],
+      ['c.test', { state: 'missing' }],
+    ]);
+    const links: IpLink[] = [{ ifindex: 7, ifname: 'vb-a.test', flags: ['UP'], link_index: 2, linkinfo: { info_kind: 'veth' } }];
+    const { drivers, calls } = fakeDrivers(machines, host0s, links);
+    const observed = await machineHandler.observe(drivers, host);
+    expect(observed.map((o) => [o.ref.id, o.spec.link, o.description])).toEqual([
+      ['a.test', { master: null, up: true, veth: 'vb-a.test' }, 'direct runtime, pid 10, vb-a.test on no bridge'],
+      ['c.test', { master: null, up: false, missing: 'no host0 in the container' }, 'direct runtime, pid 20, link missing (no host0 in the container)'],
+    ]);
+    expect(calls).toEqual(['host0 a.test c.test']);
+  });
+
+  it('re-attaches a detached or down link in place, without a restart', async () => {
+    const [want] = machineHandler.desired(model, host);
+    const { drivers, calls } = fakeDrivers();
+    const have = { ref: want!.ref, spec: { state: 'running' as const, config: want!.spec.config, link: { master: null, up: false, veth: 'vb-a.test' } }, owned: true };
+    expect(machineHandler.canUpdate([], want!.spec, have.spec)).toBe(true);
+    await machineHandler.update(drivers, host, want!, have);
+    expect(calls).toEqual(['ip link set dev vb-a.test master sc-17-2 up']);
+  });
+
+  it('a running machine whose link is missing cannot be updated in place: it is replaced (restarted)', () => {
+    const [want] = machineHandler.desired(model, host);
+    const missing = { state: 'running' as const, config: want!.spec.config, link: { master: null, up: false, missing: 'no host0 in the container' } };
+    expect(machineHandler.canUpdate([], want!.spec, missing)).toBe(false);
+    // A stopped machine has no link to miss: starting it is an update, as before.
+    expect(machineHandler.canUpdate([], want!.spec, { state: 'stopped', config: 'c' })).toBe(true);
   });
 });
 
