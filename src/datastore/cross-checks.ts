@@ -54,6 +54,9 @@ export function checkHosts(clusters: unknown, proxyOff = false): { problems: Doc
           hostnetOwner.set(hostnet, name);
         }
       }
+      const hostIp = typeof host.host_ip === 'string' ? host.host_ip : undefined;
+      const unusable = hostIp === undefined ? undefined : unusableHostIp(hostIp);
+      if (unusable !== undefined) error([cluster, name, 'host_ip'], `${hostIp} is not a usable host address (${unusable}); give the host's public IPv4 address`);
       if (host.ca === true) {
         if (authority !== undefined) {
           error([cluster, name, 'ca'], `cluster "${cluster}" has more than one certificate authority: ${authority} is already ca: true`);
@@ -73,4 +76,22 @@ export function checkHosts(clusters: unknown, proxyOff = false): { problems: Doc
     }
   }
   return { problems, hosts };
+}
+
+/**
+ * Why an IPv4 address cannot be a host's underlay address (tunnels go to it, the port map
+ * listens on it), or undefined when it can. Only well-formed dotted quads are judged (the schema
+ * reports the others).
+ */
+export function unusableHostIp(ip: string): string | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return undefined;
+  const [a, b, c, d] = m.slice(1).map(Number) as [number, number, number, number];
+  if ([a, b, c, d].some((x) => x > 255)) return undefined;
+  if (a === 0) return 'the unspecified "this network" range 0.0.0.0/8';
+  if (a === 127) return 'loopback';
+  if (a === 169 && b === 254) return 'link-local';
+  if (a >= 224 && a <= 239) return 'multicast';
+  if (a >= 240) return a === 255 && b === 255 && c === 255 && d === 255 ? 'broadcast' : 'reserved 240.0.0.0/4';
+  return undefined;
 }

@@ -14,6 +14,8 @@ export const LIMITS = {
   datastoreBytes: 128 * MiB,
   /** Nesting of objects/arrays in one file (the datastore's own shape is 4 deep). */
   depth: 64,
+  /** One string (a value or a key): the longest real one is an SSH key or a certificate, a few KiB. */
+  stringLength: 64 * 1024,
   /** A git source's revision: total size of the files of its tree (`git ls-tree -r -l`). */
   sourceTreeBytes: 256 * MiB,
   /** A git source's revision: number of entries in its tree. */
@@ -39,4 +41,24 @@ export function dataDepth(value: unknown, stopAt = Number.MAX_SAFE_INTEGER): num
     }
   }
   return max;
+}
+
+/** Paths (and lengths) of strings and keys longer than `limit`, at most `max` of them; no recursion. */
+export function longStrings(value: unknown, limit: number, max = 20): { path: (string | number)[]; length: number }[] {
+  const found: { path: (string | number)[]; length: number }[] = [];
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  while (stack.length && found.length < max) {
+    const top = stack.pop() as { value: unknown; path: (string | number)[] };
+    if (typeof top.value === 'string') {
+      if (top.value.length > limit) found.push({ path: top.path, length: top.value.length });
+    } else if (Array.isArray(top.value)) {
+      top.value.forEach((v, i) => stack.push({ value: v, path: [...top.path, i] }));
+    } else if (top.value !== null && typeof top.value === 'object') {
+      for (const [k, v] of Object.entries(top.value)) {
+        if (k.length > limit) found.push({ path: [...top.path, k], length: k.length });
+        else stack.push({ value: v, path: [...top.path, k] });
+      }
+    }
+  }
+  return found;
 }

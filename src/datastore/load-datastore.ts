@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { listNoFollow } from '../drivers/no-follow-fs.js';
 import { boundDiagnostic, UserError, type Diagnostic } from '../errors.js';
 import { crossCheckProblems } from './cross-checks.js';
-import { LIMITS } from './limits.js';
+import { LIMITS, longStrings } from './limits.js';
 import type { DatastoreLocation } from './datastore-location.js';
 import { DATASTORE_KINDS, deepFreeze, type DatastoreKind, type Model } from './model.js';
 import { cloneData, isRawObject } from './raw-data.js';
@@ -97,6 +97,12 @@ function checkDocuments(
   for (const kind of DATASTORE_KINDS) {
     const document = documents[kind];
     if (!document) continue;
+    const tooLong = longStrings(document.data, LIMITS.stringLength);
+    if (tooLong.length) {
+      // A 10 MB string is refused as such, before the schema quotes it or the cross-checks index it.
+      problems.push(...tooLong.map(({ path, length }) => ({ severity: 'error' as const, kind, path, message: `a string of ${length} characters, over the limit of ${LIMITS.stringLength}` })));
+      continue;
+    }
     problems.push(...schemaProblems(kind, document.data), ...unknownFieldProblems(kind, document.data));
   }
   // A document that is not a mapping at all is like one that does not parse: cross-checking

@@ -3,7 +3,7 @@
 // datastore lock relative to the opened datastore dir and commits (a work tree), or commits and
 // pushes to the --source branch (a checkout), with the same race handling as every edit.
 import path from 'node:path';
-import { listNoFollow, readTextNoFollow, writeNoFollow } from '../drivers/no-follow-fs.js';
+import { listNoFollow, readTextNoFollow, UnsafePathError, writeNoFollow } from '../drivers/no-follow-fs.js';
 import { ScError, UserError } from '../errors.js';
 import type { PkiExchange } from '../host-context.js';
 import { withDatastoreLock } from './datastore-lock.js';
@@ -73,7 +73,13 @@ export function pkiExchange(place: DatastorePlace, hostName: string, root: strin
         const changed: string[] = [];
         for (const [rel, text] of Object.entries(files)) {
           // Relative to the opened datastore dir, no link followed: a `pki` link cannot send the write elsewhere.
-          if ((await readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES })) === text) continue;
+          // A link or oversized file where the file should be is replaced (the write never follows
+          // it); a link on the way (`pki` itself) is refused by the write.
+          const current = await readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES }).catch((error: unknown) => {
+            if (error instanceof UnsafePathError) return undefined;
+            throw error;
+          });
+          if (current === text) continue;
           await writeNoFollow(dir, rel, text);
           changed.push(path.join(dir, rel));
         }

@@ -1,10 +1,10 @@
 // One datastore file, parsed with source positions so that every problem can name file:line:col.
 // YAML and JSON both go through the yaml package (a JSON superset); JSON is checked strictly first.
 import { basename, dirname, extname, relative, resolve } from 'node:path';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { FileTooLargeError, readTextNoFollow, UnsafePathError } from '../drivers/no-follow-fs.js';
 import { boundText, UserError, type Diagnostic } from '../errors.js';
-import { findJsonSyntaxProblem, jsonDepth } from './json-syntax.js';
+import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets } from './json-syntax.js';
 import { dataDepth, fileLimitFor, LIMITS } from './limits.js';
 import type { DatastoreKind } from './model.js';
 
@@ -119,17 +119,66 @@ class ParsedSource implements SourceDocument {
   }
 
   positionOf(path: DocumentPath): SourcePosition {
+    if (this.format === 'json' && this.parsed === undefined) return this.jsonPositionOf(path);
     const { document, lineCounter } = this.ensureParsed();
     const { line, col } = lineCounter.linePos(offsetOf(document, path));
     return { line, column: col };
+  }
+
+  // JSON positions from one scan of the text (jsonPathOffsets) and a table of line starts: no
+  // YAML document is built just to say where a problem is.
+  private jsonIndex?: { offsets: Map<string, number>; lineStarts: number[] };
+
+  private jsonPositionOf(path: DocumentPath): SourcePosition {
+    if (this.jsonIndex === undefined) {
+      const lineStarts = [0];
+      for (let i = this.text.indexOf('\n'); i !== -1; i = this.text.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+      this.jsonIndex = { offsets: jsonPathOffsets(this.text), lineStarts };
+    }
+    const { offsets, lineStarts } = this.jsonIndex;
+    let offset = 0;
+    for (let k = path.length; k >= 0; k--) {
+      const found = offsets.get(jsonPointer(path.slice(0, k)));
+      if (found !== undefined) {
+        offset = found;
+        break;
+      }
+    }
+    let lo = 0;
+    let hi = lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((lineStarts[mid] as number) <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, column: offset - (lineStarts[lo] as number) + 1 };
   }
 }
 
 function parseWithPositions(text: string): { document: Document.Parsed; lineCounter: LineCounter } {
   const lineCounter = new LineCounter();
-  // logLevel 'error': the library would print its warnings to the process's stderr.
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  // logLevel 'error': the library would print its warnings to the process's stderr. uniqueKeys off:
+  // the library's own check compares every key with every other key of its map (100,000 containers
+  // take minutes); duplicateYamlKeys does it with a set per map.
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false, logLevel: 'error' });
   return { document, lineCounter };
+}
+
+/** Offsets of keys that repeat an earlier key of the same map (scalar keys compared by value, as the library would). */
+function duplicateYamlKeys(document: Document.Parsed): number[] {
+  const found: number[] = [];
+  visit(document, {
+    Map(_key, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const value = pair.key.value;
+        if (seen.has(value)) found.push(rangeStart(pair.key) ?? 0);
+        else seen.add(value);
+      }
+    },
+  });
+  return found;
 }
 
 function parseYamlSource(kind: DatastoreKind, path: string, text: string): SourceDocument {
@@ -152,6 +201,9 @@ function parseYamlSource(kind: DatastoreKind, path: string, text: string): Sourc
           ? `nesting deeper than ${LIMITS.depth} levels; sc refuses it`
           : yamlMessage(e.message);
     errors.push({ severity: 'error', file, ...where, message: `YAML syntax: ${message}` });
+  }
+  if (!errors.length) {
+    for (const offset of duplicateYamlKeys(document)) errors.push({ severity: 'error', file, ...at(offset), message: 'YAML syntax: Map keys must be unique' });
   }
   let data: unknown = {};
   if (!errors.length && document.contents !== null) {

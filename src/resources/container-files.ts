@@ -3,7 +3,8 @@
 // file's header is sc's mark; it is written last, so an interrupted create is simply redone.
 // Running the container is the machine kind's business, not this one's.
 import type { Model } from '../datastore/model.js';
-import { IMAGE_MARKER, type RootfsDriver } from '../drivers/rootfs.js';
+import { UnsafePathError } from '../drivers/no-follow-fs.js';
+import { IMAGE_MARKER, type ObservedFile, type RootfsDriver } from '../drivers/rootfs.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -18,6 +19,7 @@ import {
   renderContainerFiles,
   rootfsMarkerPath,
   rootfsPath,
+  SRV_DIR,
 } from './container-files-render.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
 import { IMAGE_KIND } from './image.js';
@@ -74,7 +76,7 @@ async function observeContainer(rootfs: RootfsDriver, drivers: Drivers, name: st
   const [image] = await Promise.all([
     observeRootfsImage(rootfs, drivers, name),
     ...containerFilePaths(name).map(async (p) => {
-      const file = p === nspawnPath(name) ? nspawn : await rootfs.readFile(drivers.files.hostPath(p));
+      const file = p === nspawnPath(name) ? nspawn : await readInContainer(drivers, name, p);
       if (file.kind === 'file') files[p] = contentHash(file.text);
       else if (file.kind === 'other') files[p] = NOT_A_FILE;
     }),
@@ -109,17 +111,39 @@ async function convergeRootfs(drivers: Drivers, host: HostContext, name: string,
   await rootfs.writeFileIfChanged(drivers.files.hostPath(rootfsMarkerPath(name)), `${JSON.stringify(record)}\n`);
 }
 
-/** Writes every file that differs; the .nspawn (sc's mark) last. */
+/**
+ * The scope a container's file is reached in: inside its rootfs, every component below the rootfs
+ * is opened without following links (the container owns that tree and may race on it); the
+ * .nspawn file below the host's own nspawn dir.
+ */
+const scopeOf = (name: string, p: string): { within: string } =>
+  p.startsWith(`${rootfsPath(name)}/`) ? { within: rootfsPath(name) } : { within: p === nspawnPath(name) ? NSPAWN_DIR : SRV_DIR };
+
+/** A container file as observed: a link, FIFO, device (or a link on the way) reads as "other", never followed. */
+async function readInContainer(drivers: Drivers, name: string, p: string): Promise<ObservedFile> {
+  try {
+    const text = await drivers.files.read(p, scopeOf(name, p));
+    return text === undefined ? { kind: 'missing' } : { kind: 'file', text };
+  } catch (error) {
+    if (error instanceof UnsafePathError) return { kind: 'other' };
+    if ((error as NodeJS.ErrnoException).code === 'ENOTDIR') return { kind: 'missing' };
+    throw error;
+  }
+}
+
+/**
+ * Writes every file that differs, the .nspawn (sc's mark) last, through the files driver: relative
+ * to opened directories, never through a link, so a container swapping a component of its own
+ * /etc cannot redirect the write.
+ */
 async function writeFiles(drivers: Drivers, name: string, contents: Readonly<Record<string, string>>): Promise<void> {
-  const rootfs = drivers.rootfs;
-  const within = drivers.files.hostPath(rootfsPath(name));
   const mark = nspawnPath(name);
   for (const [p, text] of Object.entries(contents)) {
     if (p === mark) continue;
-    await rootfs.writeFileIfChanged(drivers.files.hostPath(p), text, { within });
+    await drivers.files.write(p, text, scopeOf(name, p));
   }
   const markText = contents[mark];
-  if (markText !== undefined) await rootfs.writeFileIfChanged(drivers.files.hostPath(mark), markText);
+  if (markText !== undefined) await drivers.files.write(mark, markText, scopeOf(name, mark));
 }
 
 async function converge(drivers: Drivers, host: HostContext, want: DesiredObject<ContainerFilesSpec>, haveImage: string | null): Promise<void> {

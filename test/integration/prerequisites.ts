@@ -11,7 +11,7 @@ const PACKAGE_LIST = path.join(REPO_ROOT, 'scripts/system-packages.txt');
 /** The programs the integration suites run (directly or through sc); their packages come from the list. */
 export const INTEGRATION_PROGRAMS = [
   'ip', 'ss', 'nft', 'systemd-nspawn', 'nsenter', 'unshare', 'setsid', 'sysctl', 'systemctl', 'systemd-analyze',
-  'busybox', 'git', 'openvpn', 'haproxy', 'ping', 'openssl', 'curl', 'debootstrap', 'ssh-keygen', 'ssh', 'sshd', 'script',
+  'busybox', 'git', 'openvpn', 'haproxy', 'ping', 'openssl', 'curl', 'debootstrap', 'ssh-keygen', 'ssh', 'sshd', 'script', 'time',
 ] as const;
 
 export interface PackageEntry {

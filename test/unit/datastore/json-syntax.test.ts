@@ -1,6 +1,6 @@
 // JSON syntax errors: the true line:column (Node 20's JSON.parse gives none) and a message naming
 // only the offending character, escaped; never the text around it.
-import { findJsonSyntaxProblem, jsonDepth } from '../../../src/datastore/json-syntax.js';
+import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets } from '../../../src/datastore/json-syntax.js';
 import { sourceDocumentFromText } from '../../../src/datastore/load-datastore.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
 
@@ -81,5 +81,36 @@ describe('limits', () => {
   test('YAML aliases that expand exponentially are refused', () => {
     const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', ...'bcdef'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdef'[i]}`).join(',')}]`)].join('\n');
     expect(syntaxError(bomb, '/tmp/x/users.yaml')).toMatch(/users\.yaml:1:1: YAML: Excessive alias count/);
+  });
+});
+
+describe('JSON positions without a YAML document', () => {
+  test('agree with the YAML document\'s positions for every key and element of the example datastore', async () => {
+    const { readFile } = await import('node:fs/promises');
+    for (const kind of ['clusters', 'users', 'containers', 'settings'] as const) {
+      const file = new URL(`../../../examples/datastore-json/${kind}.json`, import.meta.url).pathname;
+      const text = `${await readFile(file, 'utf8')}`;
+      const viaScan = sourceDocumentFromText(kind, file, text);
+      const viaYaml = sourceDocumentFromText(kind, file, text);
+      void viaYaml.document; // builds the YAML document: positions come from it from now on
+      const paths: (string | number)[][] = [];
+      const walk = (value: unknown, path: (string | number)[]): void => {
+        paths.push(path);
+        if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i]));
+        else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
+      };
+      walk(viaScan.data, []);
+      expect(paths.length).toBeGreaterThan(5);
+      for (const path of [...paths, ['no-such-key'], [...(paths[paths.length - 1] ?? []), 'missing']]) {
+        expect([kind, path, viaScan.positionOf(path)]).toEqual([kind, path, viaYaml.positionOf(path)]);
+      }
+    }
+  });
+  test('keys with escapes and slashes', () => {
+    const text = '{\n  "a/b": [1, {"x\\"y": true}],\n  "c~d": null\n}';
+    const offsets = jsonPathOffsets(text);
+    expect(offsets.get('/a~1b/1/x"y')).toBe(text.indexOf('"x\\"y"'));
+    expect(offsets.get('/c~0d')).toBe(text.indexOf('"c~d"'));
+    expect(offsets.get('/a~1b/0')).toBe(text.indexOf('1,'));
   });
 });

@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { parseGitSource, sourceLabel, syncGitSource } from '../../../src/datastore/git-source.js';
 import { hasCredentials, redactUrl, urlWithoutCredentials } from '../../../src/drivers/url-credentials.js';
 import { gitErrorText } from '../../../src/drivers/git.js';
+import { LIMITS } from '../../../src/datastore/limits.js';
 
 const IDENTITY = ['-c', 'user.name=operator', '-c', 'user.email=operator@test'];
 let base: string;
@@ -109,5 +110,29 @@ describe('credentials in source URLs', () => {
     const error = await syncGitSource(parseGitSource('http://bob:SECRETTOKEN@127.0.0.1:1/x.git#main'), { root: await freshRoot() }).then(() => new Error('no error'), (e: unknown) => e as Error);
     expect(error.message).toMatch(/^cannot fetch the source http:\/\/bob:\*\*\*@127\.0\.0\.1:1\/x\.git#main/);
     expect(error.message).not.toContain('SECRETTOKEN');
+  });
+});
+
+describe('size limits of a source', () => {
+  // The real limits (256 MiB of files, 100,000 entries, a 1 GiB object store) lowered for the test.
+  const limits = LIMITS as unknown as Record<string, number>;
+  const saved = { ...limits };
+  afterEach(() => Object.assign(limits, saved));
+
+  test.each([
+    ['sourceTreeBytes', 4000, /holds \d+ bytes of files, more than the limit of 4000; nothing applied/],
+    ['sourceTreeEntries', 3, /has \d+ files and directories, more than the limit of 3; nothing applied/],
+    ['sourceRepositoryBytes', 1000, /takes \d+ bytes in .*, more than the limit of 1000; nothing applied/],
+  ])('over %s (%i) a revision is refused before checkout', async (limit, value, message) => {
+    const bare = await repo(async (w) => {
+      await writeFile(path.join(w, 'users.json'), JSON.stringify({ pad: 'x'.repeat(5000) }));
+      await mkdir(path.join(w, 'docs'));
+      await writeFile(path.join(w, 'docs/a.md'), 'a');
+    });
+    const root = await freshRoot();
+    limits[limit] = value;
+    const error = await syncGitSource(parseGitSource(`${bare}#main`), { root }).then(() => new Error('no error'), (e: unknown) => e as Error);
+    expect(error.message).toMatch(message);
+    await expect(lstat(path.join(root, 'var/lib/srvctl/source/users.json'))).rejects.toThrow(/ENOENT/);
   });
 });
