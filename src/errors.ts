@@ -95,3 +95,6 @@ export class LockHeldError extends ScError {
     super(`another sc process holds ${lockPath} (${holder}); wait for it to finish, or stop it`);
   }
 }
+
+/** A path sc refused because a component is a symlink or not the kind of file expected (never followed). */
+export class UnsafePathError extends UserError {}

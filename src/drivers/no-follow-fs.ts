@@ -13,7 +13,7 @@ import { constants, promises as fs, type Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { UserError } from '../errors.js';
+import { UnsafePathError } from '../errors.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 /** Temp files are `.<name>.sc-tmp.<host>.<pid>.<n>`: hidden, next to the target, naming their writer. */
@@ -24,7 +24,7 @@ let tempCounter = 0;
 export const activeTemps = new Set<string>();
 
 /** A path sc refused because a component is a symlink or not the kind of file expected. */
-export class UnsafePathError extends UserError {}
+export { UnsafePathError };
 
 /** A file over the size limit its reader set: refused before its content is read. */
 export class FileTooLargeError extends UnsafePathError {

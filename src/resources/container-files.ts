@@ -3,10 +3,9 @@
 // file's header is sc's mark; it is written last, so an interrupted create is simply redone.
 // Running the container is the machine kind's business, not this one's.
 import type { Model } from '../datastore/model.js';
-import { UnsafePathError } from '../drivers/no-follow-fs.js';
 import { IMAGE_MARKER, type ObservedFile, type RootfsDriver } from '../drivers/rootfs.js';
 import type { Drivers } from '../drivers/types.js';
-import { ConflictError, ScError, UserError } from '../errors.js';
+import { ConflictError, ScError, UnsafePathError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import { BRIDGE_KIND } from './bridge.js';
 import {
