@@ -2,7 +2,7 @@
 import { bridgeHandler } from './bridge.js';
 import { certificateHandler } from './certificate.js';
 import { containerAddressHandler } from './container-address.js';
-import { containerFilesHandler } from './container-files.js';
+import { containerHandler } from './container.js';
 import type { HandlerRegistry } from './contract.js';
 import { imageHandler } from './image.js';
 import { machineHandler } from './machine.js';
@@ -10,7 +10,7 @@ import { pkiHandler } from './pki.js';
 import { portMapHandler } from './port-map.js';
 import { reverseProxyHandler } from './reverse-proxy.js';
 import { vpnLinkHandler } from './vpn-link.js';
-import { ipForwardingHandler } from './ip-forwarding.js';
+import { sysctlHandler } from './sysctl.js';
 import { containerKeysHandler } from './container-keys.js';
 import { hostNamesHandler } from './host-names.js';
 import { jumpAccountHandler } from './jump-account.js';
@@ -18,14 +18,14 @@ import { sshJumpHandler } from './ssh-jump.js';
 
 export const resourceHandlers = {
   bridge: bridgeHandler,
-  container: containerFilesHandler,
+  container: containerHandler,
   image: imageHandler,
   machine: machineHandler,
   'container-address': containerAddressHandler,
   'port-map': portMapHandler,
   pki: pkiHandler,
   'vpn-link': vpnLinkHandler,
-  sysctl: ipForwardingHandler,
+  sysctl: sysctlHandler,
   'container-keys': containerKeysHandler,
   'host-names': hostNamesHandler,
   'ssh-jump': sshJumpHandler,
