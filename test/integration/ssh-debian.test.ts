@@ -7,6 +7,7 @@
 // refused by the container's sshd, through the jump and from the host itself.
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { detectCgroupLayout, killAndRemoveCgroup, machinesCgroupBase } from '../../src/drivers/cgroups.js';
 import { configuredDebianMirror } from './debian-host.js';
 import { createSandbox, type Sandbox } from './sandbox.js';
@@ -87,7 +88,11 @@ describe('SSH access to a Debian container with its own sshd', () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
     expect(active).toBe('active');
-    expect((await sc('exec', SHOP, '--', 'test', '-s', '/etc/ssh/ssh_host_ed25519_key')).exitCode).toBe(0);
+    // The sshd on the container's address presents the key the container made for itself.
+    const own = (await sc('exec', SHOP, '--', 'cat', '/etc/ssh/ssh_host_ed25519_key.pub')).stdout.split(' ')[1];
+    expect(own).toMatch(/^AAAA/);
+    const scan = await execa('ip', ['netns', 'exec', sandbox.netns, 'ssh-keyscan', '-t', 'ed25519', SHOP_IP], { reject: false, timeout: 60_000 });
+    expect(scan.stdout.split(' ')[2]).toBe(own);
   }, 30 * 60_000);
 
   it("ssh -J alice@HOST root@CONTAINER logs in with alice's key, and with her reseller's", async () => {
