@@ -61,6 +61,9 @@ export interface WriteOptions {
   readonly gid?: number;
   /** Mode of directories created on the way (default 0o755). */
   readonly dirMode?: number;
+  /** Owner of directories created on the way (default: the process's). */
+  readonly dirUid?: number;
+  readonly dirGid?: number;
   /** Create missing directories on the way (default true). */
   readonly createDirs?: boolean;
 }
@@ -107,7 +110,7 @@ async function openDirAt(parent: FileHandle | string, name: string | undefined):
 export async function openDirNoFollow(
   trusted: string,
   rel: readonly string[],
-  options: { create?: boolean; dirMode?: number } = {},
+  options: { create?: boolean; dirMode?: number; dirUid?: number; dirGid?: number } = {},
 ): Promise<FileHandle | undefined> {
   let dir: FileHandle;
   try {
@@ -148,7 +151,10 @@ export async function openDirNoFollow(
           await dir.close();
           throw failure;
         }
-        if (made) await next.chmod(options.dirMode ?? 0o755); // mkdir's mode passes the umask
+        if (made) {
+          await next.chmod(options.dirMode ?? 0o755); // mkdir's mode passes the umask
+          if (options.dirUid !== undefined || options.dirGid !== undefined) await next.chown(options.dirUid ?? -1, options.dirGid ?? -1);
+        }
       } else {
         const failure = code === 'ENOENT' ? undefined : await refusal(walked, error, dir, name);
         await dir.close();
@@ -278,7 +284,12 @@ export async function writeNoFollow(
   const where = path.join(trusted, rel);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
   const create = options.createDirs ?? true;
-  const dir = await openDirNoFollow(trusted, dirs, { create, ...(options.dirMode !== undefined ? { dirMode: options.dirMode } : {}) });
+  const dir = await openDirNoFollow(trusted, dirs, {
+    create,
+    ...(options.dirMode !== undefined ? { dirMode: options.dirMode } : {}),
+    ...(options.dirUid !== undefined ? { dirUid: options.dirUid } : {}),
+    ...(options.dirGid !== undefined ? { dirGid: options.dirGid } : {}),
+  });
   if (dir === undefined) throw Object.assign(new Error(`ENOENT: no such directory for ${where}`), { code: 'ENOENT' });
   try {
     const existing = await lstatIn(dir, name);

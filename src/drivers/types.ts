@@ -104,13 +104,21 @@ export interface FilesDriver {
   readBytes(path: string, options?: FilesScope & { readonly maxBytes?: number }): Promise<Buffer | undefined>;
   /**
    * Replaces the file atomically (temp + fsync + rename) with this content, mode (default 0o644,
-   * whatever the umask) and owner, creating missing directories; a symlink at the path is replaced,
-   * never followed. Returns false (and writes nothing) when it already is exactly that.
+   * whatever the umask) and owner, creating missing directories (`dirMode`, `dirUid`/`dirGid`); a
+   * symlink at the path is replaced, never followed. Returns false (and writes nothing) when it
+   * already is exactly that.
    */
   write(
     path: string,
     content: string | Uint8Array,
-    options?: FilesScope & { readonly mode?: number; readonly uid?: number; readonly gid?: number; readonly dirMode?: number },
+    options?: FilesScope & {
+      readonly mode?: number;
+      readonly uid?: number;
+      readonly gid?: number;
+      readonly dirMode?: number;
+      readonly dirUid?: number;
+      readonly dirGid?: number;
+    },
   ): Promise<boolean>;
   /** Removes a file or symlink (never a symlink's target); false when it was not there. */
   remove(path: string, options?: FilesScope): Promise<boolean>;

@@ -15,6 +15,7 @@ import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.
 
 export const CONTAINER_KEYS_KIND = 'container-keys';
 export const AUTHORIZED_KEYS = '/root/.ssh/authorized_keys';
+const ROOT_HOME = '/root';
 export const KEYS_MARKERS = srvctlMarkers('keys');
 
 export interface ContainerKeysSpec {
@@ -40,12 +41,17 @@ async function writeBlock(drivers: Drivers, name: string, lines: readonly string
   if (stat && stat.type !== 'file') throw new ConflictError(`${file} is a ${stat.type}, not a file: sc leaves it alone`);
   const text = (await drivers.files.read(file, { within })) ?? '';
   if (lines === undefined && text === '') return;
+  // A new file (and .ssh) belongs to whoever owns the container's /root: 0 in an idmapped tree,
+  // the picked uid range's root in a tree nspawn chowned — sshd's StrictModes wants root's there.
+  const owner = stat ?? (await drivers.files.stat(`${within}${ROOT_HOME}`, { within })) ?? { uid: 0, gid: 0 };
   await drivers.files.write(file, replaceBlock(text, KEYS_MARKERS, lines), {
     within,
     mode: stat?.mode ?? 0o600,
-    uid: stat?.uid ?? 0,
-    gid: stat?.gid ?? 0,
+    uid: owner.uid,
+    gid: owner.gid,
     dirMode: 0o700,
+    dirUid: owner.uid,
+    dirGid: owner.gid,
   });
 }
 

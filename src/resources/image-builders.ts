@@ -194,6 +194,29 @@ async function hostOsRelease(rootfs: RootfsDriver, rootOsRelease: string): Promi
 /** Debian/Fedora trees: a fresh machine-id per container and no build host name inside. */
 const systemdImageCleanup = (): TreeEntry[] => [{ kind: 'file', path: 'etc/machine-id', text: '' }];
 
+/** The SSH host key files openssh-server's postinst makes (`ssh-keygen -A`): the build's, not a container's. */
+export const SSH_HOST_KEY_FILES = ['rsa', 'ecdsa', 'ed25519', 'dsa'].flatMap((t) => [`etc/ssh/ssh_host_${t}_key`, `etc/ssh/ssh_host_${t}_key.pub`]);
+
+/**
+ * Debian's ssh.service checks its config (`sshd -t`) and fails without host keys, and Debian has
+ * no unit that makes them at boot: a drop-in makes the missing ones first (`ssh-keygen -A` leaves
+ * existing keys alone). Harmless in an image without openssh-server (the drop-in has no unit).
+ */
+export function debianImageEntries(): TreeEntry[] {
+  const dropIn = [
+    '# srvctl: every container makes its own SSH host keys on first boot (the image has none).',
+    '[Service]',
+    'ExecStartPre=',
+    'ExecStartPre=/usr/bin/ssh-keygen -A',
+    'ExecStartPre=/usr/sbin/sshd -t',
+    '',
+  ].join('\n');
+  return [
+    { kind: 'dir', path: 'etc/systemd/system/ssh.service.d' },
+    { kind: 'file', path: 'etc/systemd/system/ssh.service.d/srvctl-host-keys.conf', text: dropIn },
+  ];
+}
+
 async function buildDebootstrap(rootfs: RootfsDriver, dir: string, params: ImageParams, rootOsRelease: string): Promise<void> {
   const suite = params.suite ?? (await hostOsRelease(rootfs, rootOsRelease))['VERSION_CODENAME'];
   if (!suite) throw new UserError('debootstrap needs a suite: this host\'s os-release has no VERSION_CODENAME; set settings.images.TYPE.suite');
@@ -202,7 +225,9 @@ async function buildDebootstrap(rootfs: RootfsDriver, dir: string, params: Image
   // Offline enable: the unit links are made in the tree, no running systemd needed.
   await rootfs.runBuilder('systemctl', [`--root=${dir}`, 'enable', 'systemd-networkd']);
   await rootfs.remove(`${dir}/etc/hostname`);
-  await rootfs.populateTree(dir, systemdImageCleanup());
+  // Host keys made during the build would be shared by every container of the image.
+  for (const key of SSH_HOST_KEY_FILES) await rootfs.remove(`${dir}/${key}`);
+  await rootfs.populateTree(dir, [...systemdImageCleanup(), ...debianImageEntries()]);
 }
 
 async function buildDnf(rootfs: RootfsDriver, dir: string, params: ImageParams, rootOsRelease: string): Promise<void> {

@@ -1,21 +1,18 @@
 // Users reach their own containers (issue 16), with real OpenSSH end to end.
 //
-// The host: sc applies to a --root whose /etc holds a small passwd/group/shadow (root, sshd, a
-// foreign account carol), an sshd_config that includes /etc/ssh/sshd_config.d/*.conf, and hosts.
-// The test's sshd runs in the host namespace inside a private mount namespace where that --root's
-// /etc is bind-mounted over /etc (the directory, so sc's atomic renames are seen), and its PidFile
-// is <root>/run/sshd.pid — so sc's drop-in, jump accounts, keys files and /etc/hosts block are
-// exactly what sshd uses, and sc's reload (SIGHUP) is exercised.
+// The host: the jump host of ssh-jump-host.ts (a real sshd reading the --root's /etc), with a
+// foreign account carol sc must never touch.
 // The containers: busybox cannot run sshd, so each container's "sshd" is the machine's sshd run in
 // the container's network namespace (listening on the container's address, port 22), reading the
 // container's own /root/.ssh/authorized_keys from its rootfs, and running the session inside the
 // container (nsenter into its init): a login proves the key sc installed in that container.
-// A client namespace on the uplink runs `ssh -J`.
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+// A client namespace on the uplink runs `ssh -J`. ssh-debian.test.ts does it with a Debian container's own sshd.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { detectCgroupLayout, killAndRemoveCgroup, machinesCgroupBase } from '../../src/drivers/cgroups.js';
 import { SC_MAIN, createSandbox, type Sandbox } from './sandbox.js';
+import { createJumpHost, destroyJumpHost, type JumpHost } from './ssh-jump-host.js';
 
 const HOST = 'h1.test';
 const HOST_IP = '192.0.2.11';
@@ -28,10 +25,11 @@ const CAROL_UID = 31050;
 
 let sandbox: Sandbox;
 let datastore: string;
+let jumpHost: JumpHost;
 let clientNs: string;
 let keys: string;
 let sshdDir: string;
-const pub: Record<string, string> = {};
+let pub: Readonly<Record<string, string>> = {};
 
 const sc = (...args: string[]) => sandbox.runSc(['--datastore', datastore, '--host', HOST, ...args], { timeoutMs: 240_000 });
 
@@ -65,56 +63,6 @@ function baseDocs(): Docs {
   };
 }
 
-/** The fake host's /etc under --root: accounts (with a foreign one), sshd's config and host key, hosts. */
-async function prepareHostEtc(): Promise<void> {
-  const etc = path.join(sandbox.root, 'etc');
-  await mkdir(path.join(etc, 'ssh/sshd_config.d'), { recursive: true });
-  await writeFile(path.join(etc, 'passwd'), ['root:x:0:0:root:/root:/bin/bash', 'sshd:x:102:65534::/run/sshd:/usr/sbin/nologin', 'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin', `carol:x:${CAROL_UID}:${CAROL_UID}:Carol,,,:/home/carol:/bin/bash`, ''].join('\n'));
-  await writeFile(path.join(etc, 'group'), ['root:x:0:', 'shadow:x:42:', 'nogroup:x:65534:', `carol:x:${CAROL_UID}:`, ''].join('\n'));
-  await writeFile(path.join(etc, 'shadow'), ['root:*:20000:0:99999:7:::', 'sshd:*:20000:0:99999:7:::', 'nobody:*:20000:0:99999:7:::', 'carol:!:20000:0:99999:7:::', ''].join('\n'), { mode: 0o640 });
-  await writeFile(path.join(etc, 'gshadow'), ['root:*::', 'shadow:*::', 'nogroup:*::', 'carol:!::', ''].join('\n'), { mode: 0o640 });
-  await writeFile(path.join(etc, 'hosts'), '127.0.0.1\tlocalhost\n');
-  await writeFile(path.join(etc, 'nsswitch.conf'), 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n');
-  // sshd is dynamically linked: the loader needs the machine's cache under the /etc it will see.
-  await copyFile('/etc/ld.so.cache', path.join(etc, 'ld.so.cache'));
-  await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'host', '-f', path.join(etc, 'ssh/ssh_host_ed25519_key')]);
-  await writeFile(
-    path.join(etc, 'ssh/sshd_config'),
-    [
-      'Include /etc/ssh/sshd_config.d/*.conf',
-      `ListenAddress ${HOST_IP}`,
-      'HostKey /etc/ssh/ssh_host_ed25519_key',
-      `PidFile ${path.join(sandbox.root, 'run/sshd.pid')}`,
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PermitRootLogin no',
-      'AllowTcpForwarding no',
-      'X11Forwarding no',
-      'LogLevel VERBOSE',
-      '',
-    ].join('\n'),
-  );
-  await mkdir(path.join(sandbox.root, 'run'), { recursive: true });
-}
-
-/** A daemon in its own mount namespace with a tmpfs /run (sshd needs /run/sshd; the machine's /run stays untouched). */
-function startSshd(netArg: string, script: string, args: string[], log: string) {
-  const child = execa('nsenter', [netArg, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', `${script}; mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -D -e -f "$1"`, 'sh', ...args], {
-    reject: false,
-    stdin: 'ignore',
-    stdout: { file: log },
-    stderr: { file: log },
-  });
-  if (child.pid !== undefined) sandbox.track(child.pid);
-  return child;
-}
-
-/** The jump host's sshd: the --root's /etc is /etc for it. */
-function startHostSshd(): void {
-  void startSshd(`--net=/run/netns/${sandbox.netns}`, 'mount --bind "$2" /etc', ['/etc/ssh/sshd_config', path.join(sandbox.root, 'etc')], path.join(sshdDir, 'host-sshd.log'));
-}
-
 async function initPidOf(name: string): Promise<number> {
   const state = JSON.parse(await readFile(path.join(sandbox.root, 'run/srvctl', `${name}.json`), 'utf8')) as { init_pid: number };
   return state.init_pid;
@@ -143,46 +91,12 @@ async function startContainerSshd(name: string): Promise<void> {
       '',
     ].join('\n'),
   );
-  void startSshd(`--net=/proc/${pid}/ns/net`, 'true', [path.join(dir, 'sshd_config')], path.join(dir, 'sshd.log'));
+  jumpHost.startSshd(`--net=/proc/${pid}/ns/net`, 'true', [path.join(dir, 'sshd_config')], path.join(dir, 'sshd.log'));
 }
 
-/** The client side: a base config (jump host address, identity, no host key prompts) plus extra text. */
-async function clientConfig(user: string, extra = ''): Promise<string> {
-  const file = path.join(keys, `config-${user}-${Object.keys(pub).length}-${Math.random().toString(16).slice(2)}`);
-  await writeFile(
-    file,
-    [
-      extra,
-      `Host ${HOST}`,
-      `    HostName ${HOST_IP}`,
-      'Host *',
-      `    IdentityFile ${path.join(keys, user)}`,
-      '    IdentitiesOnly yes',
-      '    BatchMode yes',
-      '    StrictHostKeyChecking no',
-      '    UserKnownHostsFile /dev/null',
-      '    LogLevel ERROR',
-      '    ConnectTimeout 15',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
-
-const sshFrom = (ns: string, args: string[]) => execa('ip', ['netns', 'exec', ns, 'ssh', ...args], { reject: false, timeout: 60_000, stdin: 'ignore' });
-
-/** `ssh -J USER@HOST root@TARGET` with USER's key from the client namespace (retried while sshd reloads). */
-async function jump(user: string, target: string, attempts = 1): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const config = await clientConfig(user);
-  let result = { exitCode: -1, stdout: '', stderr: '' };
-  for (let i = 0; i < attempts; i++) {
-    const r = await sshFrom(clientNs, ['-F', config, '-J', `${user}@${HOST}`, `root@${target}`]);
-    result = { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
-    if (result.exitCode === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  return result;
-}
+const clientConfig = (user: string, extra = '') => jumpHost.clientConfig(user, extra);
+const sshFrom = (ns: string, args: string[]) => jumpHost.sshFrom(ns, args);
+const jump = (user: string, target: string, attempts = 1) => jumpHost.jump(user, target, attempts);
 
 async function applyClean(): Promise<void> {
   const apply = await sc('apply');
@@ -198,28 +112,18 @@ const shopKeysFile = () => path.join(sandbox.root, 'srv', SHOP, 'rootfs/root/.ss
 
 beforeAll(async () => {
   sandbox = await createSandbox();
-  clientNs = `${sandbox.prefix}-cl`;
   datastore = path.join(sandbox.root, 'datastore');
-  keys = path.join(sandbox.root, 'client-keys');
-  sshdDir = path.join(sandbox.root, 'sshd');
-  await mkdir(keys, { recursive: true, mode: 0o700 });
-  await mkdir(sshdDir, { recursive: true });
-  for (const who of ['admin', 'alpha', 'alice', 'bob', 'own']) {
-    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${who}@test`, '-f', path.join(keys, who)]);
-    pub[who] = (await readFile(path.join(keys, `${who}.pub`), 'utf8')).trim();
-  }
+  jumpHost = await createJumpHost(sandbox, {
+    hostName: HOST,
+    hostIp: HOST_IP,
+    clientIp: CLIENT_IP,
+    keyNames: ['admin', 'alpha', 'alice', 'bob', 'own'],
+    foreignAccounts: [{ name: 'carol', uid: CAROL_UID }],
+  });
+  ({ clientNs, keys, sshdDir, pub } = jumpHost);
   await writeDatastore(baseDocs());
-  await prepareHostEtc();
-  await execa('ip', ['netns', 'add', clientNs]);
-  await execa('ip', ['-n', clientNs, 'link', 'set', 'lo', 'up']);
-  await execa('ip', ['link', 'add', `${sandbox.prefix}u`, 'netns', sandbox.netns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', clientNs]);
-  await sandbox.ip('link', 'set', `${sandbox.prefix}u`, 'name', 'eth0');
-  await sandbox.ip('addr', 'add', `${HOST_IP}/24`, 'dev', 'eth0');
-  await sandbox.ip('link', 'set', 'eth0', 'up');
-  await execa('ip', ['-n', clientNs, 'addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0']);
-  await execa('ip', ['-n', clientNs, 'link', 'set', 'eth0', 'up']);
   // sshd runs before sc writes its drop-in: sc's reload is what makes it take the Match block.
-  startHostSshd();
+  jumpHost.startHostSshd();
 }, 120_000);
 
 afterAll(async () => {
@@ -227,8 +131,8 @@ afterAll(async () => {
   try {
     await killAndRemoveCgroup(detectCgroupLayout(), machinesCgroupBase(sandbox.root), 20_000);
   } finally {
+    await destroyJumpHost(sandbox);
     await sandbox.destroy();
-    if (clientNs) await execa('ip', ['netns', 'del', clientNs], { reject: false });
   }
 }, 60_000);
 

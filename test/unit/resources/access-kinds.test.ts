@@ -2,7 +2,7 @@
 // temporary --root with the real files and accounts drivers: what a first apply writes, that a
 // second plan is empty, what counts as drift, what is a conflict, and that foreign lines and
 // accounts are never touched. sshd is a recorder of reloads.
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -140,6 +140,22 @@ describe('access kinds on a temporary root', () => {
     expect(shop.split('\n').filter((l) => !l.startsWith('#') && l !== '')).toEqual([P384, P256, ED]);
     expect(await readFile(at('etc/ssh/srvctl-jump-keys/alpha'), 'utf8')).toContain(`restrict,port-forwarding,permitopen="shop.test:22" ${P256}`);
     expect(await readFile(at('etc/hosts'), 'utf8')).toContain('10.17.1.20\tshop.test\n');
+  });
+
+  test("a new keys file and .ssh belong to the owner of the container's /root (a tree nspawn chowned to its uid range)", async () => {
+    const base = 1_847_066_624; // PrivateUsers=pick's range, as nspawn chowns a tree without idmapped mounts
+    await chown(at('srv/bike.test/rootfs/root'), base, base);
+    await apply(model());
+    const own = async (p: string) => {
+      const st = await stat(at(p));
+      return [st.uid, st.gid, st.mode & 0o777];
+    };
+    expect(await own('srv/bike.test/rootfs/root/.ssh')).toEqual([base, base, 0o700]);
+    expect(await own('srv/bike.test/rootfs/root/.ssh/authorized_keys')).toEqual([base, base, 0o600]);
+    // An idmapped tree's /root is 0: so are the new ones.
+    expect(await own('srv/shop.test/rootfs/root/.ssh')).toEqual([0, 0, 0o700]);
+    expect(await own('srv/shop.test/rootfs/root/.ssh/authorized_keys')).toEqual([0, 0, 0o600]);
+    expect((await plan(model())).actions).toEqual([]);
   });
 
   test('drift in a block, an account, a keys file or the drop-in is an update (sshd reloaded); lines outside the block stay', async () => {

@@ -111,6 +111,12 @@ function recordingExec(calls: string[][]): Exec {
   return {
     async run(command, args): Promise<ExecResult> {
       calls.push([command, ...args]);
+      // openssh-server's postinst makes host keys in the tree being built.
+      if (command === 'debootstrap' && args.some((a) => a.includes('openssh-server'))) {
+        const dir = args[args.length - 1] as string;
+        await mkdir(path.join(dir, 'etc/ssh'), { recursive: true });
+        for (const f of ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub', 'ssh_host_rsa_key']) await writeFile(path.join(dir, 'etc/ssh', f), 'k');
+      }
       const stdout = args.includes('--list-full') ? 'bin/sh\nsbin/init\nusr/bin/httpd\n' : '';
       return { command: [command, ...args], exitCode: 0, stdout, stderr: '' };
     },
@@ -183,6 +189,19 @@ describe('building and observing images under --root', () => {
       ['systemctl', `--root=${work}`, 'enable', 'systemd-networkd'],
     ]);
     expect(await readFile(path.join(root, 'var/srvctl3/rootfs/debian/etc/machine-id'), 'utf8')).toBe('');
+  });
+
+  it('debootstrap with openssh-server: the build\'s host keys are removed, and ssh.service makes a container\'s own first', async () => {
+    await mkdir(path.join(root, 'etc'), { recursive: true });
+    await writeFile(path.join(root, 'etc/os-release'), 'ID=debian\nVERSION_CODENAME=bookworm\n');
+    const drivers = driversFor([]);
+    const settings = { images: { debian: { builder: 'debootstrap' as const, packages: ['openssh-server'] } } };
+    const [want] = imageHandler.desired(model({ 'a.x': 'debian' }, settings), { ...host, root });
+    await imageHandler.create(drivers, { ...host, root }, want!);
+    const image = path.join(root, 'var/srvctl3/rootfs/debian');
+    expect(await readdir(path.join(image, 'etc/ssh'))).toEqual([]);
+    const dropIn = await readFile(path.join(image, 'etc/systemd/system/ssh.service.d/srvctl-host-keys.conf'), 'utf8');
+    expect(dropIn).toContain('[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n');
   });
 });
 
