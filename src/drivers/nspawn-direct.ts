@@ -2,8 +2,8 @@
 // --keep-unit` detached (setsid) in a cgroup of its own per machine, records it under
 // <root>/run/srvctl, stops it with SIGTERM (nspawn forwards --kill-signal to init) and, if that
 // is not enough, cgroup.kill. sandbox.md §4 is the verified recipe.
-import { closeSync, openSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
@@ -23,6 +23,7 @@ import {
   type MachineRecord,
   type MachineRuntime,
 } from './runtime.js';
+import { spawnCollect } from './spawn-collect.js';
 import type { FilesDriver } from './types.js';
 
 export interface DirectRuntimeOptions {
@@ -87,6 +88,19 @@ async function consoleTail(file: string): Promise<string> {
   return text.split('\n').slice(-15).join('\n');
 }
 
+/**
+ * systemd-nspawn ≥ 256 mounts /run/systemd/nspawn/unix-export/NAME for the machine's lifetime and
+ * refuses to start a machine whose mount point is still there — which a SIGKILLed nspawn leaves
+ * behind, so the container would never start again. Called after halt(): no machine of that name
+ * runs, so what is there is stale (a lazy unmount, then the empty directory goes).
+ */
+async function clearStaleUnixExport(name: string): Promise<void> {
+  const dir = `/run/systemd/nspawn/unix-export/${name}`;
+  if (name.includes('/') || !existsSync(dir)) return;
+  await spawnCollect('umount', ['-l', dir], { timeoutMs: 10_000 }).catch(() => undefined);
+  await rmdir(dir).catch(() => undefined);
+}
+
 export function createDirectRuntime(options: DirectRuntimeOptions): MachineRuntime {
   const { files, netns, cgroups, logger, root } = options;
   const startTimeout = options.startTimeoutMs ?? 30_000;
@@ -120,6 +134,7 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
     const paths = machinePaths(files, launch.name);
     // A dead run may have left its init (holding the old veth) or an empty cgroup behind.
     await halt(launch.name);
+    await clearStaleUnixExport(launch.name);
     try {
       await copyFile(paths.settings, paths.settingsBesideTree);
     } catch {
