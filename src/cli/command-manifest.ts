@@ -42,6 +42,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { usage: 'import', summary: "make an sc datastore from another tool's (srvctl 3.2)", load: async () => (await import('./commands/import-srvctl3.js')).registerImport },
   { usage: 'adopt [options]', summary: "take over this host's srvctl 3 containers that `sc import srvctl3` mapped: the next `sc apply` moves them to their new addresses", load: async () => (await import('./commands/adopt.js')).registerAdopt },
   { usage: 'ssh-config <user>', summary: "print an OpenSSH client config for USER: a Host entry per container USER may reach, through USER's jump account on its host", load: async () => (await import('./commands/access.js')).registerAccess },
+  { usage: 'vpn-config <user> <device>', summary: "print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key), and the openssl command that makes its key and request", load: async () => (await import('./commands/access.js')).registerAccess },
   { usage: 'shell <name>', summary: "open root's login shell inside a running container of this host (needs a terminal; for one command use sc exec)", load: async () => (await import('./commands/access.js')).registerAccess },
 ];
 

@@ -289,6 +289,15 @@ export interface Settings {
       renew_days?: number;
     };
   };
+  /**
+   * The user VPN: an OpenVPN server on every host where users have containers; each user's devices get .201-.250 of the user's /24 (sc add-vpn-client).
+   */
+  user_vpn?: {
+    /**
+     * UDP port of the user VPN server on every host.
+     */
+    port?: number;
+  };
   source?: {
     url?: string;
     ref?: string;

@@ -43,6 +43,34 @@ export function parseVpnMaterial(text: string, where: string): VpnMaterial {
   return { csr: `-----BEGIN CERTIFICATE REQUEST-----\n${lines.join('\n')}\n-----END CERTIFICATE REQUEST-----\n` };
 }
 
+/** OID 2.5.4.3 (commonName) as DER: 06 03 55 04 03. */
+const CN_OID = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]);
+
+/**
+ * The subject common name of a PEM certificate request: in a request the subject is the first
+ * name, so the first commonName attribute is its CN (short-form lengths: a CN is at most 64 bytes).
+ */
+export function csrCommonName(csr: string): string | undefined {
+  const der = Buffer.from(csr.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const at = der.indexOf(CN_OID);
+  if (at < 0) return undefined;
+  const length = der[at + CN_OID.length + 1];
+  if (length === undefined || length > 0x7f) return undefined;
+  const start = at + CN_OID.length + 2;
+  return der.subarray(start, start + length).toString('utf8');
+}
+
+function assertRequestFor(material: VpnMaterial | undefined, user: string, device: string): void {
+  if (material === undefined || !('csr' in material)) return;
+  const expected = vpnClientCommonName(user, device);
+  const cn = csrCommonName(material.csr);
+  if (cn !== expected) {
+    throw new UserError(
+      `the certificate request is for ${cn === undefined ? 'no common name' : JSON.stringify(cn.slice(0, 80))}, not ${expected}: make it with "sc vpn-config ${user} ${device}"'s openssl command (-subj /CN=${expected}); nothing was written`,
+    );
+  }
+}
+
 function clientsOf(clients: readonly VpnClient[] | undefined): readonly VpnClient[] {
   return clients ?? [];
 }
@@ -51,12 +79,25 @@ function clientsOf(clients: readonly VpnClient[] | undefined): readonly VpnClien
 export async function addVpnClient(ctx: EditContext, user: string, device: string, material?: VpnMaterial): Promise<EditResult> {
   assertUserName(user);
   assertDeviceName(device);
+  assertRequestFor(material, user, device);
   return runDatastoreEdit(ctx, { command: `add-vpn-client ${user} ${device}` }, (edit) => {
     if (user === ROOT_USERNAME) throw new UserError('root has no VPN clients: the administrator works on the hosts');
     if (!Object.hasOwn(edit.model.users, user)) throw new UserError(`unknown user "${user}": add it first with "sc add-user ${user}"`);
     const clients = clientsOf(edit.model.users[user]?.vpn_clients);
-    if (clients.some((c) => c.device === device)) {
-      throw new UserError(`${user} already has a VPN client "${device}" (remove it first with "sc remove-vpn-client ${user} ${device}")`);
+    const index = clients.findIndex((c) => c.device === device);
+    const existing = clients[index];
+    if (existing !== undefined) {
+      if (material === undefined) {
+        throw new UserError(`${user} already has a VPN client "${device}" (give its request with --csr FILE, or remove it first with "sc remove-vpn-client ${user} ${device}")`);
+      }
+      // The device's (new) request or certificate: the address stays. A new request means a new
+      // key, so the certificate of the old one goes.
+      const updated: VpnClient = { device, host_part: existing.host_part, ...('certificate' in material && existing.csr !== undefined ? { csr: existing.csr } : {}), ...material };
+      const same = JSON.stringify(updated) === JSON.stringify(existing);
+      if (same) return `${user}'s VPN client ${device} already has this ${'csr' in material ? 'request' : 'certificate'}; nothing to change`;
+      edit.document('users').set([user, 'vpn_clients', index], updated);
+      edit.record({ kind: 'users', key: user, action: 'update', value: { vpn_clients: clients.map((c, i) => (i === index ? updated : c)) } });
+      return `stored the ${'csr' in material ? 'certificate request' : 'certificate'} of ${user}'s VPN client ${device} (${vpnClientCommonName(user, device)}, address .${existing.host_part})`;
     }
     let hostPart: number;
     try {

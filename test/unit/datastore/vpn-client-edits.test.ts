@@ -6,7 +6,7 @@ import path, { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify } from 'yaml';
 import { UserError } from '../../../src/errors.js';
-import { addVpnClient, parseVpnMaterial, removeVpnClient } from '../../../src/datastore/vpn-client-edits.js';
+import { addVpnClient, csrCommonName, parseVpnMaterial, removeVpnClient } from '../../../src/datastore/vpn-client-edits.js';
 import { loadDatastore } from '../../../src/datastore/load-datastore.js';
 import { editContext, makeDatastore, snapshot, SMALL_YAML, writableLocation } from '../../fixtures/edit/small-datastore.js';
 
@@ -114,5 +114,33 @@ describe('add-vpn-client / remove-vpn-client', () => {
     expect(text).toMatch(/\/alice\/vpn_clients\/2\/host_part/);
     expect(text).toMatch(/\/alice\/vpn_clients\/3/);
     expect(text).not.toContain(SECRET);
+  });
+});
+
+describe('add-vpn-client --csr on an existing device', () => {
+  test("stores the device's request later, keeping its address; the same request again changes nothing", async () => {
+    const dir = await datastore();
+    const ctx = editContext(dir);
+    await addVpnClient(ctx, 'alice', 'laptop');
+    await addVpnClient(ctx, 'alice', 'phone');
+    const stored = await addVpnClient(ctx, 'alice', 'laptop', parseVpnMaterial(CSR, 'laptop.csr'));
+    expect(stored.message).toMatch(/stored the certificate request of alice's VPN client laptop .*\.201/);
+    expect(await clients(dir)).toEqual([{ device: 'laptop', host_part: 201, csr: CSR }, { device: 'phone', host_part: 202 }]);
+    const again = await addVpnClient(ctx, 'alice', 'laptop', parseVpnMaterial(CSR, 'laptop.csr'));
+    expect(again.files).toEqual([]);
+    expect(again.message).toMatch(/nothing to change/);
+  });
+});
+
+describe('the request names the device', () => {
+  test('its CN must be USER@DEVICE; another CN is refused and nothing is written', async () => {
+    expect(csrCommonName(CSR)).toBe('alice@laptop');
+    const dir = await datastore();
+    const before = await snapshot(dir);
+    await expect(addVpnClient(editContext(dir), 'alice', 'phone', parseVpnMaterial(CSR, 'laptop.csr'))).rejects.toThrow(
+      /the certificate request is for "alice@laptop", not alice@phone: .*-subj \/CN=alice@phone/,
+    );
+    await expect(addVpnClient(editContext(dir), 'r', 'laptop', parseVpnMaterial(CSR, 'laptop.csr'))).rejects.toThrow(/not r@laptop/);
+    expect(await snapshot(dir)).toEqual(before);
   });
 });
