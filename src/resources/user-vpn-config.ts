@@ -114,6 +114,7 @@ export function renderUserVpnServerConfig(plan: UserVpnPlan, host: HostContext, 
     'persist-tun',
     `writepid ${paths.pid}`,
     `status ${paths.status} 10`,
+    'status-version 2',
     `log-append ${paths.log}`,
     'machine-readable-output',
     'verb 3',
@@ -157,3 +158,38 @@ export function renderUserVpnFilter(plan: UserVpnPlan): string {
 }
 
 export const textDigest = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+
+/** One connected device, as the server's status file (status-version 2) lists it. */
+export interface ConnectedClient {
+  readonly common_name: string;
+  /** Its address in the tunnel. */
+  readonly address: string;
+  /** Where it connects from (address:port). */
+  readonly real_address: string;
+  /** UTC, ISO 8601. */
+  readonly connected_since: string | null;
+  /** The last packet from it (the routing table's "Last Ref"), UTC. */
+  readonly last_seen: string | null;
+}
+
+const isoOf = (epoch: string | undefined): string | null => {
+  const n = Number(epoch);
+  return epoch !== undefined && /^\d+$/.test(epoch) && n > 0 ? new Date(n * 1000).toISOString() : null;
+};
+
+/** The connected devices in an OpenVPN `status-version 2` file, by common name. */
+export function parseUserVpnStatus(text: string): ConnectedClient[] {
+  const lastRef = new Map<string, string | null>();
+  const clients: { cn: string; real: string; address: string; since: string | null }[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trimEnd().split(',');
+    // CLIENT_LIST,CN,Real Address,Virtual Address,Virtual IPv6 Address,Bytes Received,Bytes Sent,Connected Since,Connected Since (time_t),…
+    if (f[0] === 'CLIENT_LIST' && f.length >= 9) clients.push({ cn: f[1] ?? '', real: f[2] ?? '', address: f[3] ?? '', since: isoOf(f[8]) });
+    // ROUTING_TABLE,Virtual Address,Common Name,Real Address,Last Ref,Last Ref (time_t)
+    if (f[0] === 'ROUTING_TABLE' && f.length >= 6) lastRef.set(`${f[2] ?? ''}\0${f[1] ?? ''}`, isoOf(f[5]));
+  }
+  return clients
+    .filter((c) => c.cn !== '' && c.cn !== 'UNDEF')
+    .map((c) => ({ common_name: c.cn, address: c.address, real_address: c.real, connected_since: c.since, last_seen: lastRef.get(`${c.cn}\0${c.address}`) ?? null }))
+    .sort((a, b) => (a.common_name < b.common_name ? -1 : a.common_name > b.common_name ? 1 : 0));
+}

@@ -14,7 +14,7 @@ import { BRIDGE_KIND } from './bridge.js';
 import type { DesiredObject, ObservedObject, ObserveContext, ResourceHandler } from './contract.js';
 import { CA_CERT_PATH, HOST_CERT_PATH, HOST_KEY_PATH } from './pki-files.js';
 import { HOST_CERT_REF, PKI_KIND, needsClusterPki } from './pki.js';
-import { renderClientConfigFile, renderUserVpnFilter, renderUserVpnServerConfig, textDigest, userVpnDevice, userVpnPlan, USER_VPN_TABLE } from './user-vpn-config.js';
+import { parseUserVpnStatus, renderClientConfigFile, type ConnectedClient, renderUserVpnFilter, renderUserVpnServerConfig, textDigest, userVpnDevice, userVpnPlan, USER_VPN_TABLE } from './user-vpn-config.js';
 import { credentialsDigest } from './vpn-link.js';
 
 export const USER_VPN_KIND = 'user-vpn';
@@ -33,6 +33,8 @@ export interface UserVpnSpec {
   readonly filter: string;
   /** The bridges (of the desired ones) with proxy ARP on. */
   readonly proxyArp: readonly string[];
+  /** Observed only (status, never compared): the devices connected now, from the server's status file. */
+  readonly connected?: readonly ConnectedClient[];
   /** Desired only: what to write. */
   readonly configText?: string;
   readonly clientTexts?: Readonly<Record<string, string>>;
@@ -120,6 +122,7 @@ export const userVpnHandler = {
     }
     const running = server?.running === true;
     const started = running ? (await drivers.files.read(credentialsRecord(device)).catch(() => undefined))?.trim() : undefined;
+    const statusText = running ? await drivers.files.read(tunnelFiles(device).status).catch(() => undefined) : undefined;
     return [
       {
         ref: { kind: USER_VPN_KIND, id: USER_VPN_ID },
@@ -131,6 +134,7 @@ export const userVpnHandler = {
           clients: sorted(clients),
           filter,
           proxyArp,
+          connected: statusText !== undefined ? parseUserVpnStatus(statusText) : [],
         },
         owned: true,
         description: `${device}${running ? ' running' : ' stopped'}, ${Object.keys(clients).length} client(s)`,

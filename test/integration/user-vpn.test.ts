@@ -130,6 +130,20 @@ describe('user VPN (two hosts and a device)', () => {
     expect(await reaches('10.0.1.1')).toBe(false);
   }, 240_000);
 
+  it('sc status shows the connected device with its address (from the server status file)', async () => {
+    type Status = { user_vpn: { device: string; running: boolean; devices: string[]; connected: { common_name: string; address: string; connected_since: string | null }[] } | null };
+    let status: Status | undefined;
+    // openvpn rewrites its status file every 10 s.
+    const seen = await eventually(async () => {
+      status = JSON.parse((await sc(0, '-o', 'json', 'status')).stdout) as Status;
+      return status.user_vpn?.connected.some((c) => c.common_name === 'ua@laptop') === true;
+    }, 40);
+    expect(seen).toBe(true);
+    expect(status?.user_vpn).toMatchObject({ device: 'scu-1', running: true, devices: ['ua@laptop'] });
+    expect(status?.user_vpn?.connected.find((c) => c.common_name === 'ua@laptop')).toMatchObject({ address: '10.16.1.201', connected_since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown });
+    expect((await sc(0, 'status')).stdout).toMatch(/User VPN: scu-1 running, 1 device\(s\), 1 connected\n.*\n\s*ua@laptop\s+10\.16\.1\.201/);
+  }, 120_000);
+
   it("a host's certificate used as a client is refused (no client-config-dir file for its name)", async () => {
     const h2Pki = path.join((boxes[1] as Sandbox).root, 'etc/srvctl/pki');
     const printed = JSON.parse((await sc(0, '-o', 'json', 'vpn-config', 'ua', 'laptop')).stdout) as { hosts: { config: string }[] };

@@ -3,7 +3,7 @@
 // small model; and the handler's desired object.
 import type { Model } from '../../../src/datastore/model.js';
 import type { HostContext } from '../../../src/host-context.js';
-import { renderClientConfigFile, renderUserVpnFilter, renderUserVpnServerConfig, userVpnPlan } from '../../../src/resources/user-vpn-config.js';
+import { parseUserVpnStatus, renderClientConfigFile, renderUserVpnFilter, renderUserVpnServerConfig, userVpnPlan } from '../../../src/resources/user-vpn-config.js';
 import { userVpnHandler } from '../../../src/resources/user-vpn.js';
 import { parseMark } from '../../../src/drivers/openvpn.js';
 
@@ -84,5 +84,26 @@ describe('user-vpn plan', () => {
     expect(server?.spec.configText).toContain('ca /r/etc/srvctl/pki/ca.crt');
     const alone = { ...model, clusters: { test: { 'h1.test': clusters.test['h1.test'] } } } as unknown as Model;
     expect(userVpnHandler.desired(alone, hostCtx('h1.test'))).toEqual([]);
+  });
+});
+
+describe('user-vpn status file', () => {
+  it('lists the connected devices with their tunnel address, where they connect from, since when and the last packet', () => {
+    const text = [
+      'TITLE,OpenVPN 2.6.3 x86_64-pc-linux-gnu',
+      'TIME,2026-12-06 21:40:00,1796593200',
+      'HEADER,CLIENT_LIST,Common Name,Real Address,Virtual Address,Virtual IPv6 Address,Bytes Received,Bytes Sent,Connected Since,Connected Since (time_t),Username,Client ID,Peer ID,Data Channel Cipher',
+      'CLIENT_LIST,ua@phone,192.0.2.14:40000,10.16.1.202,,100,200,2026-12-06 21:39:00,1796593140,UNDEF,1,1,AES-256-GCM',
+      'CLIENT_LIST,ua@laptop,192.0.2.13:50000,10.16.1.201,,100,200,2026-12-06 21:38:00,1796593080,UNDEF,0,0,AES-256-GCM',
+      'HEADER,ROUTING_TABLE,Virtual Address,Common Name,Real Address,Last Ref,Last Ref (time_t)',
+      'ROUTING_TABLE,10.16.1.201,ua@laptop,192.0.2.13:50000,2026-12-06 21:39:59,1796593199',
+      'GLOBAL_STATS,Max bcast/mcast queue length,0',
+      'END',
+    ].join('\n');
+    expect(parseUserVpnStatus(text)).toEqual([
+      { common_name: 'ua@laptop', address: '10.16.1.201', real_address: '192.0.2.13:50000', connected_since: new Date(1796593080 * 1000).toISOString(), last_seen: new Date(1796593199 * 1000).toISOString() },
+      { common_name: 'ua@phone', address: '10.16.1.202', real_address: '192.0.2.14:40000', connected_since: new Date(1796593140 * 1000).toISOString(), last_seen: null },
+    ]);
+    expect(parseUserVpnStatus('')).toEqual([]);
   });
 });
