@@ -13,7 +13,12 @@ for (const name of await readdir(outdir).catch(() => [])) {
 }
 
 await build({
-  entryPoints: { main: new URL('../src/cli/main.ts', import.meta.url).pathname },
+  // The ACME worker runs as a process of its own (drivers/acme.ts starts `acme-worker.js` beside
+  // the code that starts it): bundled beside main.js too.
+  entryPoints: {
+    main: new URL('../src/cli/main.ts', import.meta.url).pathname,
+    'acme-worker': new URL('../src/drivers/acme-worker.ts', import.meta.url).pathname,
+  },
   outdir: outdir.pathname,
   bundle: true,
   splitting: true,

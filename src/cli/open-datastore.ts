@@ -1,7 +1,7 @@
 // Finds and loads the datastore for a command, and this host's place in it.
 import { resolveDatastoreLocation, type DatastoreLocation } from '../datastore/datastore-location.js';
 import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
-import { checkoutRevision, parseGitSource, redactUrl, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
+import { exportRevision, parseGitSource, redactUrl, sourceLabel, syncGitSource, verifyRevision, withSourceLock } from '../datastore/git-source.js';
 import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { sourceFromHostSettings } from '../datastore/host-settings-source.js';
 import { findHost } from '../datastore/model.js';
@@ -16,14 +16,14 @@ import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
  * --source, else --datastore, else the git source named in this host's own settings
  * (`source.url`), else the datastore locations under --root.
  */
-export async function openDatastoreLocation(ctx: CommandContext): Promise<DatastoreLocation> {
+export async function openDatastoreLocation(ctx: CommandContext, mode: { view?: boolean } = {}): Promise<DatastoreLocation> {
   const { source, datastore, datastoreOrigin, root } = ctx.options;
-  if (source !== undefined) return openGitSource(ctx, source);
+  if (source !== undefined) return openGitSource(ctx, source, mode);
   if (datastore === undefined) {
     const configured = await sourceFromHostSettings(root);
     if (configured !== undefined) {
       ctx.logger.info({ source: redactUrl(configured) }, 'the source named in this host\'s settings (source.url)');
-      return openGitSource(ctx, configured);
+      return openGitSource(ctx, configured, mode);
     }
   }
   const location = await resolveDatastoreLocation({ datastore, root, datastoreOrigin });
@@ -35,13 +35,13 @@ export async function openDatastoreLocation(ctx: CommandContext): Promise<Datast
  * --source URL[#REF]: fetch into the cache under --root and check REF out; a failed fetch falls
  * back to the last good revision of `sc reconcile` (or the cached one) with a notice.
  */
-async function openGitSource(ctx: CommandContext, source: string): Promise<DatastoreLocation> {
+async function openGitSource(ctx: CommandContext, source: string, mode: { view?: boolean }): Promise<DatastoreLocation> {
   const spec = parseGitSource(source);
   const root = ctx.options.root;
   const lastGood = (await readReconcileStatus(root))?.last_good_revision ?? undefined;
   const checkout = await withSourceLock(root, `sc --source ${sourceLabel(spec)}`, async () => {
     const verify = await verifyRequiredInForce(root);
-    return syncGitSource(spec, { root, lastGoodRevision: lastGood, verify });
+    return syncGitSource(spec, { root, lastGoodRevision: lastGood, verify, view: mode.view === true });
   });
   if (checkout.fetchError !== undefined) {
     const which = checkout.revision === lastGood ? 'the last good revision' : 'the cached revision';
@@ -52,7 +52,8 @@ async function openGitSource(ctx: CommandContext, source: string): Promise<Datas
 }
 
 export async function openDatastore(ctx: CommandContext, options?: LoadOptions, open: { lastGoodFallback?: boolean } = {}): Promise<LoadedDatastore> {
-  const location = await openDatastoreLocation(ctx);
+  // The last-good fallback is `sc status`'s: it reads the source without touching the cache's checkout.
+  const location = await openDatastoreLocation(ctx, { view: open.lastGoodFallback === true });
   const loaded = await loadDatastore(location, options).catch((error: unknown) => {
     if (!open.lastGoodFallback || location.gitSource === undefined || !(error instanceof UserError)) throw error;
     return loadLastGoodRevision(ctx, location, error, options);
@@ -76,13 +77,13 @@ async function loadLastGoodRevision(ctx: CommandContext, location: DatastoreLoca
   const lastGood =
     (await readReconcileStatus(root))?.last_good_revision ?? (lastApply?.converged && lastApply.source !== undefined ? lastApply.revision : undefined);
   if (lastGood === undefined || lastGood === null || lastGood === location.revision) throw error;
-  await withSourceLock(root, 'sc status (last good revision)', () => checkoutRevision(root, lastGood));
+  const dir = await withSourceLock(root, 'sc status (last good revision)', () => exportRevision(root, lastGood));
   const first = error.diagnostics[0];
   ctx.notice(
     `the newest revision ${location.revision?.slice(0, 12) ?? ''} of the source is invalid (${first ? formatDiagnostic(first) : error.message}); ` +
       `showing this host against the last good revision ${lastGood.slice(0, 12)}`,
   );
-  return loadDatastore({ ...location, revision: lastGood }, options);
+  return loadDatastore({ ...location, dir, revision: lastGood }, options);
 }
 
 /** This host's entry in the model, with --root and --netns: what the reconciler works on. */

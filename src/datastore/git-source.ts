@@ -1,8 +1,9 @@
 // A git repository as the desired state (--source URL[#REF]): a clone cached under
 // <root>/var/lib/srvctl/source, fetched and checked out (detached) at the pinned branch, tag or
 // commit; the checkout is the datastore dir. A failed fetch falls back to the last good revision.
-import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ScError, UserError } from '../errors.js';
 import { withDatastoreLock } from './datastore-lock.js';
@@ -36,6 +37,11 @@ export interface SyncOptions {
   readonly lastGoodRevision?: string;
   /** Require a good signature on the commit (`git verify-commit`). */
   readonly verify?: boolean;
+  /**
+   * Read only (`sc status`): leave the cache's checkout (HEAD, index, files) as it is and give a
+   * private copy of the revision's tree instead (exportRevision), removed when sc exits.
+   */
+  readonly view?: boolean;
 }
 
 export const sourceCacheDir = (root: string): string => join(root, 'var/lib/srvctl/source');
@@ -90,6 +96,7 @@ export async function syncGitSource(spec: GitSourceSpec, options: SyncOptions): 
   }
   await checkRevisionTree(dir, spec, revision);
   if (options.verify) await verifyRevision(options.root, spec, revision);
+  if (options.view) return { spec, dir: await exportRevision(options.root, revision), revision, ...(fetchError !== undefined ? { fetchError } : {}) };
   await checkoutRevision(options.root, revision);
   return { spec, dir, revision, ...(fetchError !== undefined ? { fetchError } : {}) };
 }
@@ -110,6 +117,32 @@ export async function withSourceLock<T>(root: string, command: string, fn: () =>
  */
 export async function verifyRevision(root: string, spec: GitSourceSpec, revision: string): Promise<void> {
   await requireAcceptedRevision(sourceCacheDir(root), revision, sourceLabel(spec));
+}
+
+const views: string[] = [];
+let viewsSwept = false;
+
+/**
+ * A private copy of `revision`'s tree (a temp dir, removed when sc exits): written by git from the
+ * cache's objects through a private index, so the cache's HEAD, index and work tree stay as they
+ * are. Links come out as plain files (core.symlinks=false), and checkRevisionTree refused them first.
+ */
+export async function exportRevision(root: string, revision: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'sc-source-view-'));
+  views.push(dir);
+  if (!viewsSwept) {
+    viewsSwept = true;
+    process.once('exit', () => {
+      for (const view of views) rmSync(view, { recursive: true, force: true });
+    });
+  }
+  try {
+    await gitIn(sourceCacheDir(root), { GIT_INDEX_FILE: `${dir}/.sc-view-index` }).raw(['-c', 'core.symlinks=false', '--work-tree', dir, 'checkout', '--quiet', revision, '--', '.']);
+    await rm(`${dir}/.sc-view-index`, { force: true });
+  } catch (error) {
+    throw new ScError(`cannot read revision ${revision} from ${sourceCacheDir(root)}: ${gitErrorText(error)}`);
+  }
+  return dir;
 }
 
 /** Checks the cache out at `revision` (detached), removing anything else in the work tree. */

@@ -10,7 +10,7 @@ import type { Drivers } from '../drivers/types.js';
 import { ConflictError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import { rootfsPath, SRV_DIR } from './container-files-render.js';
-import { CONTAINER_KIND } from './container-files.js';
+import { CONTAINER_KIND } from './container.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
 
 export const CONTAINER_KEYS_KIND = 'container-keys';

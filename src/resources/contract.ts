@@ -1,6 +1,20 @@
 // The resource-handler contract: what every kind (bridge, container, port-map, …) implements.
 // Handlers derive desired objects (pure), observe real ones in one bulk pass, and act; the
 // generic planner and executor in src/reconciler/ do the rest. Handlers never print or parse CLI.
+//
+// How to add a kind (the reverse proxy, SSH access and certificates were added this way):
+//   1. One file src/resources/KIND.ts exporting `KINDHandler = { kind: 'KIND', … } satisfies
+//      ResourceHandler<Spec>`: `desired(model, host)` pure; `observe(drivers, host, { model,
+//      desired })` reads everything of the kind in one bulk pass (owned and foreign, with `owned`
+//      telling them apart); `normalize` keeps only the fields sc owns; `create`/`update`/`delete`
+//      act. Pure logic (renderers, route models) goes in its own small module with unit tests.
+//   2. One line in src/resources/registry.ts (`dependsOnKinds` orders it after what it needs).
+//   3. Its host effects in a driver under src/drivers/ (added to `Drivers` in types.ts and built in
+//      create-drivers.ts). A handler never imports node:fs, child_process, execa or git, never
+//      builds a driver and never writes the datastore (the PKI publishes through `host.pki`);
+//      `npm run lint` (dependency-cruiser, .dependency-cruiser.cjs) fails the build otherwise.
+//   4. An integration test that applies it for real in a test namespace and --root, and asserts a
+//      second `sc diff` reports no changes.
 import type { Operation } from 'fast-json-patch';
 import type { Model } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';

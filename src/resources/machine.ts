@@ -10,7 +10,7 @@ import type { Drivers } from '../drivers/types.js';
 import { ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import { BRIDGE_KIND } from './bridge.js';
-import { CONTAINER_KIND } from './container-files.js';
+import { CONTAINER_KIND } from './container.js';
 import { containerNetwork, type ContainerNetwork } from './container-files-render.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
 import { imageRecipe } from './image-builders.js';

@@ -2,7 +2,7 @@
 import { bridgeHandler } from './bridge.js';
 import { certificateHandler } from './certificate.js';
 import { containerAddressHandler } from './container-address.js';
-import { containerFilesHandler } from './container-files.js';
+import { containerHandler } from './container.js';
 import type { HandlerRegistry } from './contract.js';
 import { imageHandler } from './image.js';
 import { machineHandler } from './machine.js';
@@ -11,7 +11,7 @@ import { portMapHandler } from './port-map.js';
 import { reverseProxyHandler } from './reverse-proxy.js';
 import { vpnLinkHandler } from './vpn-link.js';
 import { userVpnHandler } from './user-vpn.js';
-import { ipForwardingHandler } from './ip-forwarding.js';
+import { sysctlHandler } from './sysctl.js';
 import { containerKeysHandler } from './container-keys.js';
 import { hostNamesHandler } from './host-names.js';
 import { jumpAccountHandler } from './jump-account.js';
@@ -19,7 +19,7 @@ import { sshJumpHandler } from './ssh-jump.js';
 
 export const resourceHandlers = {
   bridge: bridgeHandler,
-  container: containerFilesHandler,
+  container: containerHandler,
   image: imageHandler,
   machine: machineHandler,
   'container-address': containerAddressHandler,
@@ -27,7 +27,7 @@ export const resourceHandlers = {
   pki: pkiHandler,
   'vpn-link': vpnLinkHandler,
   'user-vpn': userVpnHandler,
-  sysctl: ipForwardingHandler,
+  sysctl: sysctlHandler,
   'container-keys': containerKeysHandler,
   'host-names': hostNamesHandler,
   'ssh-jump': sshJumpHandler,

@@ -167,8 +167,14 @@ describe('sc with a git source', () => {
     expect(status.diagnostics.map((d) => d.message).join('\n')).toContain('nobody');
     // The last good revision stays in force in the cache.
     expect(await git(path.join(sandbox.root, 'var/lib/srvctl/source'), 'rev-parse', 'HEAD')).toBe(v2);
-    // sc status --source fetches the (invalid) newest revision, says so and shows the host against the last good one.
+    // sc status --source fetches the (invalid) newest revision, says so and shows the host against the last good one —
+    // reading both from the cache's objects: the cache's HEAD never moves and its work tree stays as it was.
+    const cache = path.join(sandbox.root, 'var/lib/srvctl/source');
+    const headLog = await git(cache, 'reflog', '--format=%H %gs');
     const text = await sc('status');
+    expect(await git(cache, 'reflog', '--format=%H %gs')).toBe(headLog);
+    expect(await git(cache, 'status', '--porcelain', '--untracked-files=all')).toBe('');
+    expect(await git(cache, 'rev-parse', 'HEAD')).toBe(v2);
     expect(text.exitCode).toBe(0);
     expect(text.stderr).toContain(`the newest revision ${bad.slice(0, 12)} of the source is invalid`);
     expect(text.stderr).toContain('unknown user "nobody"');

@@ -101,7 +101,7 @@ const CASES: Case[] = [
   { what: 'a 10 MB container name', mutate: (d) => renameContainer(d, 'a'.repeat(10 * 1024 * 1024)), message: /containers\.json:\d+:\d+ \/a{100,}… \(\d+ more characters\): a string of 10485760 characters, over the limit of 65536$/m },
   { what: '100,000 containers, one with an unknown user', mutate: (d) => {
     const template = firstContainer(d);
-    for (let i = 0; i < 100_000; i++) d.containers[`c${i}.bulk.example.com`] = { ...template, ip: undefined, mapped_ports: undefined, aliases: undefined };
+    for (let i = 0; i < 100_000; i++) d.containers[`c${i}.bulk.example.com`] = { ...template, ip: undefined, mapped_ports: undefined, aliases: undefined, altnames: undefined };
     (d.containers['c77.bulk.example.com'] as Record<string, unknown>).user = 'nobody';
   }, message: /\/c77\.bulk\.example\.com\/user: .*nobody/ },
   { what: 'JSON nested 100,000 deep', files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), `{"a": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`), message: /users\.json:1:70: JSON: nesting deeper than 64 levels/ },

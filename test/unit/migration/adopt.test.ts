@@ -15,7 +15,7 @@ import { adoptSrvctl3Containers, type AdoptResult } from '../../../src/migration
 import type { MigrationReport } from '../../../src/migration/migration-report.js';
 import { importSrvctl3 } from '../../../src/migration/srvctl3-import.js';
 import { readSrvctl3Source } from '../../../src/migration/srvctl3-source.js';
-import { containerFilesHandler } from '../../../src/resources/container-files.js';
+import { containerHandler } from '../../../src/resources/container.js';
 import { BUSYBOX_HOST, HOSTS, writeSrvctl3Datastore } from '../../fixtures/srvctl3/srvctl3-datastore.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
 
@@ -149,20 +149,20 @@ test('the container kind sees a srvctl 3 container as foreign (a conflict naming
   if (!ref) throw new Error('no host');
   const host: HostContext = { ...ref, root, runtime: 'direct' };
   const drivers = createDrivers(host);
-  const desired = containerFilesHandler.desired(model, host);
+  const desired = containerHandler.desired(model, host);
   const tina = desired.find((d) => d.ref.id === 'tina.example.com');
   if (!tina) throw new Error('tina not desired');
 
-  const before = await containerFilesHandler.observe(drivers);
+  const before = await containerHandler.observe(drivers);
   expect(before.map((o) => [o.ref.id, o.owned, o.description])).toEqual(
     t2()
       .map((c) => [c.name, false, `srvctl 3 container (/srv/${c.name}/${c.name}.nspawn)`])
       .sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
   );
-  expect(containerFilesHandler.conflict(tina, before)).toBe('srvctl 3 container (/srv/tina.example.com/tina.example.com.nspawn): sc leaves it alone until `sc adopt` takes it over');
+  expect(containerHandler.conflict(tina, before)).toBe('srvctl 3 container (/srv/tina.example.com/tina.example.com.nspawn): sc leaves it alone until `sc adopt` takes it over');
 
   await adopt(root);
-  const after = await containerFilesHandler.observe(drivers);
+  const after = await containerHandler.observe(drivers);
   expect(after.every((o) => o.owned)).toBe(true);
   expect(after.find((o) => o.ref.id === 'tina.example.com')?.spec.image).toBe('(unrecorded)');
 });

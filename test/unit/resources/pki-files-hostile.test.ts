@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { HostContext } from '../../../src/host-context.js';
+import { pkiExchange } from '../../../src/datastore/pki-exchange.js';
 import { datastorePki } from '../../../src/resources/pki-files.js';
 
 let base: string;
@@ -23,7 +24,7 @@ afterEach(async () => {
 });
 
 const host = (): HostContext =>
-  ({ name: 'h2.test', cluster: 'test', host: { hostnet: 2, host_ip: '192.0.2.12' }, root: path.join(base, 'root'), datastore: { dir: ds, readOnly: false } }) as unknown as HostContext;
+  ({ name: 'h2.test', cluster: 'test', host: { hostnet: 2, host_ip: '192.0.2.12' }, root: path.join(base, 'root'), pki: pkiExchange({ dir: ds, readOnly: false }, 'h2.test', path.join(base, 'root')) });
 
 test('a pki link to another directory: reads and publishing are refused, nothing written there', async () => {
   await symlink(outside, path.join(ds, 'pki'));

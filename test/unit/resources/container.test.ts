@@ -9,7 +9,7 @@ import { createExec } from '../../../src/drivers/exec.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
 import type { Drivers } from '../../../src/drivers/types.js';
 import type { HostContext } from '../../../src/host-context.js';
-import { containerFilesHandler, NOT_A_FILE, type ContainerFilesSpec } from '../../../src/resources/container-files.js';
+import { containerHandler, NOT_A_FILE, type ContainerFilesSpec } from '../../../src/resources/container.js';
 import { contentHash, renderContainerFiles } from '../../../src/resources/container-files-render.js';
 import type { DesiredObject, ObservedObject } from '../../../src/resources/contract.js';
 import { baseDrivers } from '../../../src/drivers/create-drivers.js';
@@ -83,34 +83,34 @@ describe('renderContainerFiles', () => {
   });
 });
 
-describe('containerFilesHandler.desired', () => {
+describe('containerHandler.desired', () => {
   it('wants every container of this host, depending on its image and its sc bridge', () => {
-    const [want, ...rest] = containerFilesHandler.desired(model(), baseHost);
+    const [want, ...rest] = containerHandler.desired(model(), baseHost);
     expect(rest).toEqual([]);
     expect(want?.ref).toEqual({ kind: 'container', id: NAME });
     expect(want?.dependsOn).toEqual([{ kind: 'image', id: 'busybox' }, { kind: 'bridge', id: 'sc-17-3' }]);
     expect(Object.keys(want?.spec.files ?? {})).toHaveLength(6);
-    expect(containerFilesHandler.desired(model({ bridge: 'br-custom' }), baseHost)[0]?.dependsOn).toEqual([{ kind: 'image', id: 'busybox' }]);
+    expect(containerHandler.desired(model({ bridge: 'br-custom' }), baseHost)[0]?.dependsOn).toEqual([{ kind: 'image', id: 'busybox' }]);
   });
 
   it('compares hashes, not texts', () => {
-    const [want] = containerFilesHandler.desired(model(), baseHost);
+    const [want] = containerHandler.desired(model(), baseHost);
     const texts = render(model());
-    const normalized = containerFilesHandler.normalize(want!.spec);
+    const normalized = containerHandler.normalize(want!.spec);
     expect(normalized.image).toBe('busybox');
     // Every rendered file is compared by the sha256 of its text, and the texts themselves are left out.
     expect(Object.keys(normalized.files).sort()).toEqual(Object.keys(texts).sort());
     for (const [file, text] of Object.entries(texts)) expect(normalized.files[file]).toBe(sha256Prefix(text));
     expect(JSON.stringify(normalized)).not.toContain('[Exec]');
-    expect(containerFilesHandler.normalize({ ...want!.spec, contents: {} })).toEqual(normalized);
+    expect(containerHandler.normalize({ ...want!.spec, contents: {} })).toEqual(normalized);
     // A change of one file's text is a change of its hash.
-    const moved = containerFilesHandler.normalize(containerFilesHandler.desired(model({ ip: '10.17.3.21' }), baseHost)[0]!.spec);
+    const moved = containerHandler.normalize(containerHandler.desired(model({ ip: '10.17.3.21' }), baseHost)[0]!.spec);
     expect(moved.files[`/srv/${NAME}/rootfs/etc/srvctl/network.env`]).not.toBe(normalized.files[`/srv/${NAME}/rootfs/etc/srvctl/network.env`]);
     expect(moved.files[`/srv/${NAME}/rootfs/etc/hostname`]).toBe(normalized.files[`/srv/${NAME}/rootfs/etc/hostname`]);
   });
 });
 
-describe('containerFilesHandler on a temp --root', () => {
+describe('containerHandler on a temp --root', () => {
   let root: string;
   let host: HostContext;
   let drivers: Drivers;
@@ -130,21 +130,21 @@ describe('containerFilesHandler on a temp --root', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  const want = (mm: Model = m): DesiredObject<ContainerFilesSpec> => containerFilesHandler.desired(mm, host)[0]!;
-  const observe = async (): Promise<ObservedObject<ContainerFilesSpec>[]> => containerFilesHandler.observe(drivers);
+  const want = (mm: Model = m): DesiredObject<ContainerFilesSpec> => containerHandler.desired(mm, host)[0]!;
+  const observe = async (): Promise<ObservedObject<ContainerFilesSpec>[]> => containerHandler.observe(drivers);
   const inRoot = (p: string) => path.join(root, p);
 
   it('creates rootfs (without the image marker) and files; observe then matches desired', async () => {
-    await containerFilesHandler.create(drivers, host, want());
+    await containerHandler.create(drivers, host, want());
     expect(await readFile(inRoot(`srv/${NAME}/rootfs/etc/os-release`), 'utf8')).toBe('ID=busybox\n');
     await expect(lstat(inRoot(`srv/${NAME}/rootfs/.srvctl-image.json`))).rejects.toThrow();
     const [have] = await observe();
     expect(have?.owned).toBe(true);
-    expect(containerFilesHandler.normalize(have!.spec)).toEqual(containerFilesHandler.normalize(want().spec));
+    expect(containerHandler.normalize(have!.spec)).toEqual(containerHandler.normalize(want().spec));
   });
 
   it('sees a hand edit and a planted symlink as changed files, and update repairs both without following the link', async () => {
-    await containerFilesHandler.create(drivers, host, want());
+    await containerHandler.create(drivers, host, want());
     await appendFile(inRoot(`etc/systemd/nspawn/${NAME}.nspawn`), 'Bind=/etc\n');
     const outside = inRoot('outside.txt');
     await writeFile(outside, 'not yours\n');
@@ -156,20 +156,20 @@ describe('containerFilesHandler on a temp --root', () => {
     expect(have?.spec.files[nspawnKey]).not.toBe(want().spec.files[nspawnKey]);
     expect(have?.spec.files[`/srv/${NAME}/rootfs/etc/hosts`]).toBe(NOT_A_FILE);
 
-    await containerFilesHandler.update(drivers, host, want(), have!);
+    await containerHandler.update(drivers, host, want(), have!);
     expect(await readFile(outside, 'utf8')).toBe('not yours\n');
     const [after] = await observe();
     expect(after?.spec.files).toEqual(want().spec.files);
   });
 
   it('refuses to write through a rootfs directory that links out of the rootfs', async () => {
-    await containerFilesHandler.create(drivers, host, want());
+    await containerHandler.create(drivers, host, want());
     const outside = inRoot('outside-dir');
     await mkdir(outside);
     await rm(inRoot(`srv/${NAME}/rootfs/etc/systemd`), { recursive: true });
     await symlink(outside, inRoot(`srv/${NAME}/rootfs/etc/systemd`));
     const [have] = await observe();
-    await expect(containerFilesHandler.update(drivers, host, want(), have!)).rejects.toThrow(/rootfs\/etc\/systemd is a symlink; sc does not follow symlinks here/);
+    await expect(containerHandler.update(drivers, host, want(), have!)).rejects.toThrow(/rootfs\/etc\/systemd is a symlink; sc does not follow symlinks here/);
     expect(await readdir(outside)).toEqual([]);
   });
 
@@ -178,29 +178,29 @@ describe('containerFilesHandler on a temp --root', () => {
     await writeFile(inRoot(`etc/systemd/nspawn/${NAME}.nspawn`), '[Exec]\nBoot=yes\n');
     const observed = await observe();
     expect(observed.map((o) => [o.ref.id, o.owned])).toEqual([[NAME, false]]);
-    expect(containerFilesHandler.conflict(want(), observed)).toMatch(/without the srvctl header/);
-    await expect(containerFilesHandler.create(drivers, host, want())).rejects.toThrow(/not sc's/);
+    expect(containerHandler.conflict(want(), observed)).toMatch(/without the srvctl header/);
+    await expect(containerHandler.create(drivers, host, want())).rejects.toThrow(/not sc's/);
   });
 
   it('delete keeps /srv/NAME unless data pruning was asked for; a kept rootfs is reused', async () => {
-    await containerFilesHandler.create(drivers, host, want());
+    await containerHandler.create(drivers, host, want());
     await writeFile(inRoot(`srv/${NAME}/rootfs/data.txt`), 'customer data\n');
     let [have] = await observe();
-    await containerFilesHandler.delete(drivers, host, have!);
+    await containerHandler.delete(drivers, host, have!);
     expect(await observe()).toEqual([]);
     expect(await readFile(inRoot(`srv/${NAME}/rootfs/data.txt`), 'utf8')).toBe('customer data\n');
 
-    await containerFilesHandler.create(drivers, host, want());
+    await containerHandler.create(drivers, host, want());
     expect(await readFile(inRoot(`srv/${NAME}/rootfs/data.txt`), 'utf8')).toBe('customer data\n');
 
     [have] = await observe();
-    await containerFilesHandler.delete(drivers, { ...host, pruneData: true }, have!);
+    await containerHandler.delete(drivers, { ...host, pruneData: true }, have!);
     await expect(lstat(inRoot(`srv/${NAME}`))).rejects.toThrow();
     await expect(lstat(inRoot(`etc/systemd/nspawn/${NAME}.nspawn`))).rejects.toThrow();
   });
 
   it('does not replace a rootfs of another image unless data pruning was asked for', async () => {
-    await containerFilesHandler.create(drivers, host, want());
+    await containerHandler.create(drivers, host, want());
     const debian = path.join(root, 'var/srvctl3/rootfs/debian');
     await mkdir(path.join(debian, 'etc'), { recursive: true });
     await writeFile(path.join(debian, 'etc/os-release'), 'ID=debian\n');
@@ -208,8 +208,8 @@ describe('containerFilesHandler on a temp --root', () => {
     const debianWant = want(model({ type: 'debian' }));
     const [have] = await observe();
     expect(have?.spec.image).toBe('busybox');
-    await expect(containerFilesHandler.update(drivers, host, debianWant, have!)).rejects.toThrow(/--prune-data/);
-    await containerFilesHandler.update(drivers, { ...host, pruneData: true }, debianWant, have!);
+    await expect(containerHandler.update(drivers, host, debianWant, have!)).rejects.toThrow(/--prune-data/);
+    await containerHandler.update(drivers, { ...host, pruneData: true }, debianWant, have!);
     expect(await readFile(inRoot(`srv/${NAME}/rootfs/etc/os-release`), 'utf8')).toBe('ID=debian\n');
     expect((await observe())[0]?.spec.image).toBe('debian');
   });

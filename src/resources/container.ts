@@ -152,7 +152,7 @@ async function converge(drivers: Drivers, host: HostContext, want: DesiredObject
   await writeFiles(drivers, want.ref.id, want.spec.contents ?? {});
 }
 
-export const containerFilesHandler = {
+export const containerHandler = {
   kind: CONTAINER_KIND,
   dependsOnKinds: [IMAGE_KIND, BRIDGE_KIND],
 
