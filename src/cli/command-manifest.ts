@@ -31,6 +31,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   { usage: 'allocate [options]', summary: 'fill in missing reseller_id, user_id, uid and container ip (SPEC §2) and write them back', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
   { usage: 'add-publickey [options] <user> <key...>', summary: 'add SSH public keys to a user (checked: no private keys, DSA, RSA under 2048 bits, options or several lines); sc apply installs them', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
   { usage: 'remove-publickey [options] <user> <fingerprint>', summary: 'remove an SSH public key from a user; the next sc apply takes it out of every container and jump account', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
+  { usage: 'add-vpn-client [options] <user> <device>', summary: "add a VPN client device to a user (allocates its address in .201-.250 of the user's /24; stores public material only)", load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
+  { usage: 'remove-vpn-client [options] <user> <device>', summary: 'remove a VPN client device from a user (its address is free again)', load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits },
   { usage: 'out <what> <name>', summary: "print a record as srvctl 3 style key='value' lines (shell-quoted)", load: async () => (await import('./commands/query-verbs.js')).registerQueryVerbs },
   { usage: 'get <what> <name> <field>', summary: 'print one field of a record', load: async () => (await import('./commands/query-verbs.js')).registerQueryVerbs },
   { usage: 'reconcile [options]', summary: 'keep this host converged to the source: every interval (+ jitter), at once when the revision moves; exit 0 on SIGTERM', load: async () => (await import('./commands/reconcile.js')).registerReconcile },
@@ -40,6 +42,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { usage: 'import', summary: "make an sc datastore from another tool's (srvctl 3.2)", load: async () => (await import('./commands/import-srvctl3.js')).registerImport },
   { usage: 'adopt [options]', summary: "take over this host's srvctl 3 containers that `sc import srvctl3` mapped: the next `sc apply` moves them to their new addresses", load: async () => (await import('./commands/adopt.js')).registerAdopt },
   { usage: 'ssh-config <user>', summary: "print an OpenSSH client config for USER: a Host entry per container USER may reach, through USER's jump account on its host", load: async () => (await import('./commands/access.js')).registerAccess },
+  { usage: 'vpn-config <user> <device>', summary: "print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key), and the openssl command that makes its key and request", load: async () => (await import('./commands/access.js')).registerAccess },
   { usage: 'shell <name>', summary: "open root's login shell inside a running container of this host (needs a terminal; for one command use sc exec)", load: async () => (await import('./commands/access.js')).registerAccess },
 ];
 

@@ -18,7 +18,25 @@ export function crossCheckProblems(data: CrossCheckInput, options: { allowUnallo
   const { problems: hostProblems, hosts } = checkHosts(data.clusters, proxyOffEverywhere(data.settings));
   const userChecks = checkUsers(data.users, { allowUnallocated });
   const containerProblems = checkContainers(data.containers, { users: data.users, userChecks, hosts, allowUnallocated });
-  return [...hostProblems, ...userChecks.problems, ...containerProblems];
+  return [...hostProblems, ...userChecks.problems, ...containerProblems, ...checkUserVpnPort(data.settings)];
+}
+
+/** The host links' UDP ports (11000 + 16·low + high, SPEC §2): the user VPN server cannot listen on one. */
+const LINK_PORTS = { first: 11000, last: 11255 } as const;
+
+/** settings.user_vpn.port must not be one of the host links' ports, which every host of a cluster binds on its host_ip. */
+function checkUserVpnPort(settings: unknown): DocumentProblem[] {
+  if (!isRawObject(settings) || !isRawObject(settings.user_vpn)) return [];
+  const port = integerField(settings.user_vpn, 'port', 1, 65535);
+  if (port === undefined || port < LINK_PORTS.first || port > LINK_PORTS.last) return [];
+  return [
+    {
+      severity: 'error',
+      kind: 'settings',
+      path: ['user_vpn', 'port'],
+      message: `udp port ${port} is in ${LINK_PORTS.first}–${LINK_PORTS.last}, the ports of the VPN links between hosts; choose another port for the user VPN (default 1194)`,
+    },
+  ];
 }
 
 /** A host is in one cluster, a hostnet belongs to one host (across all clusters), a cluster has at most one CA (and one when it has several hosts: a warning). */

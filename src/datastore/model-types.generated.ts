@@ -103,7 +103,33 @@ export interface User {
    * Public SSH keys, one line each.
    */
   ssh_keys?: string[];
+  /**
+   * The user's VPN client devices (sc add-vpn-client): public material only, never a key.
+   */
+  vpn_clients?: VpnClient[];
   [k: string]: unknown;
+}
+/**
+ * This interface was referenced by `Users`'s JSON-Schema
+ * via the `definition` "vpnClient".
+ */
+export interface VpnClient {
+  /**
+   * The device's name (a lowercase DNS label of at most 32 characters); the certificate's common name is USER@DEVICE.
+   */
+  device: string;
+  /**
+   * Allocated once: the client's address is .host_part of the user's /24 on every host where the user has containers.
+   */
+  host_part: number;
+  /**
+   * The device's certificate request (PEM), made on the device: its key never leaves it.
+   */
+  csr?: string;
+  /**
+   * The device's certificate (PEM), signed by the cluster CA.
+   */
+  certificate?: string;
 }
 
 // ---- schemas/containers.schema.json ----
@@ -262,6 +288,15 @@ export interface Settings {
       ca_file?: string;
       renew_days?: number;
     };
+  };
+  /**
+   * The user VPN: an OpenVPN server on every host where users have containers; each user's devices get .201-.250 of the user's /24 (sc add-vpn-client).
+   */
+  user_vpn?: {
+    /**
+     * UDP port of the user VPN server on every host.
+     */
+    port?: number;
   };
   source?: {
     url?: string;

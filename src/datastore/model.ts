@@ -13,6 +13,7 @@ export type {
   Settings,
   User,
   Users,
+  VpnClient,
 } from './model-types.generated.js';
 
 /** The four datastore documents, by their base name. */

@@ -1,7 +1,7 @@
 // Cross-checks of users.json: reseller references, reseller_id / user_id / uid uniqueness and
 // missing allocations. Also tells the container checks whose /24 can be placed in the plan.
 import type { DocumentProblem } from './schema-validation.js';
-import { hasField, integerField, objectEntries, stringField, type RawObject } from './raw-data.js';
+import { hasField, integerField, isRawObject, objectEntries, stringField, type RawObject } from './raw-data.js';
 
 export const ROOT_USER = 'root';
 export const ALLOCATE_HINT = 'run "sc allocate" to fill in missing ids and addresses';
@@ -131,7 +131,31 @@ export function checkUsers(users: unknown, options: { allowUnallocated: boolean 
       uidOwner.set(uid, name);
     }
   }
+  for (const [name, user] of entries) checkVpnClients(name, user, error);
   return { problems, known, unplaced };
+}
+
+/** A user's VPN devices: each name and each host part (.201–.250) once. Shapes are the schema's. */
+function checkVpnClients(name: string, user: RawObject, error: (path: (string | number)[], message: string) => void): void {
+  const clients = user.vpn_clients;
+  if (!Array.isArray(clients)) return;
+  if (name === ROOT_USER && clients.length > 0) error([name, 'vpn_clients'], 'root has no VPN clients: the administrator works on the hosts');
+  const deviceAt = new Map<string, number>();
+  const hostPartOwner = new Map<number, string>();
+  clients.forEach((client: unknown, index) => {
+    if (!isRawObject(client)) return;
+    const device = stringField(client, 'device');
+    const hostPart = integerField(client, 'host_part', 201, 250);
+    if (device !== undefined) {
+      if (deviceAt.has(device)) error([name, 'vpn_clients', index, 'device'], `VPN client "${device}" is listed twice for ${name} (also at index ${deviceAt.get(device)})`);
+      else deviceAt.set(device, index);
+    }
+    if (hostPart !== undefined) {
+      const other = hostPartOwner.get(hostPart);
+      if (other !== undefined) error([name, 'vpn_clients', index, 'host_part'], `host part ${hostPart} is also ${name}'s VPN client "${other}"'s; every device needs its own address`);
+      else hostPartOwner.set(hostPart, device ?? `#${index}`);
+    }
+  });
 }
 
 function belongsToRoot(user: RawObject): boolean {

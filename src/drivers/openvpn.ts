@@ -13,6 +13,8 @@ export const OPENVPN_CONFIG_DIR = '/etc/openvpn/srvctl';
 export const OPENVPN_RUN_DIR = '/run/srvctl/openvpn';
 /** First line of every config sc writes: its mark, and the peer the tunnel goes to. */
 export const CONFIG_MARK = '# srvctl vpn-link';
+/** First line of the user VPN server's config (user-vpn kind): the same files, another owner. */
+export const USER_VPN_MARK = '# srvctl user-vpn';
 
 export type TunnelRole = 'server' | 'client';
 
@@ -29,6 +31,8 @@ export interface TunnelRecord {
   /** From the mark line; undefined for a config without sc's mark (foreign). */
   readonly peer?: string;
   readonly role?: TunnelRole;
+  /** The config carries the user VPN server's mark (the user-vpn kind's, not a tunnel to a peer). */
+  readonly userVpn?: boolean;
   readonly configText: string;
   readonly pid?: number;
   readonly running: boolean;
@@ -163,6 +167,7 @@ export function createOpenvpnDriver(options: CreateOpenvpnOptions): OpenvpnDrive
         records.push({
           device,
           ...(mark ? { peer: mark.peer, role: mark.role } : {}),
+          ...(configText.startsWith(`${USER_VPN_MARK} `) ? { userVpn: true } : {}),
           configText,
           ...(pid !== undefined ? { pid } : {}),
           running: pid !== undefined,

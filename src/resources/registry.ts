@@ -10,6 +10,7 @@ import { pkiHandler } from './pki.js';
 import { portMapHandler } from './port-map.js';
 import { reverseProxyHandler } from './reverse-proxy.js';
 import { vpnLinkHandler } from './vpn-link.js';
+import { userVpnHandler } from './user-vpn.js';
 import { sysctlHandler } from './sysctl.js';
 import { containerKeysHandler } from './container-keys.js';
 import { hostNamesHandler } from './host-names.js';
@@ -25,6 +26,7 @@ export const resourceHandlers = {
   'port-map': portMapHandler,
   pki: pkiHandler,
   'vpn-link': vpnLinkHandler,
+  'user-vpn': userVpnHandler,
   sysctl: sysctlHandler,
   'container-keys': containerKeysHandler,
   'host-names': hostNamesHandler,

@@ -34,7 +34,7 @@ export interface VpnLinkSpec {
 }
 
 /** Digest of the host and CA certificates as installed: what a tunnel started now would load. */
-async function credentialsDigest(drivers: Drivers): Promise<string> {
+export async function credentialsDigest(drivers: Drivers): Promise<string> {
   const texts = await Promise.all([HOST_CERT_PATH, CA_CERT_PATH].map((p) => drivers.files.read(p).then((t) => t ?? '').catch(() => '')));
   return createHash('sha256').update(texts.join('\0')).digest('hex').slice(0, 16);
 }
@@ -85,7 +85,9 @@ export const vpnLinkHandler = {
   },
 
   async observe(drivers: Drivers): Promise<ObservedObject<VpnLinkSpec>[]> {
-    const [tunnels, links, current] = await Promise.all([openvpnOf(drivers).list(), drivers.ip.listLinks(), credentialsDigest(drivers)]);
+    const [all, links, current] = await Promise.all([openvpnOf(drivers).list(), drivers.ip.listLinks(), credentialsDigest(drivers)]);
+    // The user VPN server's config lives beside the tunnels' and belongs to the user-vpn kind.
+    const tunnels = all.filter((t) => t.userVpn !== true);
     const devices = new Set(links.map((l) => l.ifname));
     const started = await Promise.all(tunnels.map((t) => drivers.files.read(credentialsRecord(t.device)).catch(() => undefined)));
     return tunnels.map((t, i) => ({

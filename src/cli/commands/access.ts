@@ -1,5 +1,5 @@
 // `sc ssh-config USER` (the client configuration a user pastes: one ProxyJump entry per container
-// they may reach) and `sc shell NAME` (the administrator's interactive login into a running
+// they may reach), `sc vpn-config USER DEVICE` (a device's OpenVPN client configs, without key) and `sc shell NAME` (the administrator's interactive login into a running
 // container of this host, on a real terminal, in either runtime).
 import type { Command } from 'commander';
 import { userReach } from '../../access/access-plan.js';
@@ -11,6 +11,10 @@ import { ScError, UserError } from '../../errors.js';
 import { ROOT_USERNAME } from '../../network/user-network.js';
 import { parsePasswd } from '../../access/account-database.js';
 import { runCommand } from '../command-runner.js';
+import { findVpnClient, renderVpnClientConfig, vpnClientConfig } from '../../access/vpn-client-config.js';
+import { assertDeviceName } from '../../datastore/vpn-client-edits.js';
+import { datastorePlace, pkiExchange } from '../../datastore/pki-exchange.js';
+import { CA_CERT_FILE } from '../../resources/pki-files.js';
 import { hostContext, openDatastore } from '../open-datastore.js';
 
 const SHELL_PATH = /^\/[A-Za-z0-9._/+-]+$/;
@@ -30,6 +34,27 @@ export function registerAccess(program: Command): void {
         return {
           text: renderSshClientConfig(model, user),
           json: { user, hosts: reach.map((r) => ({ host: r.container, user: 'root', proxy_jump: `${user}@${r.host}` })) },
+        };
+      }),
+    );
+
+  program
+    .command('vpn-config')
+    .argument('<user>', 'the user')
+    .argument('<device>', "one of the user's VPN client devices (sc add-vpn-client)")
+    .description("print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key), and the openssl command that makes its key and request")
+    .action((user: string, device: string, _opts, command: Command) =>
+      runCommand(command, async (ctx) => {
+        assertUserName(user);
+        assertDeviceName(device);
+        const loaded = await openDatastore(ctx);
+        findVpnClient(loaded.model, user, device);
+        const caCert = await pkiExchange(datastorePlace(loaded), ctx.options.host, ctx.options.root).read(CA_CERT_FILE);
+        const result = vpnClientConfig(loaded.model, user, device, caCert);
+        if (!result.caPublished) ctx.logger.warn('the cluster CA certificate is not published yet (pki/ca.crt): the configs name a ca.crt file instead');
+        return {
+          text: renderVpnClientConfig(result),
+          json: { user, device, common_name: result.commonName, openssl_command: result.opensslCommand, ca_published: result.caPublished, hosts: result.hosts },
         };
       }),
     );

@@ -1,5 +1,5 @@
 // The datastore commands that edit files (SPEC §4): add-reseller, add-user, add-ve, destroy-ve,
-// map-port, http-redirect, https-redirect, allocate. They change nothing on the host by themselves.
+// map-port, http-redirect, https-redirect, allocate, add/remove-publickey, add/remove-vpn-client. They change nothing on the host by themselves.
 import { readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -15,6 +15,7 @@ import {
   type EditResult,
 } from '../../datastore/datastore-edits.js';
 import { addPublicKeys, parseKeyInputs, removePublicKey, type KeyInput } from '../../datastore/key-edits.js';
+import { addVpnClient, parseVpnMaterial, removeVpnClient, VPN_MATERIAL_MAX_BYTES } from '../../datastore/vpn-client-edits.js';
 import { redactUrl } from '../../drivers/url-credentials.js';
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
@@ -190,13 +191,39 @@ export function registerDatastoreEdits(program: Command): void {
     .description('remove an SSH public key from a user; the next sc apply takes it out of every container and jump account')
     .action((user: string, fingerprint: string, _opts, command: Command) => edit(command, (e) => removePublicKey(e, user, fingerprint)));
 
+  program
+    .command('add-vpn-client')
+    .argument('<user>', 'the user')
+    .argument('<device>', 'a name for the device (lowercase DNS label, e.g. laptop)')
+    .option('--csr <file>', "the device's certificate request (or certificate) PEM file: public material only, a private key is refused")
+    .description("add a VPN client device to a user (allocates its address in .201-.250 of the user's /24; stores public material only)")
+    .action((user: string, device: string, opts: { csr?: string }, command: Command) =>
+      edit(command, async (e) => addVpnClient(e, user, device, opts.csr !== undefined ? parseVpnMaterial(await smallTextFile(opts.csr, VPN_MATERIAL_MAX_BYTES), opts.csr) : undefined)),
+    );
+
+  program
+    .command('remove-vpn-client')
+    .argument('<user>', 'the user')
+    .argument('<device>', 'the device name')
+    .description("remove a VPN client device from a user (its address is free again)")
+    .action((user: string, device: string, _opts, command: Command) => edit(command, (e) => removeVpnClient(e, user, device)));
+
   // When the datastore is a git work tree each edit is committed; --push also pushes it.
   for (const sub of program.commands) {
     if (EDIT_COMMANDS.has(sub.name())) sub.option('--push', 'push the git commit of this edit to the upstream (default: settings source.push)');
   }
 }
 
-const EDIT_COMMANDS = new Set(['add-reseller', 'add-user', 'add-ve', 'destroy-ve', 'map-port', 'http-redirect', 'https-redirect', 'allocate', 'add-publickey', 'remove-publickey']);
+const EDIT_COMMANDS = new Set(['add-reseller', 'add-user', 'add-ve', 'destroy-ve', 'map-port', 'http-redirect', 'https-redirect', 'allocate', 'add-publickey', 'remove-publickey', 'add-vpn-client', 'remove-vpn-client']);
+
+/** A regular file of at most `maxBytes`, read as text (never shown in errors). */
+async function smallTextFile(file: string, maxBytes: number): Promise<string> {
+  const info = await stat(file).catch(() => undefined);
+  if (!info) throw new UserError(`${file}: no such file`);
+  if (!info.isFile()) throw new UserError(`${file}: not a regular file`);
+  if (info.size > maxBytes) throw new UserError(`${file}: ${info.size} bytes is too big for a certificate request or certificate`);
+  return readFile(file, 'utf8');
+}
 
 /** Public key files are small; anything bigger is not one. */
 const KEY_FILE_MAX_BYTES = 64 * 1024;

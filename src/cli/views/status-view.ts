@@ -9,6 +9,7 @@ import type { HostSurvey } from '../../reconciler/host-pass.js';
 import type { ReconcileStatus } from '../../reconciler/reconcile-status.js';
 import { refString, type ActionType } from '../../resources/contract.js';
 import type { ReverseProxySpec } from '../../resources/reverse-proxy.js';
+import type { UserVpnSpec } from '../../resources/user-vpn.js';
 import type { Terminal } from '../terminal.js';
 import { textTable } from './text-table.js';
 
@@ -152,6 +153,20 @@ function vpnLinksHere(survey: HostSurvey) {
   return [...seen.values()].sort((a, b) => a.device.localeCompare(b.device, 'en', { numeric: true }));
 }
 
+/** The user VPN server of this host (user-vpn kind) and the devices connected to it now. */
+function userVpnHere(survey: HostSurvey) {
+  const have = (survey.observed.get('user-vpn') ?? []).find((o) => o.owned);
+  const want = (survey.desired.get('user-vpn') ?? [])[0];
+  if (!have && !want) return null;
+  const spec = (have?.spec ?? want?.spec ?? {}) as Partial<UserVpnSpec>;
+  return {
+    device: spec.device ?? '',
+    running: have !== undefined && spec.running === true,
+    devices: Object.keys((want?.spec as Partial<UserVpnSpec> | undefined)?.clients ?? {}),
+    connected: have ? (spec.connected ?? []) : [],
+  };
+}
+
 /** The proxy's names as the reverse-proxy kind observed them, with what a request got (when probed). */
 function proxyHere(survey: HostSurvey, codes?: ReadonlyMap<string, string>) {
   const have = (survey.observed.get('reverse-proxy') ?? []).find((o) => o.owned && o.ref.id === 'haproxy');
@@ -189,6 +204,7 @@ export function statusJson(
     resources: resourceStatuses(survey),
     containers: containersHere(host, model, survey, answers),
     vpn_links: vpnLinksHere(survey),
+    user_vpn: userVpnHere(survey),
     proxy: proxyHere(survey, proxyCodes),
     last_apply: lastApply ?? null,
     last_reconcile: lastReconcile ?? null,
@@ -240,6 +256,13 @@ export function renderStatus(
   if (tunnels.length) {
     out.push('', `VPN links: ${tunnels.length}`);
     out.push(textTable(['DEVICE', 'PEER', 'STATE', 'LAST HANDSHAKE'], tunnels.map((t) => [t.device, t.peer, t.state, t.last_handshake ?? '-'])));
+  }
+  const userVpn = userVpnHere(survey);
+  if (userVpn) {
+    out.push('', `User VPN: ${userVpn.device} ${userVpn.running ? 'running' : 'not running'}, ${userVpn.devices.length} device(s), ${userVpn.connected.length} connected`);
+    if (userVpn.connected.length) {
+      out.push(textTable(['DEVICE', 'ADDRESS', 'FROM', 'CONNECTED SINCE', 'LAST SEEN'], userVpn.connected.map((d) => [d.common_name, d.address, d.real_address, d.connected_since ?? '-', d.last_seen ?? '-'])));
+    }
   }
   const proxy = proxyHere(survey, proxyCodes);
   if (proxy) {

@@ -164,6 +164,14 @@ describe('schema messages', () => {
     ]);
   });
 
+  test('settings.user_vpn.port: not one of the host links\' ports; a port number', () => {
+    expect(errorsOf({ ...base(), settings: { user_vpn: { port: 1300 } } })).toEqual([]);
+    expect(errorsOf({ ...base(), settings: { user_vpn: { port: 11018 } } })).toEqual([
+      '/user_vpn/port udp port 11018 is in 11000–11255, the ports of the VPN links between hosts; choose another port for the user VPN (default 1194)',
+    ]);
+    expect(errorsOf({ ...base(), settings: { user_vpn: { port: 70000 } } })).toHaveLength(1);
+  });
+
   test('redirects: none, the other scheme, or a URL that cannot inject proxy configuration', () => {
     const farm = base();
     const shop = farm.containers['shop.example.com'] ?? {};
