@@ -126,3 +126,27 @@ test('eight concurrent add-user processes all land with distinct ids in a valid 
   // The users file is still the hand-written one plus the additions.
   expect((await fs.readFile(join(dir, 'users.yaml'), 'utf8')).startsWith(SMALL_YAML['users.yaml'] as string)).toBe(true);
 });
+
+test('a write that fails half-way (a full disk) keeps the old file and leaves no temp, also as root', async () => {
+  // Root writes into read-only directories, so the failure is a full filesystem: a 64 KiB tmpfs in
+  // a private mount namespace (nothing is mounted outside it), written 1 MiB.
+  const dir = await fs.mkdtemp(join(tmpdir(), 'sc-atomic-full-'));
+  dirs.push(dir);
+  const probe = `
+    const [, target] = process.argv;
+    const { writeFileAtomic } = await import(${JSON.stringify(compiled[0])});
+    const { readFileSync, readdirSync } = await import('node:fs');
+    const { dirname } = await import('node:path');
+    let code = 'none';
+    try { await writeFileAtomic(target, 'x'.repeat(1 << 20)); } catch (e) { code = e.code ?? String(e); }
+    console.log(JSON.stringify({ code, text: readFileSync(target, 'utf8'), entries: readdirSync(dirname(target)) }));
+  `;
+  const script = 'mount -t tmpfs -o size=64k sc-test-full "$1" && printf \'old\\n\' > "$1/users.json" && exec "$2" --input-type=module -e "$3" "$1/users.json"';
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, process.execPath, probe], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  const { code } = await exited(child);
+  expect(code).toBe(0);
+  expect(JSON.parse(out)).toEqual({ code: 'ENOSPC', text: 'old\n', entries: ['users.json'] });
+  expect(await fs.readdir(dir)).toEqual([]); // the tmpfs was private to the child's namespace
+});

@@ -62,15 +62,29 @@ async function filesUnder(dir: string): Promise<string[]> {
   return out;
 }
 
-beforeAll(async () => {
+const names = ['h1.test', 'h2.test', 'h3.test'] as const;
+
+// Every case starts from an empty cluster and builds the state it needs: no case depends on another.
+beforeEach(async () => {
   base = await mkdtemp(path.join(tmpdir(), 'sc-pki-'));
   datastore = path.join(base, 'datastore');
   await mkdir(datastore);
-  for (const name of ['h1.test', 'h2.test', 'h3.test'] as const) setUp(name);
+  for (const name of names) setUp(name);
 });
-afterAll(async () => {
+afterEach(async () => {
   await rm(base, { recursive: true, force: true });
 });
+
+/** The first pass of every host: keys, requests, the CA (h1 certifies itself at once). */
+async function firstPasses(): Promise<void> {
+  for (const name of names) await apply(name);
+}
+
+/** A converged cluster: first passes, then the CA host signs and every host installs its certificate. */
+async function converged(): Promise<void> {
+  await firstPasses();
+  for (const name of names) expect((await apply(name)).converged).toBe(true);
+}
 
 describe('cluster PKI, GitOps-style', () => {
   it('first passes: every host makes its key (0600) and publishes a request; the CA host publishes ca.crt and certifies itself at once; the others wait', async () => {
@@ -87,6 +101,7 @@ describe('cluster PKI, GitOps-style', () => {
   }, 60_000);
 
   it('the CA host signs the cluster\'s requests (not another cluster\'s); every host then installs its cert and converges', async () => {
+    await firstPasses();
     // A request of a host outside our cluster is left alone.
     await writeFile(path.join(datastore, 'pki/requests/x9.test.csr'), await readFile(path.join(datastore, 'pki/requests/h2.test.csr'), 'utf8'));
     expect((await plan('h1.test')).actions.map((a) => `${a.type} ${a.ref.id}`)).toEqual(['update signing']);
@@ -101,12 +116,14 @@ describe('cluster PKI, GitOps-style', () => {
   }, 60_000);
 
   it('no private key in the datastore; the CA key exists only on the CA host', async () => {
+    await converged();
     for (const file of await filesUnder(datastore)) expect(await readFile(file, 'utf8')).not.toContain('PRIVATE KEY');
     await expect(stat(path.join(base, 'h1.test/etc/srvctl/pki/ca.key'))).resolves.toBeDefined();
     await expect(stat(path.join(base, 'h2.test/etc/srvctl/pki/ca.key'))).rejects.toThrow();
-  });
+  }, 60_000);
 
   it('a new key (lost, replaced) is noticed as a mismatch, re-requested and re-signed', async () => {
+    await converged();
     await rm(path.join(base, 'h3.test/etc/srvctl/pki/host.key'));
     expect((await plan('h3.test')).inSync).toBe(false);
     expect((await apply('h3.test')).converged).toBe(false); // new key, new request, waiting
@@ -117,6 +134,7 @@ describe('cluster PKI, GitOps-style', () => {
   }, 60_000);
 
   it('a certificate that expires within 30 days is re-issued by the CA host and installed by its host', async () => {
+    await converged();
     // A 10-day certificate for h2's key, signed by the cluster CA, published and installed.
     const h1 = hosts.get('h1.test')!;
     const short = await h1.drivers.openssl.signRequest({
@@ -138,6 +156,7 @@ describe('cluster PKI, GitOps-style', () => {
   }, 60_000);
 
   it('a wrong key mode is fixed in place', async () => {
+    await converged();
     const { chmod } = await import('node:fs/promises');
     const key = path.join(base, 'h2.test/etc/srvctl/pki/host.key');
     const before = await readFile(key, 'utf8');
@@ -146,17 +165,16 @@ describe('cluster PKI, GitOps-style', () => {
     expect((await apply('h2.test')).converged).toBe(true);
     expect((await stat(key)).mode & 0o777).toBe(0o600);
     expect(await readFile(key, 'utf8')).toBe(before);
-  }, 30_000);
+  }, 60_000);
 
   it('on a read-only datastore a host that must publish refuses with a clear message', async () => {
-    await rm(path.join(base, 'h2.test/etc/srvctl/pki'), { recursive: true });
-    await rm(path.join(datastore, 'pki/requests/h2.test.csr'));
+    await apply('h1.test'); // the CA exists; h2 has never published
     setUp('h2.test', true);
     const result = await apply('h2.test');
     const failure = result.report.results.find((r) => r.ref.id === 'host-cert');
     expect(failure?.error).toMatch(/read-only/);
-    setUp('h2.test');
-  }, 30_000);
+    await expect(readdir(path.join(datastore, 'pki/requests'))).resolves.toEqual(['h1.test.csr']);
+  }, 60_000);
 });
 
 describe('openssl request description', () => {
