@@ -5,7 +5,19 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '**/*.generated.ts', 'bench/**', 'scripts/**', 'test/fixtures/**/*.mjs', '*.js', '**/*.cjs'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'coverage/**',
+      '**/*.generated.ts',
+      'bench/**',
+      'scripts/**',
+      'test/fixtures/**/*.mjs',
+      '*.js',
+      '**/*.cjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -26,7 +38,12 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       'no-restricted-imports': [
         'error',
-        { paths: [{ name: 'simple-git', message: 'git goes through src/drivers/git.ts' }, { name: 'write-file-atomic', message: 'use src/drivers/atomic-file.ts' }] },
+        {
+          paths: [
+            { name: 'simple-git', message: 'git goes through src/drivers/git.ts' },
+            { name: 'write-file-atomic', message: 'use src/drivers/atomic-file.ts' },
+          ],
+        },
       ],
     },
   },

@@ -26,7 +26,9 @@ const runs = new Set();
 async function writeDatastore(dir, indices) {
   await mkdir(dir, { recursive: true });
   const users = { res1: { reseller: 'root', reseller_id: 1, user_id: 1, uid: 32000 }, ua: { reseller: 'res1', user_id: 1, uid: 32001 } };
-  const containers = Object.fromEntries(indices.map((i) => [`c${String(i).padStart(2, '0')}.bench`, { user: 'ua', host: HOST, type: 'busybox', ip: scIp(i) }]));
+  const containers = Object.fromEntries(
+    indices.map((i) => [`c${String(i).padStart(2, '0')}.bench`, { user: 'ua', host: HOST, type: 'busybox', ip: scIp(i) }]),
+  );
   const docs = {
     clusters: { bench: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11' } } },
     users,
@@ -66,7 +68,8 @@ async function timedMs(fn) {
 
 async function pidsUnder(dir) {
   const pids = (await readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) pids.push(...(await pidsUnder(path.join(dir, e.name))));
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => []))
+    if (e.isDirectory()) pids.push(...(await pidsUnder(path.join(dir, e.name))));
   return pids;
 }
 
@@ -171,7 +174,11 @@ if (invokedDirectly) {
     });
   }
   runContainersBench({ count: Number(process.argv[2] ?? 20) })
-    .then((r) => process.stdout.write(`${r.count} containers: sc apply ${(r.scMs / 1000).toFixed(2)} s, plain loop ${(r.plainMs / 1000).toFixed(2)} s, ${(r.scMs / r.plainMs).toFixed(2)}×; ${r.load}\n`))
+    .then((r) =>
+      process.stdout.write(
+        `${r.count} containers: sc apply ${(r.scMs / 1000).toFixed(2)} s, plain loop ${(r.plainMs / 1000).toFixed(2)} s, ${(r.scMs / r.plainMs).toFixed(2)}×; ${r.load}\n`,
+      ),
+    )
     .catch((error) => {
       process.stderr.write(`${error.stack ?? error}\n`);
       process.exitCode = 1;

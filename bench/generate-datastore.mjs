@@ -16,7 +16,12 @@ const RESELLERS = 15;
 function* allUsers() {
   for (let r = 1; r <= RESELLERS; r++) {
     for (let u = 1; u <= USERS_PER_RESELLER; u++) {
-      yield { name: `u${r}x${u}`, user: { reseller: `res${r}`, user_id: u }, container: `c${u}.res${r}.example.com`, ip: `10.${16 * HOSTNET + r}.${u}.20` };
+      yield {
+        name: `u${r}x${u}`,
+        user: { reseller: `res${r}`, user_id: u },
+        container: `c${u}.res${r}.example.com`,
+        ip: `10.${16 * HOSTNET + r}.${u}.20`,
+      };
     }
   }
   for (let r = 1; r <= RESELLERS; r++) {

@@ -7,7 +7,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 
 export const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`);
-export const loadLine = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min; 2 vCPU, shared)`;
+export const loadLine = () =>
+  `load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} (1/5/15 min; 2 vCPU, shared)`;
 
 const children = new Set();
 
@@ -112,5 +115,12 @@ export const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
 export function table(header, rows) {
   const all = [header, ...rows].map((r) => r.map((c) => String(c)));
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd()).join('\n');
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

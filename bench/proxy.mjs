@@ -84,7 +84,7 @@ export async function runProxyBench() {
 
 function report(r) {
   const ms = (v) => `${v.toFixed(0)} ms`;
-  const lines = ['', 'reverse proxy: sc\'s HAProxy config (every site + an alias), in a namespace', ''];
+  const lines = ['', "reverse proxy: sc's HAProxy config (every site + an alias), in a namespace", ''];
   lines.push(`${''.padEnd(44)}${'1,000 sites'.padStart(14)}${'4,000 sites'.padStart(14)}`);
   const row = (label, f) => lines.push(`${label.padEnd(44)}${f(r[1000]).padStart(14)}${f(r[4000]).padStart(14)}`);
   row('render (route model + config + maps, written)', (x) => ms(x.render));
@@ -92,7 +92,8 @@ function report(r) {
   row('install + start (1,000) / seamless reload (4,000)', (x) => ms(x.apply));
   row('config size (without its maps)', (x) => `${(x.bytes / 1024).toFixed(0)} KiB`);
   lines.push('', `${''.padEnd(44)}${'req/s'.padStart(10)}${'p99'.padStart(10)}`);
-  const t = (label, x) => lines.push(`${label.padEnd(44)}${x.rps.toFixed(0).padStart(10)}${`${x.p99.toFixed(2)} ms`.padStart(10)}${x.errors ? `  (${x.errors})` : ''}`);
+  const t = (label, x) =>
+    lines.push(`${label.padEnd(44)}${x.rps.toFixed(0).padStart(10)}${`${x.p99.toFixed(2)} ms`.padStart(10)}${x.errors ? `  (${x.errors})` : ''}`);
   t('keep-alive, straight to the backend', r.keepDirect);
   t('keep-alive, through HAProxy (4,000 sites)', r.keepProxy);
   t('new connection each, straight to the backend', r.newDirect);

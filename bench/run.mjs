@@ -48,7 +48,8 @@ const SC = option('sc') === undefined ? path.join(REPO, 'dist/cli/main.js') : pa
 const SIZES = numbers(option('sizes') ?? '250,1000,2000,4000');
 const CONTAINER_COUNTS = numbers(option('containers') ?? '20,100');
 const what = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1].startsWith('--')));
-for (const w of what) if (!['startup', 'containers', 'proxy', 'bridges'].includes(w)) throw new Error(`unknown bench "${w}" (startup, containers, proxy, bridges)`);
+for (const w of what)
+  if (!['startup', 'containers', 'proxy', 'bridges'].includes(w)) throw new Error(`unknown bench "${w}" (startup, containers, proxy, bridges)`);
 const wants = (w) => what.length === 0 || what.includes(w);
 
 const tag = randomBytes(2).toString('hex');
@@ -95,7 +96,14 @@ async function startup() {
       ['', 'wall', 'CPU', 'peak RSS', 'wall − floor', 'CPU − floor'],
       [
         ['node -e 0 (floor)', secs(floor.ms), secs(floor.cpuMs), `${floor.rssMiB.toFixed(0)} MiB`, '', ''],
-        ...rows.map(([name, m]) => [name, secs(m.ms), secs(m.cpuMs), `${m.rssMiB.toFixed(0)} MiB`, secs(m.ms - floor.ms), secs(m.cpuMs - floor.cpuMs)]),
+        ...rows.map(([name, m]) => [
+          name,
+          secs(m.ms),
+          secs(m.cpuMs),
+          `${m.rssMiB.toFixed(0)} MiB`,
+          secs(m.ms - floor.ms),
+          secs(m.cpuMs - floor.cpuMs),
+        ]),
       ],
     ),
   );
@@ -118,7 +126,20 @@ async function containers() {
 }
 
 /** `sc … --target bridge`: the bench datastore's containers would otherwise make sc build images and start thousands of machines. */
-const scArgs = (datastore, ns, ...command) => [SC, '--datastore', datastore, '--host', BENCH_HOST, '--root', path.join(tmp, 'root'), '--netns', ns, ...command, '--target', 'bridge'];
+const scArgs = (datastore, ns, ...command) => [
+  SC,
+  '--datastore',
+  datastore,
+  '--host',
+  BENCH_HOST,
+  '--root',
+  path.join(tmp, 'root'),
+  '--netns',
+  ns,
+  ...command,
+  '--target',
+  'bridge',
+];
 
 /** The creates sc makes, as one plain batch file (same lines, same order as sc's two batches): the floor for `sc apply`. */
 async function batchFile(name, bridges) {
@@ -172,7 +193,24 @@ async function bridges() {
   say('Bridges (sc … --target bridge; median of 5 for diff, converged apply and the reads; one run for apply from empty)');
   say(
     table(
-      ['bridges', 'sc apply', '(CPU)', 'ip -batch', 'ratio', 'per bridge', 'sc diff', '(CPU)', 'ip reads', 'ratio', 'diff − reads', 'per bridge', 'noop apply', '− diff', 'peak RSS', 'load 1 min'],
+      [
+        'bridges',
+        'sc apply',
+        '(CPU)',
+        'ip -batch',
+        'ratio',
+        'per bridge',
+        'sc diff',
+        '(CPU)',
+        'ip reads',
+        'ratio',
+        'diff − reads',
+        'per bridge',
+        'noop apply',
+        '− diff',
+        'peak RSS',
+        'load 1 min',
+      ],
       rows.map((r) => [
         r.size.toLocaleString('en'),
         secs(r.apply.ms),
@@ -198,19 +236,32 @@ async function bridges() {
   const [k1, k4] = [at(1000), at(4000)];
   if (k1) goals.push([`diff at 1,000 ≤ reads + 0.15 s`, r2(k1.diff.ms - k1.read.ms) <= 150, `${secs(k1.diff.ms - k1.read.ms)} over the reads`]);
   if (k4) goals.push([`diff at 4,000 ≤ 1.5× reads`, k4.diff.ms <= 1.5 * k4.read.ms, ratio(k4.diff.ms, k4.read.ms)]);
-  for (const r of [k1, k4].filter(Boolean)) goals.push([`apply at ${r.size.toLocaleString('en')} ≤ 1.25× ip -batch`, r.apply.ms <= 1.25 * r.batch.ms, ratio(r.apply.ms, r.batch.ms)]);
-  for (const r of rows) goals.push([`converged apply at ${r.size.toLocaleString('en')} ≤ diff + 0.1 s`, r.noop.ms - r.diff.ms <= 100, signed(r.noop.ms - r.diff.ms)]);
-  if (k4) goals.push([`peak memory at 4,000 ≤ 150 MiB`, Math.max(k4.apply.rssMiB, k4.diff.rssMiB, k4.noop.rssMiB) <= 150, `${Math.max(k4.apply.rssMiB, k4.diff.rssMiB, k4.noop.rssMiB).toFixed(0)} MiB`]);
+  for (const r of [k1, k4].filter(Boolean))
+    goals.push([`apply at ${r.size.toLocaleString('en')} ≤ 1.25× ip -batch`, r.apply.ms <= 1.25 * r.batch.ms, ratio(r.apply.ms, r.batch.ms)]);
+  for (const r of rows)
+    goals.push([`converged apply at ${r.size.toLocaleString('en')} ≤ diff + 0.1 s`, r.noop.ms - r.diff.ms <= 100, signed(r.noop.ms - r.diff.ms)]);
+  if (k4)
+    goals.push([
+      `peak memory at 4,000 ≤ 150 MiB`,
+      Math.max(k4.apply.rssMiB, k4.diff.rssMiB, k4.noop.rssMiB) <= 150,
+      `${Math.max(k4.apply.rssMiB, k4.diff.rssMiB, k4.noop.rssMiB).toFixed(0)} MiB`,
+    ]);
   say('');
   say('Goals (issue 17)');
-  say(table(['', 'measured', ''], goals.map(([name, ok, value]) => [name, value, ok ? 'met' : 'NOT MET'])));
+  say(
+    table(
+      ['', 'measured', ''],
+      goals.map(([name, ok, value]) => [name, value, ok ? 'met' : 'NOT MET']),
+    ),
+  );
 }
 
 const r2 = (x) => Math.round(x);
 const signed = (ms) => `${ms < 0 ? '−' : '+'}${secs(Math.abs(ms))}`;
 
 try {
-  if (process.getuid?.() !== 0 && (wants('containers') || wants('proxy') || wants('bridges'))) throw new Error('the benchmark needs root (network namespaces, cgroups)');
+  if (process.getuid?.() !== 0 && (wants('containers') || wants('proxy') || wants('bridges')))
+    throw new Error('the benchmark needs root (network namespaces, cgroups)');
   tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
   say(`sc: ${SC}`);
   say(`at the start: ${loadLine()}`);

@@ -6,7 +6,8 @@ import { compile } from 'json-schema-to-typescript';
 
 const schemas = ['clusters', 'users', 'containers', 'settings'];
 const out = new URL('../src/datastore/model-types.generated.ts', import.meta.url);
-const banner = '/* eslint-disable */\n// GENERATED from schemas/*.schema.json by scripts/generate-types.mjs. Do not edit by hand: run `npm run gen:types`.\n';
+const banner =
+  '/* eslint-disable */\n// GENERATED from schemas/*.schema.json by scripts/generate-types.mjs. Do not edit by hand: run `npm run gen:types`.\n';
 
 let text = banner;
 for (const name of schemas) {

@@ -19,7 +19,11 @@ export function keyDiagnostics(model: Model, locate: Locate): Diagnostic[] {
         const where = locate([user, 'ssh_keys', index]);
         diagnostics.push(
           error.privateKey
-            ? { severity: 'error', ...where, message: `SSH key #${index + 1} of ${user}: ${error.message}; remove it from the datastore (and its history) and replace the key` }
+            ? {
+                severity: 'error',
+                ...where,
+                message: `SSH key #${index + 1} of ${user}: ${error.message}; remove it from the datastore (and its history) and replace the key`,
+              }
             : { severity: 'warning', ...where, message: `SSH key #${index + 1} of ${user} is not installed anywhere: ${error.message}` },
         );
       }

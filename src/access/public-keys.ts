@@ -46,7 +46,8 @@ export class PublicKeyError extends Error {
   }
 }
 
-export const PRIVATE_KEY_REFUSAL = 'this is a PRIVATE key: it was not stored and is not shown; keep it secret and give the public key (the .pub file) instead';
+export const PRIVATE_KEY_REFUSAL =
+  'this is a PRIVATE key: it was not stored and is not shown; keep it secret and give the public key (the .pub file) instead';
 
 /** Whether a text holds private key material (PEM/OpenSSH/PuTTY private key markers). */
 export function looksLikePrivateKey(text: string): boolean {
@@ -122,7 +123,10 @@ function checkKeyMaterial(type: PublicKeyType, reader: BlobReader): number {
     const n = unsignedBytes(reader.string());
     reader.end();
     const bits = bitLength(n);
-    if (bits < MIN_RSA_BITS) throw new PublicKeyError(`RSA keys under ${MIN_RSA_BITS} bits are refused (this one has ${bits}); make a new one with \`ssh-keygen -t ed25519\``);
+    if (bits < MIN_RSA_BITS)
+      throw new PublicKeyError(
+        `RSA keys under ${MIN_RSA_BITS} bits are refused (this one has ${bits}); make a new one with \`ssh-keygen -t ed25519\``,
+      );
     load({ kty: 'RSA', n: b64url(n), e: b64url(e) });
     return bits;
   }
@@ -132,7 +136,8 @@ function checkKeyMaterial(type: PublicKeyType, reader: BlobReader): number {
   if (curveName !== expected) throw new PublicKeyError(`the key data names curve "${curveName.slice(0, 20)}", not ${expected}`);
   const curve = CURVES[expected] as { jwk: string; bits: number; size: number };
   const point = reader.string();
-  if (point.length !== 1 + 2 * curve.size || point[0] !== 4) throw new PublicKeyError(`the ${type} key point is not an uncompressed ${expected} point`);
+  if (point.length !== 1 + 2 * curve.size || point[0] !== 4)
+    throw new PublicKeyError(`the ${type} key point is not an uncompressed ${expected} point`);
   load({ kty: 'EC', crv: curve.jwk, x: b64url(point.subarray(1, 1 + curve.size)), y: b64url(point.subarray(1 + curve.size)) });
   if (type.startsWith('sk-')) reader.string();
   reader.end();
@@ -153,15 +158,21 @@ export function parsePublicKey(text: string): PublicKey {
   if (trimmed === '') throw new PublicKeyError('the key is empty');
   const fields = trimmed.split(/[ \t]+/);
   const [type = '', data = '', ...rest] = fields;
-  if (type === 'ssh-dss') throw new PublicKeyError('DSA keys (ssh-dss) are refused: OpenSSH no longer accepts them; make a new key with `ssh-keygen -t ed25519`');
+  if (type === 'ssh-dss')
+    throw new PublicKeyError('DSA keys (ssh-dss) are refused: OpenSSH no longer accepts them; make a new key with `ssh-keygen -t ed25519`');
   if (type.endsWith('-cert-v01@openssh.com')) throw new PublicKeyError('SSH certificates are not accepted: give the plain public key');
   if (!KEY_TYPE_LIKE.test(type)) {
     if (fields.slice(1).some((f) => KEY_TYPE_LIKE.test(f))) {
-      throw new PublicKeyError('options in front of the key (like command="…" or from="…") are not accepted: give only TYPE KEY [COMMENT]; sc writes the options itself');
+      throw new PublicKeyError(
+        'options in front of the key (like command="…" or from="…") are not accepted: give only TYPE KEY [COMMENT]; sc writes the options itself',
+      );
     }
     throw new PublicKeyError('not an OpenSSH public key (expected a line like "ssh-ed25519 AAAA… comment")');
   }
-  if (!(ACCEPTED_TYPES as readonly string[]).includes(type)) throw new PublicKeyError(`key type ${type} is not accepted (use ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa of at least ${MIN_RSA_BITS} bits)`);
+  if (!(ACCEPTED_TYPES as readonly string[]).includes(type))
+    throw new PublicKeyError(
+      `key type ${type} is not accepted (use ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa of at least ${MIN_RSA_BITS} bits)`,
+    );
   const keyType = type as PublicKeyType;
   if (data === '' || !BASE64.test(data) || data.length % 4 !== 0) throw new PublicKeyError(`the ${keyType} key data is not base64`);
   const blob = Buffer.from(data, 'base64');

@@ -6,7 +6,10 @@ import { userReach } from './access-plan.js';
 
 export function renderSshClientConfig(model: Model, user: string): string {
   const reach = userReach(model, user);
-  const lines = [`# srvctl: the containers ${user} may reach, through ${user}'s jump account on each host.`, '# Paste into ~/.ssh/config, then: ssh CONTAINER'];
+  const lines = [
+    `# srvctl: the containers ${user} may reach, through ${user}'s jump account on each host.`,
+    '# Paste into ~/.ssh/config, then: ssh CONTAINER',
+  ];
   for (const { container, host } of reach) {
     lines.push('', `Host ${container}`, '    User root', `    ProxyJump ${user}@${host}`);
   }

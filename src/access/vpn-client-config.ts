@@ -41,7 +41,22 @@ export function deviceFiles(commonName: string): { key: string; csr: string; cer
 
 export function opensslRequestCommand(commonName: string): string[] {
   const files = deviceFiles(commonName);
-  return ['openssl', 'req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.key, '-subj', `/CN=${commonName}`, '-out', files.csr];
+  return [
+    'openssl',
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    files.key,
+    '-subj',
+    `/CN=${commonName}`,
+    '-out',
+    files.csr,
+  ];
 }
 
 export function findVpnClient(model: Model, user: string, device: string): VpnClient {
@@ -53,7 +68,13 @@ export function findVpnClient(model: Model, user: string, device: string): VpnCl
 
 /** The hosts where `user` has containers, in name order. */
 export function userContainerHosts(model: Model, user: string): string[] {
-  return [...new Set(Object.values(model.containers).filter((c) => c.user === user).map((c) => c.host))].sort();
+  return [
+    ...new Set(
+      Object.values(model.containers)
+        .filter((c) => c.user === user)
+        .map((c) => c.host),
+    ),
+  ].sort();
 }
 
 function inlineBlock(tag: string, pem: string): string[] {
@@ -88,7 +109,9 @@ export function vpnClientConfig(model: Model, user: string, device: string, caCe
       'data-ciphers AES-256-GCM:CHACHA20-POLY1305',
       'auth-nocache',
       'verb 3',
-      ...(caCert !== undefined ? inlineBlock('ca', caCert) : ['# the cluster CA certificate is not published yet (pki/ca.crt): run sc apply on the CA host, then sc vpn-config again', 'ca ca.crt']),
+      ...(caCert !== undefined
+        ? inlineBlock('ca', caCert)
+        : ['# the cluster CA certificate is not published yet (pki/ca.crt): run sc apply on the CA host, then sc vpn-config again', 'ca ca.crt']),
       ...(client.certificate !== undefined ? inlineBlock('cert', client.certificate) : [`cert ${files.cert}`]),
       `key ${files.key}`,
     ];

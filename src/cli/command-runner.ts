@@ -72,13 +72,16 @@ function reportError(error: unknown, json: boolean): void {
   const colors = detectTerminal(process.stderr).colors;
   const errors = diagnostics.filter((d) => d.severity === 'error');
   // A datastore wrong in the same way 100,000 times needs the first few lines, not 100,000 (-o json has them all).
-  for (const d of diagnostics.slice(0, MAX_SHOWN_DIAGNOSTICS)) process.stderr.write(`${d.severity === 'error' ? colors.red('error: ') : ''}${formatDiagnostic(d)}\n`);
+  for (const d of diagnostics.slice(0, MAX_SHOWN_DIAGNOSTICS))
+    process.stderr.write(`${d.severity === 'error' ? colors.red('error: ') : ''}${formatDiagnostic(d)}\n`);
   if (diagnostics.length > MAX_SHOWN_DIAGNOSTICS) {
     process.stderr.write(`… and ${diagnostics.length - MAX_SHOWN_DIAGNOSTICS} more (all of them: -o json)\n`);
   }
   if (!diagnostics.length || !(error instanceof UserError) || message !== '') {
     const known = error instanceof ScError;
-    process.stderr.write(`${colors.red('error:')} ${known ? message : `internal error: ${error instanceof Error ? (error.stack ?? message) : message}`}\n`);
+    process.stderr.write(
+      `${colors.red('error:')} ${known ? message : `internal error: ${error instanceof Error ? (error.stack ?? message) : message}`}\n`,
+    );
   }
   if (errors.length > 1) process.stderr.write(`${errors.length} errors\n`);
 }

@@ -22,7 +22,12 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 export function addGlobalOptions(program: Command): Command {
   return program
-    .addOption(new Option('--datastore <dir>', 'desired-state directory (default: the git source named by source.url in this host\'s settings, else /var/srvctl3/datastore/rw, falling back to …/ro)').env('SC_DATASTORE'))
+    .addOption(
+      new Option(
+        '--datastore <dir>',
+        "desired-state directory (default: the git source named by source.url in this host's settings, else /var/srvctl3/datastore/rw, falling back to …/ro)",
+      ).env('SC_DATASTORE'),
+    )
     .addOption(new Option('--source <url[#ref]>', 'a git repository (URL or path) as the desired state, at branch/tag/commit REF').env('SC_SOURCE'))
     .addOption(new Option('--host <fqdn>', 'which host of the cluster this is (default: the hostname)').env('SC_HOST'))
     .addOption(new Option('--root <dir>', 'prefix for every host path sc reads or writes').env('SC_ROOT').default('/'))

@@ -22,7 +22,7 @@ export async function openDatastoreLocation(ctx: CommandContext, mode: { view?: 
   if (datastore === undefined) {
     const configured = await sourceFromHostSettings(root);
     if (configured !== undefined) {
-      ctx.logger.info({ source: redactUrl(configured) }, 'the source named in this host\'s settings (source.url)');
+      ctx.logger.info({ source: redactUrl(configured) }, "the source named in this host's settings (source.url)");
       return openGitSource(ctx, configured, mode);
     }
   }
@@ -71,11 +71,17 @@ export async function openDatastore(ctx: CommandContext, options?: LoadOptions, 
  * successfully instead — the last good one of `sc reconcile`, else that of a converged `sc apply` —
  * saying so. Without one the error stands.
  */
-async function loadLastGoodRevision(ctx: CommandContext, location: DatastoreLocation, error: UserError, options?: LoadOptions): Promise<LoadedDatastore> {
+async function loadLastGoodRevision(
+  ctx: CommandContext,
+  location: DatastoreLocation,
+  error: UserError,
+  options?: LoadOptions,
+): Promise<LoadedDatastore> {
   const root = ctx.options.root;
   const lastApply = await readApplyRecord(root);
   const lastGood =
-    (await readReconcileStatus(root))?.last_good_revision ?? (lastApply?.converged && lastApply.source !== undefined ? lastApply.revision : undefined);
+    (await readReconcileStatus(root))?.last_good_revision ??
+    (lastApply?.converged && lastApply.source !== undefined ? lastApply.revision : undefined);
   if (lastGood === undefined || lastGood === null || lastGood === location.revision) throw error;
   const dir = await withSourceLock(root, 'sc status (last good revision)', () => exportRevision(root, lastGood));
   const first = error.diagnostics[0];

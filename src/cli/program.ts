@@ -10,7 +10,9 @@ const standInUsage = new WeakMap<Command, string>();
 
 function baseProgram(): Command {
   const program = new Command('sc')
-    .description('srvctl 4: declarative reconciler for a farm of systemd-nspawn containers.\nsc diff shows what differs on this host; sc apply converges it.')
+    .description(
+      'srvctl 4: declarative reconciler for a farm of systemd-nspawn containers.\nsc diff shows what differs on this host; sc apply converges it.',
+    )
     .version(version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions(false)
@@ -31,7 +33,9 @@ function baseProgram(): Command {
  * or the one after `help`. Undefined for `sc`, `sc --help`, `sc --version`.
  */
 export function commandWord(program: Command, args: readonly string[]): string | undefined {
-  const takesValue = new Set(program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short].filter((f): f is string => f !== undefined)));
+  const takesValue = new Set(
+    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short].filter((f): f is string => f !== undefined)),
+  );
   let afterHelp = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;

@@ -78,7 +78,10 @@ function allocateAddresses(edit: DatastoreEdit, users: Readonly<Users>, out: Map
 
 function describe(kind: string, allocated: Map<string, Allocated>): string[] {
   return [...allocated].map(
-    ([name, fields]) => `  ${kind} ${name}: ${Object.entries(fields).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    ([name, fields]) =>
+      `  ${kind} ${name}: ${Object.entries(fields)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
   );
 }
 

@@ -109,7 +109,10 @@ function checkMappedPorts(
     const hostPort = port.host_port;
     if ((proto !== 'tcp' && proto !== 'udp') || typeof hostPort !== 'number' || !Number.isInteger(hostPort)) return;
     if (proxyOnHost && proto === 'tcp' && (hostPort === 80 || hostPort === 443)) {
-      error([name, 'mapped_ports', index, 'host_port'], `tcp port ${hostPort} on ${host} belongs to sc's reverse proxy; map another port, or set reverse_proxy of ${host} to something else than haproxy`);
+      error(
+        [name, 'mapped_ports', index, 'host_port'],
+        `tcp port ${hostPort} on ${host} belongs to sc's reverse proxy; map another port, or set reverse_proxy of ${host} to something else than haproxy`,
+      );
       return;
     }
     const key = `${host}\u0000${proto}\u0000${hostPort}`;

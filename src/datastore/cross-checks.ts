@@ -74,7 +74,8 @@ export function checkHosts(clusters: unknown, proxyOff = false): { problems: Doc
       }
       const hostIp = typeof host.host_ip === 'string' ? host.host_ip : undefined;
       const unusable = hostIp === undefined ? undefined : unusableHostIp(hostIp);
-      if (unusable !== undefined) error([cluster, name, 'host_ip'], `${hostIp} is not a usable host address (${unusable}); give the host's public IPv4 address`);
+      if (unusable !== undefined)
+        error([cluster, name, 'host_ip'], `${hostIp} is not a usable host address (${unusable}); give the host's public IPv4 address`);
       if (host.ca === true) {
         if (authority !== undefined) {
           error([cluster, name, 'ca'], `cluster "${cluster}" has more than one certificate authority: ${authority} is already ca: true`);

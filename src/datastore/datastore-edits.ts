@@ -115,7 +115,9 @@ export async function addContainer(
     const hostRef = findHost(model, host);
     if (!hostRef) {
       const known = knownHosts(model);
-      throw new UserError(`unknown host "${host}": it is not in clusters (${known.length ? `known hosts: ${known.join(', ')}` : 'no hosts defined'})`);
+      throw new UserError(
+        `unknown host "${host}": it is not in clusters (${known.length ? `known hosts: ${known.join(', ')}` : 'no hosts defined'})`,
+      );
     }
     const net = resolveUserNet(model.users, opts.user, hostRef.host.hostnet);
     if ('problem' in net) throw new UserError(`cannot place container ${name}: ${net.problem}`);

@@ -32,7 +32,14 @@ export async function datastoreWorkTree(dir: string): Promise<string | undefined
   // The top of a work tree holds `.git` (a directory, or a file in a linked work tree); without it
   // (and without GIT_DIR / GIT_WORK_TREE pointing elsewhere) there is no need to start git at all.
   const gitEnv = process.env.GIT_DIR !== undefined || process.env.GIT_WORK_TREE !== undefined;
-  if (!gitEnv && !(await lstat(join(dir, '.git')).then(() => true, () => false))) return undefined;
+  if (
+    !gitEnv &&
+    !(await lstat(join(dir, '.git')).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return undefined;
   try {
     const top = (await gitIn(dir).raw(['rev-parse', '--show-toplevel'])).trim();
     if (top === '') return undefined;
@@ -61,7 +68,17 @@ export async function commitEdit(request: EditCommitRequest): Promise<EditCommit
   try {
     await git.raw(['add', '--', ...request.files]);
     // `--only` with paths: other staged or dirty changes of the operator stay out of this commit.
-    await git.raw(['commit', '--quiet', '--only', '--no-verify', `--author=${identity.name} <${identity.email}>`, '-m', request.message, '--', ...request.files]);
+    await git.raw([
+      'commit',
+      '--quiet',
+      '--only',
+      '--no-verify',
+      `--author=${identity.name} <${identity.email}>`,
+      '-m',
+      request.message,
+      '--',
+      ...request.files,
+    ]);
   } catch (error) {
     throw new ScError(`the datastore files were written but not committed to git in ${request.dir}: ${gitErrorText(error)}; commit them by hand`);
   }

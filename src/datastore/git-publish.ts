@@ -55,7 +55,9 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
         try {
           await git.raw(['fetch', '--quiet', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
         } catch (error) {
-          throw new ScError(`cannot publish ${list(request.files)} to ${sourceLabel(request.spec)}: fetching ${branch} failed: ${gitErrorText(error)}`);
+          throw new ScError(
+            `cannot publish ${list(request.files)} to ${sourceLabel(request.spec)}: fetching ${branch} failed: ${gitErrorText(error)}`,
+          );
         }
       }
       const commit = await commitOnTip(dir, branch, request, identity, { key: signingKey, mustBeListed: verifying });
@@ -73,7 +75,8 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
     throw new ScError(
       `cannot publish ${list(request.files)} to ${sourceLabel(request.spec)}: git push failed: ${lastError}. ` +
         'This host needs push access to the source branch for the cluster PKI (the files are public: requests and certificates); ' +
-        'grant it, or commit the files by hand from ' + dir,
+        'grant it, or commit the files by hand from ' +
+        dir,
     );
   });
 }
@@ -87,7 +90,8 @@ async function sourceBranch(dir: string, spec: GitSourceSpec): Promise<string> {
   const resolve = async (args: string[]) => (await git.raw(args).catch(() => '')).trim();
   if (spec.ref === undefined) {
     const head = await resolve(['symbolic-ref', '--quiet', 'refs/remotes/origin/HEAD']);
-    if (head === '') throw new UserError(`the source ${sourceLabel(spec)} has no default branch to publish to; pin one with ${sourceLabel(spec)}#BRANCH`);
+    if (head === '')
+      throw new UserError(`the source ${sourceLabel(spec)} has no default branch to publish to; pin one with ${sourceLabel(spec)}#BRANCH`);
     return head.replace(/^refs\/remotes\/origin\//, '');
   }
   if ((await resolve(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${spec.ref}^{commit}`])) !== '') return spec.ref;
@@ -156,6 +160,9 @@ async function ensureSigningKey(root: string, host: string): Promise<string> {
   await rm(key, { force: true });
   await rm(`${key}.pub`, { force: true });
   const made = await spawnCollect('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `srvctl host ${host}`, '-f', key], { timeoutMs: 60_000 });
-  if (made.exitCode !== 0) throw new ScError(`cannot make this host's git signing key ${key}: ${made.stderr.trim() || `ssh-keygen exited with ${String(made.exitCode ?? made.signal ?? made.errorCode)}`}`);
+  if (made.exitCode !== 0)
+    throw new ScError(
+      `cannot make this host's git signing key ${key}: ${made.stderr.trim() || `ssh-keygen exited with ${String(made.exitCode ?? made.signal ?? made.errorCode)}`}`,
+    );
   return key;
 }

@@ -57,7 +57,10 @@ export function parseGitSource(text: string): GitSourceSpec {
   const shown = JSON.stringify(redactUrl(text).slice(0, 300));
   if (rawUrl === '' || rawUrl.startsWith('-')) throw new UserError(`--source ${shown}: expected a git URL or path, optionally followed by #REF`);
   if (/[\0\n\r]/.test(text)) throw new UserError(`--source ${shown}: a git URL has no NUL or line break`);
-  if (ref !== undefined && (!/^[A-Za-z0-9._/-]+$/.test(ref) || ref.startsWith('-') || ref.includes('..') || ref.startsWith('/') || ref.endsWith('/'))) {
+  if (
+    ref !== undefined &&
+    (!/^[A-Za-z0-9._/-]+$/.test(ref) || ref.startsWith('-') || ref.includes('..') || ref.startsWith('/') || ref.endsWith('/'))
+  ) {
     throw new UserError(`--source ${shown}: REF ${JSON.stringify(ref.slice(0, 100))} is not a branch, tag or commit name`);
   }
   // `host:path` (scp-like) and `scheme://` are URLs; anything else is a local path, made absolute
@@ -79,7 +82,9 @@ export async function syncGitSource(spec: GitSourceSpec, options: SyncOptions): 
       // Symlinks in the repository are checked out as plain files holding the link text, never as links.
       await gitIn(dirname(dir)).raw(['clone', '--no-checkout', '--quiet', '--config', 'core.symlinks=false', '--', spec.url, dir]);
     } catch (error) {
-      throw new UserError(`cannot fetch the source ${sourceLabel(spec)} (${gitErrorText(error)}), and there is no cached copy in ${dir}; nothing applied`);
+      throw new UserError(
+        `cannot fetch the source ${sourceLabel(spec)} (${gitErrorText(error)}), and there is no cached copy in ${dir}; nothing applied`,
+      );
     }
   } else {
     await gitIn(dir).raw(['config', 'core.symlinks', 'false']);
@@ -137,7 +142,17 @@ export async function exportRevision(root: string, revision: string): Promise<st
     });
   }
   try {
-    await gitIn(sourceCacheDir(root), { GIT_INDEX_FILE: `${dir}/.sc-view-index` }).raw(['-c', 'core.symlinks=false', '--work-tree', dir, 'checkout', '--quiet', revision, '--', '.']);
+    await gitIn(sourceCacheDir(root), { GIT_INDEX_FILE: `${dir}/.sc-view-index` }).raw([
+      '-c',
+      'core.symlinks=false',
+      '--work-tree',
+      dir,
+      'checkout',
+      '--quiet',
+      revision,
+      '--',
+      '.',
+    ]);
     await rm(`${dir}/.sc-view-index`, { force: true });
   } catch (error) {
     throw new ScError(`cannot read revision ${revision} from ${sourceCacheDir(root)}: ${gitErrorText(error)}`);
@@ -244,7 +259,9 @@ export async function checkRevisionTree(dir: string, spec: GitSourceSpec, revisi
     if (size !== undefined && size !== '-') bytes += Number(size);
     if ((mode === '120000' || mode === '160000') && isReadPath(path)) {
       const what = mode === '120000' ? 'a symbolic link' : 'a submodule';
-      throw new UserError(`${at} has ${what} at ${JSON.stringify(path.slice(0, 200))}, where sc reads plain files; sc never follows links in a source: make it a plain file (or directory) in a new commit; nothing applied`);
+      throw new UserError(
+        `${at} has ${what} at ${JSON.stringify(path.slice(0, 200))}, where sc reads plain files; sc never follows links in a source: make it a plain file (or directory) in a new commit; nothing applied`,
+      );
     }
   }
   if (entries > LIMITS.sourceTreeEntries) {

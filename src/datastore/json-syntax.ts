@@ -32,14 +32,22 @@ export function findJsonSyntaxProblem(text: string, maxDepth = Number.MAX_SAFE_I
   let want: Want = 'value';
   let i = 0;
   const n = text.length;
-  const unexpected = (at: number): JsonSyntaxProblem => ({ offset: at, message: `unexpected ${showChar(at < n ? String.fromCodePoint(text.codePointAt(at) ?? 0) : undefined)}` });
+  const unexpected = (at: number): JsonSyntaxProblem => ({
+    offset: at,
+    message: `unexpected ${showChar(at < n ? String.fromCodePoint(text.codePointAt(at) ?? 0) : undefined)}`,
+  });
   const afterValue = (): Want => (stack.length === 0 ? 'end' : 'comma-or-close');
 
   while (true) {
     while (i < n && isWs(text.charCodeAt(i))) i++;
     if (i >= n) {
       if (want === 'end') return undefined;
-      return { offset: n, message: stack.length ? `unexpected end of the file: ${stack.length} unclosed ${stack[stack.length - 1] === '{' ? 'object' : 'array'}${stack.length > 1 ? 's and arrays' : ''}` : 'unexpected end of the file' };
+      return {
+        offset: n,
+        message: stack.length
+          ? `unexpected end of the file: ${stack.length} unclosed ${stack[stack.length - 1] === '{' ? 'object' : 'array'}${stack.length > 1 ? 's and arrays' : ''}`
+          : 'unexpected end of the file',
+      };
     }
     const c = text.charCodeAt(i);
     switch (want) {
@@ -63,7 +71,10 @@ export function findJsonSyntaxProblem(text: string, maxDepth = Number.MAX_SAFE_I
           want = afterValue();
           continue;
         }
-        return { offset: i, message: `expected ',' or '${top === '{' ? '}' : ']'}' after a value, not ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))}` };
+        return {
+          offset: i,
+          message: `expected ',' or '${top === '{' ? '}' : ']'}' after a value, not ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))}`,
+        };
       }
       case 'key':
       case 'key-or-close':
@@ -74,7 +85,8 @@ export function findJsonSyntaxProblem(text: string, maxDepth = Number.MAX_SAFE_I
           continue;
         }
         if (c === 0x7d) return { offset: i, message: "a ',' before '}' (trailing comma)" };
-        if (c !== 0x22) return { offset: i, message: `expected a key in double quotes, not ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))}` };
+        if (c !== 0x22)
+          return { offset: i, message: `expected a key in double quotes, not ${showChar(String.fromCodePoint(text.codePointAt(i) ?? 0))}` };
         {
           const problem = scanString();
           if (problem) return problem;
@@ -129,15 +141,18 @@ export function findJsonSyntaxProblem(text: string, maxDepth = Number.MAX_SAFE_I
         i++;
         return undefined;
       }
-      if (c < 0x20) return { offset: i, message: `${c === 0x0a ? 'a line break' : `control character ${showChar(text[i])}`} inside a string (escape it)` };
+      if (c < 0x20)
+        return { offset: i, message: `${c === 0x0a ? 'a line break' : `control character ${showChar(text[i])}`} inside a string (escape it)` };
       if (c === 0x5c) {
         const e = text[i + 1];
         if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) return { offset: i, message: 'bad \\u escape in a string (four hex digits expected)' };
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6)))
+            return { offset: i, message: 'bad \\u escape in a string (four hex digits expected)' };
           i += 6;
           continue;
         }
-        if (e === undefined || !'"\\/bfnrt'.includes(e)) return { offset: i, message: `bad escape \\${e === undefined ? '' : showChar(e).replace(/^'|'$/g, '')} in a string` };
+        if (e === undefined || !'"\\/bfnrt'.includes(e))
+          return { offset: i, message: `bad escape \\${e === undefined ? '' : showChar(e).replace(/^'|'$/g, '')} in a string` };
         i += 2;
         continue;
       }

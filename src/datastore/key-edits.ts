@@ -1,7 +1,14 @@
 // `sc add-publickey` and `sc remove-publickey`: a user's ssh_keys in users.json/yaml. Keys are
 // checked by the public key parser first (a private key, DSA, short RSA, options or several lines
 // are refused and nothing is written); the host picks the change up on its next apply.
-import { looksLikePrivateKey, normalizeFingerprint, parsePublicKey, PRIVATE_KEY_REFUSAL, PublicKeyError, type PublicKey } from '../access/public-keys.js';
+import {
+  looksLikePrivateKey,
+  normalizeFingerprint,
+  parsePublicKey,
+  PRIVATE_KEY_REFUSAL,
+  PublicKeyError,
+  type PublicKey,
+} from '../access/public-keys.js';
 import { UserError } from '../errors.js';
 import { ROOT_USERNAME } from '../network/user-network.js';
 import { assertUserName } from './edit-arguments.js';
@@ -59,7 +66,12 @@ export async function addPublicKeys(ctx: EditContext, user: string, keys: readon
     const doc = edit.document('users');
     if (!known) doc.set([ROOT_USERNAME], { reseller_id: 0, user_id: 0, uid: 0, ssh_keys: fresh.map((k) => k.line) });
     else for (const key of fresh) doc.append([user, 'ssh_keys'], key.line);
-    edit.record({ kind: 'users', key: user, action: 'update', value: { ssh_keys: [...(edit.model.users[user]?.ssh_keys ?? []), ...fresh.map((k) => k.line)] } });
+    edit.record({
+      kind: 'users',
+      key: user,
+      action: 'update',
+      value: { ssh_keys: [...(edit.model.users[user]?.ssh_keys ?? []), ...fresh.map((k) => k.line)] },
+    });
     const added = fresh.map((k) => `${k.type} ${k.fingerprint}${k.comment ? ` (${k.comment})` : ''}`).join(', ');
     return `added to ${user}: ${added}${already.length ? `; already there: ${already.join(', ')}` : ''}; "sc apply" installs it on the hosts of ${user}'s containers`;
   });
@@ -69,7 +81,8 @@ export async function addPublicKeys(ctx: EditContext, user: string, keys: readon
 export async function removePublicKey(ctx: EditContext, user: string, fingerprintText: string): Promise<EditResult> {
   assertUserName(user);
   const fingerprint = normalizeFingerprint(fingerprintText);
-  if (fingerprint === undefined) throw new UserError(`invalid fingerprint ${JSON.stringify(fingerprintText.slice(0, 60))}: give it as ssh-keygen -l prints it (SHA256:…)`);
+  if (fingerprint === undefined)
+    throw new UserError(`invalid fingerprint ${JSON.stringify(fingerprintText.slice(0, 60))}: give it as ssh-keygen -l prints it (SHA256:…)`);
   return runDatastoreEdit(ctx, { command: `remove-publickey ${user}` }, (edit) => {
     if (!userRecordExists(edit.model, user)) throw new UserError(`unknown user "${user}"`);
     const lines = edit.model.users[user]?.ssh_keys ?? [];

@@ -100,7 +100,14 @@ function checkDocuments(
     const tooLong = longStrings(document.data, LIMITS.stringLength);
     if (tooLong.length) {
       // A 10 MB string is refused as such, before the schema quotes it or the cross-checks index it.
-      problems.push(...tooLong.map(({ path, length }) => ({ severity: 'error' as const, kind, path, message: `a string of ${length} characters, over the limit of ${LIMITS.stringLength}` })));
+      problems.push(
+        ...tooLong.map(({ path, length }) => ({
+          severity: 'error' as const,
+          kind,
+          path,
+          message: `a string of ${length} characters, over the limit of ${LIMITS.stringLength}`,
+        })),
+      );
       continue;
     }
     problems.push(...schemaProblems(kind, document.data), ...unknownFieldProblems(kind, document.data));
@@ -111,7 +118,12 @@ function checkDocuments(
   if (options.crossCheck && allMappings) {
     problems.push(
       ...crossCheckProblems(
-        { clusters: documents.clusters?.data, users: documents.users?.data, containers: documents.containers?.data, settings: documents.settings?.data },
+        {
+          clusters: documents.clusters?.data,
+          users: documents.users?.data,
+          containers: documents.containers?.data,
+          settings: documents.settings?.data,
+        },
         { allowUnallocated: options.allowUnallocated },
       ),
     );

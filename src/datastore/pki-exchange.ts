@@ -85,7 +85,8 @@ export function pkiExchange(place: DatastorePlace, hostName: string, root: strin
         }
         return commitEdit({ dir, files: changed, message, actor, push: place.push === true });
       });
-      if (commit?.pushProblem !== undefined) throw new ScError(`published ${names} and committed ${commit.revision.slice(0, 12)}, but ${commit.pushProblem}`);
+      if (commit?.pushProblem !== undefined)
+        throw new ScError(`published ${names} and committed ${commit.revision.slice(0, 12)}, but ${commit.pushProblem}`);
     },
   };
 }

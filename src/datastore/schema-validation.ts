@@ -20,10 +20,9 @@ interface ValidateFunction {
 }
 
 // allErrors and verbose (each error carries its data and parent schema), as describeSchemaError needs.
-const validators = Object.fromEntries(DATASTORE_KINDS.map((kind) => [kind, (generated as Record<string, unknown>)[kind] as ValidateFunction])) as Record<
-  DatastoreKind,
-  ValidateFunction
->;
+const validators = Object.fromEntries(
+  DATASTORE_KINDS.map((kind) => [kind, (generated as Record<string, unknown>)[kind] as ValidateFunction]),
+) as Record<DatastoreKind, ValidateFunction>;
 const knownFields = generated.KNOWN_FIELDS as Record<'host' | 'user' | 'container', readonly string[]>;
 
 /** Schema errors of one document's data (an empty document is `{}`), every one of them. */
@@ -68,8 +67,26 @@ const RANGE_HINTS: Record<string, string> = {
 };
 
 const SCHEMA_KEYWORDS = new Set([
-  '#', '$defs', 'properties', 'additionalProperties', 'propertyNames', 'items', 'anyOf', 'oneOf', 'allOf', '$ref',
-  'pattern', 'maxLength', 'minLength', 'type', 'format', 'enum', 'minimum', 'maximum', 'exclusiveMinimum', 'required',
+  '#',
+  '$defs',
+  'properties',
+  'additionalProperties',
+  'propertyNames',
+  'items',
+  'anyOf',
+  'oneOf',
+  'allOf',
+  '$ref',
+  'pattern',
+  'maxLength',
+  'minLength',
+  'type',
+  'format',
+  'enum',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'required',
 ]);
 
 /** The definition or property a schema path is about: `#/$defs/container/properties/type/pattern` → `type`. */
@@ -135,7 +152,8 @@ function describeSchemaError(e: ErrorObject): { path: DocumentPath; message: str
 
 function plainMessage(e: ErrorObject): string {
   const description = (e.parentSchema as { description?: string } | undefined)?.description;
-  if (e.keyword === 'pattern') return description ? `is not valid: ${description}` : `must match ${String((e.params as { pattern: string }).pattern)}`;
+  if (e.keyword === 'pattern')
+    return description ? `is not valid: ${description}` : `must match ${String((e.params as { pattern: string }).pattern)}`;
   return e.message ?? `fails the schema rule "${e.keyword}"`;
 }
 
@@ -168,9 +186,27 @@ export const SRVCTL3_FIELDS: Readonly<Record<'host' | 'user' | 'container', read
   host: ['dns_server', 'mac_address', 'host_key', 'dev_server'],
   user: ['added_by_username', 'added_on_datestamp', 'codepad', 'id', 'is_reseller_id', 'projects'],
   container: [
-    'creation_time', 'br', 'gateway', 'interface', 'users', 'readers', 'altnames', 'static', 'use_gsuite', 'use_mailchimp',
-    'mx', 'dns_records', 'google-site-verification', 'facebook-domain-verification', 'dkim-google-domainkey',
-    'dkim-default-domainkey', 'dkim-mail-domainkey', 'dns_query', 'dns_scan', 'www_scan', 'host_key',
+    'creation_time',
+    'br',
+    'gateway',
+    'interface',
+    'users',
+    'readers',
+    'altnames',
+    'static',
+    'use_gsuite',
+    'use_mailchimp',
+    'mx',
+    'dns_records',
+    'google-site-verification',
+    'facebook-domain-verification',
+    'dkim-google-domainkey',
+    'dkim-default-domainkey',
+    'dkim-mail-domainkey',
+    'dns_query',
+    'dns_scan',
+    'www_scan',
+    'host_key',
   ],
 };
 

@@ -26,7 +26,7 @@ export async function readSettingsFile(dir: string): Promise<SettingsFacts | und
     if (text === undefined) continue;
     try {
       const settings = parse(text) as unknown;
-      return settings !== null && typeof settings === 'object' ? (settings) : {};
+      return settings !== null && typeof settings === 'object' ? settings : {};
     } catch {
       return undefined;
     }

@@ -42,15 +42,24 @@ export async function readSourceDocument(path: string, kind: DatastoreKind, opti
   const file = displayPathOf(absolute);
   let text: string | undefined;
   try {
-    text = await readTextNoFollow(dirname(absolute), basename(absolute), { maxBytes: Math.min(options.maxBytes ?? Infinity, fileLimitFor(absolute)) });
+    text = await readTextNoFollow(dirname(absolute), basename(absolute), {
+      maxBytes: Math.min(options.maxBytes ?? Infinity, fileLimitFor(absolute)),
+    });
   } catch (error) {
     if (error instanceof FileTooLargeError) {
-      const which = error.limit < fileLimitFor(absolute) ? 'the rest of the datastore size limit' : `the ${extname(absolute).slice(1).toUpperCase()} file size limit`;
-      throw new UserError(`${file} is too large`, [{ severity: 'error', file, message: `the file is ${error.size} bytes, over ${which} (${error.limit} bytes); sc refuses it` }]);
+      const which =
+        error.limit < fileLimitFor(absolute)
+          ? 'the rest of the datastore size limit'
+          : `the ${extname(absolute).slice(1).toUpperCase()} file size limit`;
+      throw new UserError(`${file} is too large`, [
+        { severity: 'error', file, message: `the file is ${error.size} bytes, over ${which} (${error.limit} bytes); sc refuses it` },
+      ]);
     }
     if (error instanceof UnsafePathError) {
       const what = error.message.startsWith(`${absolute} `) ? `the file ${error.message.slice(absolute.length + 1)}` : error.message;
-      throw new UserError(`${file}: refused`, [{ severity: 'error', file, message: `refused: ${what} (sc never follows links or opens special files in a datastore)` }]);
+      throw new UserError(`${file}: refused`, [
+        { severity: 'error', file, message: `refused: ${what} (sc never follows links or opens special files in a datastore)` },
+      ]);
     }
     const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
     throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file (${reason})` }]);
@@ -63,9 +72,7 @@ export async function readSourceDocument(path: string, kind: DatastoreKind, opti
 export function sourceDocumentFromText(kind: DatastoreKind, path: string, text: string): SourceDocument {
   const absolute = resolve(path);
   const source = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  return extname(absolute).toLowerCase() === '.json'
-    ? parseJsonSource(kind, absolute, source)
-    : parseYamlSource(kind, absolute, source);
+  return extname(absolute).toLowerCase() === '.json' ? parseJsonSource(kind, absolute, source) : parseYamlSource(kind, absolute, source);
 }
 
 export function displayPathOf(absolute: string): string {
@@ -203,7 +210,8 @@ function parseYamlSource(kind: DatastoreKind, path: string, text: string): Sourc
     errors.push({ severity: 'error', file, ...where, message: `YAML syntax: ${message}` });
   }
   if (!errors.length) {
-    for (const offset of duplicateYamlKeys(document)) errors.push({ severity: 'error', file, ...at(offset), message: 'YAML syntax: Map keys must be unique' });
+    for (const offset of duplicateYamlKeys(document))
+      errors.push({ severity: 'error', file, ...at(offset), message: 'YAML syntax: Map keys must be unique' });
   }
   let data: unknown = {};
   if (!errors.length && document.contents !== null) {
@@ -258,7 +266,11 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
 
 /** The parser's message without its source excerpt (first line only, bounded). */
 function yamlMessage(message: string): string {
-  const text = message.replace(/ at line \d+, column \d+.*$/s, '').split('\n')[0]?.trim() ?? '';
+  const text =
+    message
+      .replace(/ at line \d+, column \d+.*$/s, '')
+      .split('\n')[0]
+      ?.trim() ?? '';
   return boundText(text, 160);
 }
 

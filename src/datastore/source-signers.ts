@@ -43,7 +43,10 @@ export async function judgeRevision(dir: string, revision: string): Promise<Sign
     if (await operatorSigned(dir, commit)) break;
     const verdict = await hostCommitVerdict(dir, commit);
     if (!verdict.ok) {
-      return { ok: false, reason: commit === revision ? verdict.reason : `${verdict.reason} (commit ${commit.slice(0, 12)}, under ${revision.slice(0, 12)})` };
+      return {
+        ok: false,
+        reason: commit === revision ? verdict.reason : `${verdict.reason} (commit ${commit.slice(0, 12)}, under ${revision.slice(0, 12)})`,
+      };
     }
     chain.push(commit);
     commit = verdict.parent;
@@ -68,7 +71,7 @@ async function hostCommitVerdict(dir: string, commit: string): Promise<HostVerdi
   const git = gitIn(dir);
   const parents = (await git.raw(['rev-list', '--parents', '-n', '1', commit])).trim().split(' ').slice(1);
   const [parent] = parents;
-  if (parent === undefined || parents.length !== 1) return { ok: false, reason: 'it is not signed by an operator (and is not a host\'s PKI commit)' };
+  if (parent === undefined || parents.length !== 1) return { ok: false, reason: "it is not signed by an operator (and is not a host's PKI commit)" };
   const signers = await showFile(dir, parent, HOST_SIGNERS_FILE);
   if (signers === undefined || signers.trim() === '') return { ok: false, reason: 'it has no good operator signature' };
   const signer = await hostSigner(dir, commit, signers);
@@ -77,8 +80,14 @@ async function hostCommitVerdict(dir: string, commit: string): Promise<HostVerdi
   const allowed = await allowedPaths(dir, parent, signer);
   const foreign = changed.filter((p) => !allowed(p));
   if (foreign.length) {
-    const shown = foreign.slice(0, 3).map((p) => JSON.stringify(p.slice(0, 120))).join(', ');
-    return { ok: false, reason: `it is signed by host ${signer}, which may change only its own PKI files, but it changes ${shown}${foreign.length > 3 ? ` and ${foreign.length - 3} more` : ''}` };
+    const shown = foreign
+      .slice(0, 3)
+      .map((p) => JSON.stringify(p.slice(0, 120)))
+      .join(', ');
+    return {
+      ok: false,
+      reason: `it is signed by host ${signer}, which may change only its own PKI files, but it changes ${shown}${foreign.length > 3 ? ` and ${foreign.length - 3} more` : ''}`,
+    };
   }
   return { ok: true, parent };
 }
@@ -103,7 +112,10 @@ async function hostSigner(dir: string, commit: string, signers: string): Promise
 async function allowedPaths(dir: string, parent: string, host: string): Promise<(p: string) => boolean> {
   const own = `pki/requests/${host}.csr`;
   const caOf = await caClusterMembers(dir, parent, host);
-  return (p) => p === own || (caOf !== undefined && (p === 'pki/ca.crt' || (p.startsWith('pki/certs/') && caOf.has(p.slice('pki/certs/'.length).replace(/\.crt$/, '')) && p.endsWith('.crt'))));
+  return (p) =>
+    p === own ||
+    (caOf !== undefined &&
+      (p === 'pki/ca.crt' || (p.startsWith('pki/certs/') && caOf.has(p.slice('pki/certs/'.length).replace(/\.crt$/, '')) && p.endsWith('.crt'))));
 }
 
 /** The members of the cluster where `host` is `ca: true`, at `commit`; undefined when it is no CA host. */
@@ -146,7 +158,9 @@ export async function requireAcceptedRevision(dir: string, revision: string, lab
     verdict = { ok: false, reason: gitErrorText(error) };
   }
   if (!verdict.ok) {
-    throw new UserError(`the source ${label} at ${revision.slice(0, 12)} has no good signature (signature check asked for): ${verdict.reason ?? ''}; nothing applied`);
+    throw new UserError(
+      `the source ${label} at ${revision.slice(0, 12)} has no good signature (signature check asked for): ${verdict.reason ?? ''}; nothing applied`,
+    );
   }
 }
 

@@ -48,7 +48,7 @@ export function checkUsers(users: unknown, options: { allowUnallocated: boolean 
     if (id === undefined) {
       unusableResellers.add(name); // out of range or not an integer: the schema says so
     } else if (id === 0) {
-      error([name, 'reseller_id'], 'reseller_id 0 is root\'s; a reseller\'s id is 1–15');
+      error([name, 'reseller_id'], "reseller_id 0 is root's; a reseller's id is 1–15");
       unusableResellers.add(name);
     } else if (resellerIdOwner.has(id)) {
       error([name, 'reseller_id'], `reseller_id ${id} is also the id of reseller "${resellerIdOwner.get(id)}"; every reseller needs its own`);
@@ -147,12 +147,17 @@ function checkVpnClients(name: string, user: RawObject, error: (path: (string | 
     const device = stringField(client, 'device');
     const hostPart = integerField(client, 'host_part', 201, 250);
     if (device !== undefined) {
-      if (deviceAt.has(device)) error([name, 'vpn_clients', index, 'device'], `VPN client "${device}" is listed twice for ${name} (also at index ${deviceAt.get(device)})`);
+      if (deviceAt.has(device))
+        error([name, 'vpn_clients', index, 'device'], `VPN client "${device}" is listed twice for ${name} (also at index ${deviceAt.get(device)})`);
       else deviceAt.set(device, index);
     }
     if (hostPart !== undefined) {
       const other = hostPartOwner.get(hostPart);
-      if (other !== undefined) error([name, 'vpn_clients', index, 'host_part'], `host part ${hostPart} is also ${name}'s VPN client "${other}"'s; every device needs its own address`);
+      if (other !== undefined)
+        error(
+          [name, 'vpn_clients', index, 'host_part'],
+          `host part ${hostPart} is also ${name}'s VPN client "${other}"'s; every device needs its own address`,
+        );
       else hostPartOwner.set(hostPart, device ?? `#${index}`);
     }
   });

@@ -19,7 +19,9 @@ export type VpnMaterial = { csr: string } | { certificate: string };
 
 export function assertDeviceName(device: string): void {
   if (!VPN_DEVICE_NAME.test(device)) {
-    throw new UserError(`invalid device name ${JSON.stringify(device.slice(0, 60))}: must be a lowercase DNS label of at most 32 characters (letters, digits and '-')`);
+    throw new UserError(
+      `invalid device name ${JSON.stringify(device.slice(0, 60))}: must be a lowercase DNS label of at most 32 characters (letters, digits and '-')`,
+    );
   }
 }
 
@@ -28,11 +30,14 @@ export function assertDeviceName(device: string): void {
  * normalized to one PEM block with 64-column lines. A private key, several blocks or anything else is refused.
  */
 export function parseVpnMaterial(text: string, where: string): VpnMaterial {
-  if (looksLikePrivateKey(text)) throw new UserError(`${where}: ${PRIVATE_KEY_REFUSAL.replace('the public key (the .pub file)', 'the certificate request (the .csr file)')}`);
+  if (looksLikePrivateKey(text))
+    throw new UserError(`${where}: ${PRIVATE_KEY_REFUSAL.replace('the public key (the .pub file)', 'the certificate request (the .csr file)')}`);
   if (Buffer.byteLength(text) > VPN_MATERIAL_MAX_BYTES) throw new UserError(`${where}: too big for a certificate request or certificate`);
   const match = PEM_BLOCK.exec(text.trim());
   if (!match) {
-    throw new UserError(`${where}: not one PEM certificate request ("-----BEGIN CERTIFICATE REQUEST-----") or certificate ("-----BEGIN CERTIFICATE-----")`);
+    throw new UserError(
+      `${where}: not one PEM certificate request ("-----BEGIN CERTIFICATE REQUEST-----") or certificate ("-----BEGIN CERTIFICATE-----")`,
+    );
   }
   const body = (match[2] ?? '').replace(/\s+/g, '');
   const der = Buffer.from(body, 'base64');
@@ -88,11 +93,18 @@ export async function addVpnClient(ctx: EditContext, user: string, device: strin
     const existing = clients[index];
     if (existing !== undefined) {
       if (material === undefined) {
-        throw new UserError(`${user} already has a VPN client "${device}" (give its request with --csr FILE, or remove it first with "sc remove-vpn-client ${user} ${device}")`);
+        throw new UserError(
+          `${user} already has a VPN client "${device}" (give its request with --csr FILE, or remove it first with "sc remove-vpn-client ${user} ${device}")`,
+        );
       }
       // The device's (new) request or certificate: the address stays. A new request means a new
       // key, so the certificate of the old one goes.
-      const updated: VpnClient = { device, host_part: existing.host_part, ...('certificate' in material && existing.csr !== undefined ? { csr: existing.csr } : {}), ...material };
+      const updated: VpnClient = {
+        device,
+        host_part: existing.host_part,
+        ...('certificate' in material && existing.csr !== undefined ? { csr: existing.csr } : {}),
+        ...material,
+      };
       const same = JSON.stringify(updated) === JSON.stringify(existing);
       if (same) return `${user}'s VPN client ${device} already has this ${'csr' in material ? 'request' : 'certificate'}; nothing to change`;
       edit.document('users').set([user, 'vpn_clients', index], updated);
@@ -101,7 +113,10 @@ export async function addVpnClient(ctx: EditContext, user: string, device: strin
     }
     let hostPart: number;
     try {
-      hostPart = allocateVpnHostPart(clients.map((c) => c.host_part), user);
+      hostPart = allocateVpnHostPart(
+        clients.map((c) => c.host_part),
+        user,
+      );
     } catch (error) {
       if (error instanceof UserError) throw new UserError(`add-vpn-client ${user} ${device}: ${error.message}; nothing was written`);
       throw error;
@@ -111,9 +126,10 @@ export async function addVpnClient(ctx: EditContext, user: string, device: strin
     if (clients.length === 0) doc.set([user, 'vpn_clients'], [client]);
     else doc.append([user, 'vpn_clients'], client);
     edit.record({ kind: 'users', key: user, action: 'update', value: { vpn_clients: [...clients, client] } });
-    const next = material === undefined
-      ? `; "sc vpn-config ${user} ${device}" prints the client configuration and the openssl command that makes the device's key and request`
-      : '';
+    const next =
+      material === undefined
+        ? `; "sc vpn-config ${user} ${device}" prints the client configuration and the openssl command that makes the device's key and request`
+        : '';
     return `added VPN client ${device} of ${user} (certificate name ${vpnClientCommonName(user, device)}, address .${hostPart} of ${user}'s /24 on each host of ${user}'s containers)${next}`;
   });
 }
@@ -128,7 +144,9 @@ export async function removeVpnClient(ctx: EditContext, user: string, device: st
     const keep = clients.filter((c) => c.device !== device);
     if (keep.length === clients.length) {
       const known = clients.map((c) => c.device);
-      throw new UserError(`${user} has no VPN client "${device}"${known.length ? ` (${user}'s devices: ${known.join(', ')})` : ` (${user} has none)`}`);
+      throw new UserError(
+        `${user} has no VPN client "${device}"${known.length ? ` (${user}'s devices: ${known.join(', ')})` : ` (${user} has none)`}`,
+      );
     }
     const doc = edit.document('users');
     if (keep.length === 0) doc.delete([user, 'vpn_clients']);

@@ -92,7 +92,8 @@ export function createAccountsDriver(files: FilesDriver, options: AccountsDriver
       await files.mkdir('/etc');
       const unlocks: (() => Promise<void>)[] = [];
       try {
-        for (const f of LOCK_ORDER) if (present.includes(f) || f === 'passwd' || f === 'group') unlocks.push(await lockOne(files.hostPath(FILES[f]), deadline));
+        for (const f of LOCK_ORDER)
+          if (present.includes(f) || f === 'passwd' || f === 'group') unlocks.push(await lockOne(files.hostPath(FILES[f]), deadline));
         const before = await readAll();
         const after = change(before);
         for (const f of ['group', 'gshadow', 'passwd', 'shadow'] as const) {

@@ -125,9 +125,15 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
     const missingInNetns = missing ? (missing[1] ?? missing[2]) : undefined;
     if (missingInNetns !== undefined) {
       const pkg = PROVIDED_BY[path.basename(missingInNetns)];
-      throw new HostCommandError(fullCommand, result.exitCode, `${missingInNetns}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, stdout, {
-        reason: 'program missing',
-      });
+      throw new HostCommandError(
+        fullCommand,
+        result.exitCode,
+        `${missingInNetns}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`,
+        stdout,
+        {
+          reason: 'program missing',
+        },
+      );
     }
     if (result.exitCode !== 0 && !options.allowFailure) {
       throw new HostCommandError(fullCommand, result.exitCode, stderr, stdout);
@@ -149,7 +155,9 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
     if ('error' in outcome) {
       const pkg = PROVIDED_BY[path.basename(file)];
       if (outcome.error.code === 'ENOENT') {
-        throw new HostCommandError([file, ...argv], undefined, `${file}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, '', { reason: 'program missing' });
+        throw new HostCommandError([file, ...argv], undefined, `${file}: command not found${pkg ? ` (install the ${pkg} package)` : ''}`, '', {
+          reason: 'program missing',
+        });
       }
       throw new HostCommandError([file, ...argv], undefined, outcome.error.message, '', { reason: outcome.error.code ?? 'could not start' });
     }

@@ -3,15 +3,7 @@
 // trusted directory is reached through a symlink (see no-follow-fs.ts).
 import path from 'node:path';
 import { UserError } from '../errors.js';
-import {
-  listNoFollow,
-  mkdirNoFollow,
-  readNoFollow,
-  removeNoFollow,
-  statNoFollow,
-  UnsafePathError,
-  writeNoFollow,
-} from './no-follow-fs.js';
+import { listNoFollow, mkdirNoFollow, readNoFollow, removeNoFollow, statNoFollow, UnsafePathError, writeNoFollow } from './no-follow-fs.js';
 import type { FilesDriver, FilesScope } from './types.js';
 
 export function createFilesDriver(root: string): FilesDriver {

@@ -138,7 +138,12 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
 
   return {
     async observe() {
-      const [configText, pid, loaded, found] = await Promise.all([files.read(HAPROXY_CONFIG_PATH), masterPid(), files.read(haproxyRunFiles.loaded), listeners()]);
+      const [configText, pid, loaded, found] = await Promise.all([
+        files.read(HAPROXY_CONFIG_PATH),
+        masterPid(),
+        files.read(haproxyRunFiles.loaded),
+        listeners(),
+      ]);
       const workers = pid !== undefined ? await workersOf(pid) : [];
       return {
         ...(configText !== undefined ? { configText } : {}),
@@ -198,8 +203,10 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
 
     async remove() {
       await stop();
-      for (const f of [HAPROXY_CONFIG_PATH, haproxyRunFiles.pid, haproxyRunFiles.loaded, haproxyRunFiles.adminSocket, haproxyRunFiles.candidate]) await files.remove(f);
-      for (const entry of (await files.list(HAPROXY_MAP_DIR)) ?? []) if (entry.type === 'file' && entry.name.endsWith('.map')) await files.remove(`${HAPROXY_MAP_DIR}/${entry.name}`);
+      for (const f of [HAPROXY_CONFIG_PATH, haproxyRunFiles.pid, haproxyRunFiles.loaded, haproxyRunFiles.adminSocket, haproxyRunFiles.candidate])
+        await files.remove(f);
+      for (const entry of (await files.list(HAPROXY_MAP_DIR)) ?? [])
+        if (entry.type === 'file' && entry.name.endsWith('.map')) await files.remove(`${HAPROXY_MAP_DIR}/${entry.name}`);
     },
   };
 }

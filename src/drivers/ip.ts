@@ -42,9 +42,7 @@ export function createIpDriver(exec: Exec): IpDriver {
             timeoutMs: BATCH_BASE_TIMEOUT_MS + BATCH_PER_COMMAND_MS * commands.length,
           });
       if (result.exitCode === 0) return;
-      let failures = single
-        ? [{ index: 0, command: single, message: result.stderr.trim() }]
-        : parseBatchFailures(result.stderr, commands);
+      let failures = single ? [{ index: 0, command: single, message: result.stderr.trim() }] : parseBatchFailures(result.stderr, commands);
       // A fatal error (e.g. ip's own tokenizer) stops the batch without naming a line: nothing
       // can be said about which commands ran, so every one counts as failed.
       if (failures.length === 0) {

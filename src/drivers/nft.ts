@@ -67,5 +67,4 @@ function withJoinedTypes(entry: NftObject): NftObject {
   return { ...entry, [kind]: fixed };
 }
 
-export const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value);
+export const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);

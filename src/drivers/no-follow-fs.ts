@@ -18,7 +18,10 @@ import { UnsafePathError } from '../errors.js';
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = constants;
 /** Temp files are `.<name>.sc-tmp.<host>.<pid>.<n>`: hidden, next to the target, naming their writer. */
 export const TEMP_MARK = '.sc-tmp.';
-export const thisHostTag = hostname().replace(/[^A-Za-z0-9-]/g, '_').slice(0, 64) || 'host';
+export const thisHostTag =
+  hostname()
+    .replace(/[^A-Za-z0-9-]/g, '_')
+    .slice(0, 64) || 'host';
 let tempCounter = 0;
 /** Temp files this process is writing right now (another temp of our pid is a leftover). */
 export const activeTemps = new Set<string>();
@@ -201,11 +204,7 @@ function dirAndName(rel: string): { dirs: string[]; name: string } {
 }
 
 /** Reads a regular file; undefined when it (or a directory on the way) does not exist. */
-export async function readNoFollow(
-  trusted: string,
-  rel: string,
-  options: { maxBytes?: number } = {},
-): Promise<Buffer | undefined> {
+export async function readNoFollow(trusted: string, rel: string, options: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
   const { dirs, name } = dirAndName(rel);
   const where = path.join(trusted, rel);
   const dir = await openDirNoFollow(trusted, dirs);
@@ -274,12 +273,7 @@ export async function statNoFollow(trusted: string, rel: string): Promise<FileSt
  * Replaces `rel` atomically with `data` (mode and owner set before the rename), creating missing
  * directories. Returns false and writes nothing when the file already has these bytes, mode and owner.
  */
-export async function writeNoFollow(
-  trusted: string,
-  rel: string,
-  data: string | Uint8Array,
-  options: WriteOptions = {},
-): Promise<boolean> {
+export async function writeNoFollow(trusted: string, rel: string, data: string | Uint8Array, options: WriteOptions = {}): Promise<boolean> {
   const { dirs, name } = dirAndName(rel);
   const where = path.join(trusted, rel);
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
@@ -301,8 +295,13 @@ export async function writeNoFollow(
     // Rewriting a root-owned host file keeps its owner unless told otherwise (as write-file-atomic does).
     const uid = options.uid ?? (kept && process.getuid?.() === 0 ? kept.uid : undefined);
     const gid = options.gid ?? (kept && process.getuid?.() === 0 ? kept.gid : undefined);
-    if (kept && kept.size === bytes.length && (kept.mode & 0o7777) === mode &&
-      (uid === undefined || kept.uid === uid) && (gid === undefined || kept.gid === gid)) {
+    if (
+      kept &&
+      kept.size === bytes.length &&
+      (kept.mode & 0o7777) === mode &&
+      (uid === undefined || kept.uid === uid) &&
+      (gid === undefined || kept.gid === gid)
+    ) {
       const current = await readNoFollow(trusted, rel);
       if (current !== undefined && current.equals(bytes)) return false;
     }

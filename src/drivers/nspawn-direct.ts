@@ -171,7 +171,9 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
       initPid = await findInitPid(await pidsUnder(cgroups, `${cgroup}/payload`));
       if (initPid !== undefined) break;
       if (exited !== undefined || Date.now() > deadline) {
-        const why = exited ? `exited${exited.code !== undefined ? ` with ${exited.code}` : ` on ${exited.signal}`}` : `no init after ${startTimeout} ms`;
+        const why = exited
+          ? `exited${exited.code !== undefined ? ` with ${exited.code}` : ` on ${exited.signal}`}`
+          : `no init after ${startTimeout} ms`;
         await killAndRemoveCgroup(cgroups, cgroup);
         throw new HostCommandError([file, ...args], exited?.code, await consoleTail(paths.console), '', { reason: why });
       }
@@ -189,7 +191,16 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
       started,
       ...(netns !== undefined ? { netns } : {}),
     });
-    return { name: launch.name, runtime: 'direct', state: 'running', config: launch.config, pid, initPid, started, ...(netns !== undefined ? { netns } : {}) };
+    return {
+      name: launch.name,
+      runtime: 'direct',
+      state: 'running',
+      config: launch.config,
+      pid,
+      initPid,
+      started,
+      ...(netns !== undefined ? { netns } : {}),
+    };
   };
 
   const markStopped = async (name: string, config: string): Promise<void> => {

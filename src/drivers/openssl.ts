@@ -49,19 +49,52 @@ export interface OpensslDriver {
 export const generateKeyArgs = (): string[] => ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 
 export const createRequestArgs = (keyPath: string, commonName: string): string[] => [
-  'req', '-new', '-key', keyPath, '-subj', `/CN=${commonName}`, '-out', '-',
+  'req',
+  '-new',
+  '-key',
+  keyPath,
+  '-subj',
+  `/CN=${commonName}`,
+  '-out',
+  '-',
 ];
 
 export const createCaArgs = (keyPath: string, commonName: string, days: number): string[] => [
-  'req', '-x509', '-new', '-key', keyPath, '-subj', `/CN=${commonName}`, '-days', String(days),
-  '-addext', 'basicConstraints=critical,CA:TRUE',
-  '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-  '-out', '-',
+  'req',
+  '-x509',
+  '-new',
+  '-key',
+  keyPath,
+  '-subj',
+  `/CN=${commonName}`,
+  '-days',
+  String(days),
+  '-addext',
+  'basicConstraints=critical,CA:TRUE',
+  '-addext',
+  'keyUsage=critical,keyCertSign,cRLSign',
+  '-out',
+  '-',
 ];
 
 export const signRequestArgs = (requestPath: string, extPath: string, input: SignRequestInput, serial: string): string[] => [
-  'x509', '-req', '-in', requestPath, '-CA', input.caCertPath, '-CAkey', input.caKeyPath,
-  '-set_serial', `0x${serial}`, '-days', String(input.days), '-extfile', extPath, '-sha256', '-out', '-',
+  'x509',
+  '-req',
+  '-in',
+  requestPath,
+  '-CA',
+  input.caCertPath,
+  '-CAkey',
+  input.caKeyPath,
+  '-set_serial',
+  `0x${serial}`,
+  '-days',
+  String(input.days),
+  '-extfile',
+  extPath,
+  '-sha256',
+  '-out',
+  '-',
 ];
 
 export const describeRequestArgs = (): string[] => ['req', '-noout', '-verify', '-subject', '-pubkey', '-nameopt', 'RFC2253'];
@@ -83,8 +116,7 @@ const pemOnly = (stdout: string, label: string): string => {
 
 export function createOpensslDriver(exec: Exec): OpensslDriver {
   // Keys and certificates are files, not network work: never inside --netns.
-  const openssl = (args: string[], input?: string) =>
-    exec.run('openssl', args, { inNetns: false, ...(input !== undefined ? { input } : {}) });
+  const openssl = (args: string[], input?: string) => exec.run('openssl', args, { inNetns: false, ...(input !== undefined ? { input } : {}) });
 
   return {
     async generateKey() {
@@ -105,7 +137,9 @@ export function createOpensslDriver(exec: Exec): OpensslDriver {
         const extPath = path.join(dir, 'host.ext');
         await writeFile(requestPath, input.request, { mode: 0o600 });
         await writeFile(extPath, `${HOST_CERT_EXTENSIONS}\n`, { mode: 0o600 });
-        const serial = randomBytes(16).toString('hex').replace(/^[89a-f]/, '1');
+        const serial = randomBytes(16)
+          .toString('hex')
+          .replace(/^[89a-f]/, '1');
         return pemOnly((await openssl(signRequestArgs(requestPath, extPath, input, serial))).stdout, 'CERTIFICATE');
       } finally {
         await rm(dir, { recursive: true, force: true });

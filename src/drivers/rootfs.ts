@@ -227,7 +227,9 @@ export function rootfsDriver(drivers: Pick<Drivers, 'exec' | 'files'>): RootfsDr
       } catch (error) {
         if (error instanceof UnsafePathError) throw new ScError(`refusing to write into ${trusted}: ${error.message}`, { cause: error });
         if (current.kind === 'other') {
-          throw new ScError(`cannot replace ${absPath}: something other than a regular file is there (${(error as Error).message})`, { cause: error });
+          throw new ScError(`cannot replace ${absPath}: something other than a regular file is there (${(error as Error).message})`, {
+            cause: error,
+          });
         }
         throw error;
       }
@@ -245,7 +247,10 @@ export function rootfsDriver(drivers: Pick<Drivers, 'exec' | 'files'>): RootfsDr
 
     async listFiles(dir): Promise<string[]> {
       try {
-        return (await fs.readdir(dir, { withFileTypes: true })).filter((e) => !e.isDirectory()).map((e) => e.name).sort();
+        return (await fs.readdir(dir, { withFileTypes: true }))
+          .filter((e) => !e.isDirectory())
+          .map((e) => e.name)
+          .sort();
       } catch (error) {
         if (isNotFound(error)) return [];
         throw error;

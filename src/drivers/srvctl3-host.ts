@@ -61,7 +61,11 @@ export async function readContainerLayout(drivers: Pick<Drivers, 'exec' | 'files
   const { files } = drivers;
   const rootfs = rootfsDriver(drivers);
   const read = (p: string) => rootfs.readFile(files.hostPath(p));
-  const [etcSettings, besideSettings, ctype] = await Promise.all([read(`/etc/systemd/nspawn/${name}.nspawn`), read(`/srv/${name}/${name}.nspawn`), read(`/srv/${name}/ctype`)]);
+  const [etcSettings, besideSettings, ctype] = await Promise.all([
+    read(`/etc/systemd/nspawn/${name}.nspawn`),
+    read(`/srv/${name}/${name}.nspawn`),
+    read(`/srv/${name}/ctype`),
+  ]);
   let tree: ContainerLayoutFiles['rootfs'] = 'missing';
   try {
     const info = await fs.lstat(files.hostPath(`/srv/${name}/rootfs`));
@@ -135,14 +139,22 @@ async function runningNspawnProcesses(files: FilesDriver, names: ReadonlySet<str
 }
 
 /** Which of `names` run now: srvctl-nspawn@NAME.service (srvctl 3 used that unit name too) or an nspawn process. */
-export async function findRunningMachines(drivers: Pick<Drivers, 'exec' | 'files'>, runtime: RuntimeKind, names: readonly string[]): Promise<RunningMachine[]> {
+export async function findRunningMachines(
+  drivers: Pick<Drivers, 'exec' | 'files'>,
+  runtime: RuntimeKind,
+  names: readonly string[],
+): Promise<RunningMachine[]> {
   if (names.length === 0) return [];
   if (runtime === 'direct') return runningNspawnProcesses(drivers.files, new Set(names));
-  const shown = await drivers.exec.run('systemctl', ['show', `--property=${SHOW_PROPERTIES.join(',')}`, '--', ...names.map(unitOf)], { inNetns: false });
+  const shown = await drivers.exec.run('systemctl', ['show', `--property=${SHOW_PROPERTIES.join(',')}`, '--', ...names.map(unitOf)], {
+    inNetns: false,
+  });
   const byUnit = new Map(parseSystemctlShow(shown.stdout).map((u) => [u.unit, u]));
   return names.flatMap((name) => {
     const unit = byUnit.get(unitOf(name));
-    return unit?.activeState === 'active' || unit?.activeState === 'reloading' ? [{ name, ...(unit.mainPid !== undefined ? { pid: unit.mainPid } : {}) }] : [];
+    return unit?.activeState === 'active' || unit?.activeState === 'reloading'
+      ? [{ name, ...(unit.mainPid !== undefined ? { pid: unit.mainPid } : {}) }]
+      : [];
   });
 }
 
@@ -155,7 +167,10 @@ export async function recordedMachines(files: FilesDriver): Promise<Set<string>>
 }
 
 /** sc's state record for an adopted machine, running (with the processes it found) or stopped. */
-export async function recordAdoptedMachine(files: FilesDriver, options: { name: string; runtime: RuntimeKind; running?: RunningMachine; netns?: string }): Promise<void> {
+export async function recordAdoptedMachine(
+  files: FilesDriver,
+  options: { name: string; runtime: RuntimeKind; running?: RunningMachine; netns?: string },
+): Promise<void> {
   const { name, runtime, running, netns } = options;
   const state: StateFile = {
     srvctl: STATE_MARK,

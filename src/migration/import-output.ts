@@ -23,13 +23,19 @@ const isNotFound = (error: unknown): boolean => (error as NodeJS.ErrnoException 
 async function earlierImportFiles(dir: string): Promise<string[]> {
   try {
     const report = JSON.parse(await fs.readFile(path.join(dir, MIGRATION_REPORT_FILE), 'utf8')) as { files?: unknown };
-    return Array.isArray(report.files) ? report.files.filter((f): f is string => typeof f === 'string' && /^[a-z0-9][a-z0-9._-]*\.json$/.test(f)) : [];
+    return Array.isArray(report.files)
+      ? report.files.filter((f): f is string => typeof f === 'string' && /^[a-z0-9][a-z0-9._-]*\.json$/.test(f))
+      : [];
   } catch {
     return [];
   }
 }
 
-export async function writeImportedDatastore(out: string, files: Readonly<Record<string, string>>, options: { force?: boolean } = {}): Promise<WriteImportResult> {
+export async function writeImportedDatastore(
+  out: string,
+  files: Readonly<Record<string, string>>,
+  options: { force?: boolean } = {},
+): Promise<WriteImportResult> {
   let dir = path.resolve(out);
   let entries: string[] | undefined;
   try {
@@ -43,11 +49,16 @@ export async function writeImportedDatastore(out: string, files: Readonly<Record
   const names = Object.keys(files);
   if (entries !== undefined && entries.length > 0) {
     if (!options.force) {
-      throw new UserError(`--out ${out} is not empty (${entries.length} entries): choose a new directory, or pass --force to replace the imported files in it (other files stay)`);
+      throw new UserError(
+        `--out ${out} is not empty (${entries.length} entries): choose a new directory, or pass --force to replace the imported files in it (other files stay)`,
+      );
     }
     // Another format of a datastore file would make the datastore ambiguous.
     const clash = entries.filter((e) => /^(clusters|users|containers|settings)\.(ya?ml)$/.test(e) && names.includes(e.replace(/\.ya?ml$/, '.json')));
-    if (clash.length) throw new UserError(`--out ${out} holds ${clash.join(', ')}: the import writes the .json files; remove ${clash.length === 1 ? 'it' : 'them'} first`);
+    if (clash.length)
+      throw new UserError(
+        `--out ${out} holds ${clash.join(', ')}: the import writes the .json files; remove ${clash.length === 1 ? 'it' : 'them'} first`,
+      );
   }
 
   const parent = path.dirname(dir);

@@ -63,15 +63,7 @@ export interface DroppedField {
 }
 
 export type LeftBehindKind =
-  | 'password'
-  | 'password hash'
-  | 'private key'
-  | 'internal key'
-  | 'symlink'
-  | 'not a public key'
-  | 'too large'
-  | 'unknown user'
-  | 'other';
+  'password' | 'password hash' | 'private key' | 'internal key' | 'symlink' | 'not a public key' | 'too large' | 'unknown user' | 'other';
 
 export interface LeftBehind {
   /** Relative to the srvctl 3 datastore; the content is never read into the report. */
@@ -129,7 +121,9 @@ export function parseMigrationReport(text: string, file: string): MigrationRepor
   }
   const errors = reportSchemaErrors(value);
   if (errors.length > 0) {
-    throw new UserError(`${file} is not a srvctl 3 migration report: ${errors.slice(0, 5).join('; ')}${errors.length > 5 ? ` (and ${errors.length - 5} more)` : ''}`);
+    throw new UserError(
+      `${file} is not a srvctl 3 migration report: ${errors.slice(0, 5).join('; ')}${errors.length > 5 ? ` (and ${errors.length - 5} more)` : ''}`,
+    );
   }
   return value as MigrationReport;
 }
@@ -167,17 +161,31 @@ export function renderMigrationReport(report: MigrationReport, out?: string): st
       `${plural(s.containers, 'container')}, ${plural(s.ssh_keys, 'SSH key')}; ${s.dropped} dropped, ${s.left_behind} left behind, ${plural(s.warnings, 'warning')}.`,
     '',
     'Hosts (old hostnet → sc hostnet):',
-    ...table([['HOST', 'CLUSTER', 'OLD', 'NEW', 'CONTAINERS'], ...report.hosts.map((h) => [h.name, h.cluster, String(h.old_hostnet), String(h.hostnet), String(h.containers)])]),
+    ...table([
+      ['HOST', 'CLUSTER', 'OLD', 'NEW', 'CONTAINERS'],
+      ...report.hosts.map((h) => [h.name, h.cluster, String(h.old_hostnet), String(h.hostnet), String(h.containers)]),
+    ]),
     '',
     'Resellers (old reseller_id → sc reseller_id):',
     ...(report.resellers.length
-      ? table([['RESELLER', 'OLD', 'NEW', 'USERS', 'CONTAINERS'], ...report.resellers.map((r) => [r.name, String(r.old_reseller_id), String(r.reseller_id), String(r.users), String(r.containers)])])
+      ? table([
+          ['RESELLER', 'OLD', 'NEW', 'USERS', 'CONTAINERS'],
+          ...report.resellers.map((r) => [r.name, String(r.old_reseller_id), String(r.reseller_id), String(r.users), String(r.containers)]),
+        ])
       : ['  (none: every user belongs to root)']),
     '',
     'Users (old user_id → user_id inside the reseller; uids kept):',
     ...table([
       ['USER', 'RESELLER', 'OLD', 'NEW', 'UID', 'KEYS', 'NOTE'],
-      ...report.users.map((u) => [u.name, u.reseller, u.old_user_id === null ? '-' : String(u.old_user_id), String(u.user_id), u.uid === null ? '-' : String(u.uid), String(u.ssh_keys), u.note ?? '']),
+      ...report.users.map((u) => [
+        u.name,
+        u.reseller,
+        u.old_user_id === null ? '-' : String(u.old_user_id),
+        String(u.user_id),
+        u.uid === null ? '-' : String(u.uid),
+        String(u.ssh_keys),
+        u.note ?? '',
+      ]),
     ]),
     '',
     'Containers (old address → new address):',
@@ -206,7 +214,8 @@ export function renderMigrationReport(report: MigrationReport, out?: string): st
   }
   if (report.warnings.length) {
     lines.push('', 'Warnings:');
-    for (const w of report.warnings) lines.push(`  ${[w.file, w.entry].filter(Boolean).join(' ')}${w.file !== undefined || w.entry !== undefined ? ': ' : ''}${w.message}`);
+    for (const w of report.warnings)
+      lines.push(`  ${[w.file, w.entry].filter(Boolean).join(' ')}${w.file !== undefined || w.entry !== undefined ? ': ' : ''}${w.message}`);
   }
   return `${lines.join('\n')}\n`;
 }

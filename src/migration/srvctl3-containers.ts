@@ -20,7 +20,21 @@ const isRecord = (value: unknown): value is Record3 => typeof value === 'object'
 
 /** srvctl 3 network overrides that describe the old network; sc derives all three from its plan. */
 const OLD_NETWORK_FIELDS = ['br', 'gateway', 'interface'];
-const HANDLED = ['user', 'host', 'type', 'ip', 'enabled', 'mapped_ports', 'aliases', 'http_port', 'https_port', 'http-redirect', 'https-redirect', 'bridge', ...OLD_NETWORK_FIELDS];
+const HANDLED = [
+  'user',
+  'host',
+  'type',
+  'ip',
+  'enabled',
+  'mapped_ports',
+  'aliases',
+  'http_port',
+  'https_port',
+  'http-redirect',
+  'https-redirect',
+  'bridge',
+  ...OLD_NETWORK_FIELDS,
+];
 
 interface Placed {
   readonly name: string;
@@ -92,7 +106,10 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
     if (ip !== undefined) {
       const octets = typeof ip === 'string' && !ip.includes('/') ? parseIPv4Octets(ip) : undefined;
       if (typeof ip === 'string' && /nan/i.test(ip)) {
-        fail(['ip'], `address "${ip}" is not an address: srvctl 3.2's new_reseller bug (the owner's reseller had no user_id); set the address the container really has (\`ip addr\` inside it)`);
+        fail(
+          ['ip'],
+          `address "${ip}" is not an address: srvctl 3.2's new_reseller bug (the owner's reseller had no user_id); set the address the container really has (\`ip addr\` inside it)`,
+        );
       } else if (!octets) {
         fail(['ip'], `${JSON.stringify(ip)} is not an IPv4 address`);
       } else {
@@ -112,7 +129,11 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
         const owner = typeof user === 'string' ? oldUsers[user] : undefined;
         const ownerId = isRecord(owner) ? owner.user_id : undefined;
         if (host && typeof ownerId === 'number' && ownerId !== octets[2]) {
-          ctx.warn('containers', name, `address ${oldIp} is in the network of user_id ${octets[2]}, but its owner ${String(user)} has user_id ${ownerId}: sc puts it into its owner's network`);
+          ctx.warn(
+            'containers',
+            name,
+            `address ${oldIp} is in the network of user_id ${octets[2]}, but its owner ${String(user)} has user_id ${ownerId}: sc puts it into its owner's network`,
+          );
         }
       }
     }
@@ -124,21 +145,33 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
     let host = override ?? fromAddress;
     if (host === undefined && ok && onlyHost) {
       host = onlyHost.name;
-      ctx.warn('containers', name, `${oldIp === undefined ? 'no address' : `address ${oldIp} (not in the farm's plan)`}: placed on ${host}, the only host`);
+      ctx.warn(
+        'containers',
+        name,
+        `${oldIp === undefined ? 'no address' : `address ${oldIp} (not in the farm's plan)`}: placed on ${host}, the only host`,
+      );
     }
     if (host === undefined && ok) {
-      fail([], `${bridge !== undefined ? `bridge container (bridge ${String(bridge)})` : 'container'} without a srvctl 3 address: its host cannot be told from the datastore; pass --container-host ${name}=HOST`);
+      fail(
+        [],
+        `${bridge !== undefined ? `bridge container (bridge ${String(bridge)})` : 'container'} without a srvctl 3 address: its host cannot be told from the datastore; pass --container-host ${name}=HOST`,
+      );
     }
     const hostnet = host !== undefined ? hosts.byName.get(host)?.hostnet : undefined;
     if (!ok || typeof user !== 'string' || host === undefined || hostnet === undefined) continue;
     if (bridge !== undefined && oldIp !== undefined && fromAddress === undefined) {
-      ctx.warn('containers', name, `bridge container: its address ${oldIp} came from the bridge's own network (DHCP); sc gives it a plan address on bridge ${String(bridge)}`);
+      ctx.warn(
+        'containers',
+        name,
+        `bridge container: its address ${oldIp} came from the bridge's own network (DHCP); sc gives it a plan address on bridge ${String(bridge)}`,
+      );
     }
     for (const field of ['users', 'readers']) {
       const names = record[field];
       if (!Array.isArray(names)) continue;
       for (const other of names) {
-        if (typeof other === 'string' && other !== ROOT_USERNAME && !Object.hasOwn(oldUsers, other)) ctx.warn('containers', name, `${field} names "${other}", who is not in users.json`);
+        if (typeof other === 'string' && other !== ROOT_USERNAME && !Object.hasOwn(oldUsers, other))
+          ctx.warn('containers', name, `${field} names "${other}", who is not in users.json`);
       }
     }
     placed.push({ name, record, user, host, hostnet, ...(oldIp !== undefined ? { oldIp } : {}), order });
@@ -147,7 +180,12 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
   for (const [hostnet, stranded] of noHost) {
     const [first, ...more] = stranded;
     if (!first) continue;
-    const others = more.length ? `; so do ${more.length} more: ${more.slice(0, 5).map((c) => `${c.name} (${c.ip})`).join(', ')}${more.length > 5 ? ', …' : ''}` : '';
+    const others = more.length
+      ? `; so do ${more.length} more: ${more
+          .slice(0, 5)
+          .map((c) => `${c.name} (${c.ip})`)
+          .join(', ')}${more.length > 5 ? ', …' : ''}`
+      : '';
     ctx.error('containers', [first.name, 'ip'], `address ${first.ip}: hostnet ${hostnet} matches no host (hostnets: ${hostList || 'none'})${others}`);
   }
   // With errors already found nothing is written: placing containers of broken users only adds noise.
@@ -179,7 +217,8 @@ export function mapContainers(ctx: ImportContext, hosts: HostPlan, users: Readon
     if (ip === undefined) continue;
     const r = c.record;
     for (const field of OLD_NETWORK_FIELDS) {
-      if (Object.hasOwn(r, field)) ctx.drop('containers', c.name, field, 'srvctl 3 network override: sc derives the bridge, gateway and interface from its plan');
+      if (Object.hasOwn(r, field))
+        ctx.drop('containers', c.name, field, 'srvctl 3 network override: sc derives the bridge, gateway and interface from its plan');
     }
     const pick = (field: string, value: unknown = r[field]): Record3 => (Object.hasOwn(r, field) && r[field] !== undefined ? { [field]: value } : {});
     containers[c.name] = {

@@ -9,7 +9,20 @@ import type { ImportContext, SourceKind } from './import-context.js';
 export const SC_FIELDS: Readonly<Record<SourceKind, readonly string[]>> = {
   clusters: ['hostnet', 'host_ip', 'host_ipv6', 'gateway', 'prefix', 'dns1', 'dns2', 'interface', 'reverse_proxy', 'ca'],
   users: ['name', 'reseller', 'reseller_id', 'user_id', 'uid', 'ssh_keys'],
-  containers: ['user', 'host', 'type', 'ip', 'enabled', 'mapped_ports', 'aliases', 'http_port', 'https_port', 'http-redirect', 'https-redirect', 'bridge'],
+  containers: [
+    'user',
+    'host',
+    'type',
+    'ip',
+    'enabled',
+    'mapped_ports',
+    'aliases',
+    'http_port',
+    'https_port',
+    'http-redirect',
+    'https-redirect',
+    'bridge',
+  ],
 };
 
 /** Fields without which a record means nothing: a value sc refuses there is an error, not a drop. */

@@ -50,12 +50,20 @@ export function mapHosts(ctx: ImportContext): HostPlan {
       const old = oldHostnetOf(record.hostnet);
       if (old === undefined) {
         const what = record.hostnet === undefined ? 'no hostnet' : `hostnet ${JSON.stringify(record.hostnet)} is not a number 0–255`;
-        ctx.error('clusters', [cluster, name, ...(record.hostnet === undefined ? [] : ['hostnet'])], `${what}: give the host the hostnet srvctl 3 really used (the second octet of its containers' addresses; srvctl 3 silently fell back to 250)`);
+        ctx.error(
+          'clusters',
+          [cluster, name, ...(record.hostnet === undefined ? [] : ['hostnet'])],
+          `${what}: give the host the hostnet srvctl 3 really used (the second octet of its containers' addresses; srvctl 3 silently fell back to 250)`,
+        );
         continue;
       }
       const other = owner.get(old);
       if (other !== undefined) {
-        ctx.error('clusters', [cluster, name, 'hostnet'], `hostnet ${old} is also the hostnet of ${other}: the containers' addresses cannot tell the two hosts apart`);
+        ctx.error(
+          'clusters',
+          [cluster, name, 'hostnet'],
+          `hostnet ${old} is also the hostnet of ${other}: the containers' addresses cannot tell the two hosts apart`,
+        );
         continue;
       }
       owner.set(old, name);
@@ -65,7 +73,11 @@ export function mapHosts(ctx: ImportContext): HostPlan {
 
   const capacity = HOSTNET_RANGE.last - HOSTNET_RANGE.first + 1;
   if (found.length > capacity) {
-    ctx.error('clusters', [], `${found.length} hosts, but sc's network plan has ${capacity} hostnets (1–15): ${found.map((h) => `${h.name} (${h.old})`).join(', ')}`);
+    ctx.error(
+      'clusters',
+      [],
+      `${found.length} hosts, but sc's network plan has ${capacity} hostnets (1–15): ${found.map((h) => `${h.name} (${h.old})`).join(', ')}`,
+    );
   }
 
   // --hostnet OLD=NEW first; the rest take the lowest free sc hostnets in order of their old one.
@@ -73,7 +85,14 @@ export function mapHosts(ctx: ImportContext): HostPlan {
   const taken = new Map<number, number>();
   for (const [old, next] of ctx.options.hostnets ?? []) {
     if (!owner.has(old)) {
-      ctx.optionError(`--hostnet ${old}=${next}: no host has hostnet ${old} (hosts: ${[...owner].sort(([a], [b]) => a - b).map(([h, n]) => `${h} ${n}`).join(', ') || 'none'})`);
+      ctx.optionError(
+        `--hostnet ${old}=${next}: no host has hostnet ${old} (hosts: ${
+          [...owner]
+            .sort(([a], [b]) => a - b)
+            .map(([h, n]) => `${h} ${n}`)
+            .join(', ') || 'none'
+        })`,
+      );
       continue;
     }
     const clash = taken.get(next);

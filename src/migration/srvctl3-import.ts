@@ -6,7 +6,14 @@ import { validateDocuments, type Documents } from '../datastore/load-datastore.j
 import { sourceDocumentFromText } from '../datastore/source-document.js';
 import { formatDiagnostic, ScError, UserError } from '../errors.js';
 import { ImportContext, type ImportOptions, type SourceKind } from './import-context.js';
-import { MIGRATION_REPORT_FILE, MIGRATION_REPORT_FORMAT, reportSchemaErrors, type ContainerMapping, type MigrationReport, type PortMapping } from './migration-report.js';
+import {
+  MIGRATION_REPORT_FILE,
+  MIGRATION_REPORT_FORMAT,
+  reportSchemaErrors,
+  type ContainerMapping,
+  type MigrationReport,
+  type PortMapping,
+} from './migration-report.js';
 import { mapContainers } from './srvctl3-containers.js';
 import { dropSchemaViolations, type Record3 } from './srvctl3-fields.js';
 import { mapHosts } from './srvctl3-hosts.js';
@@ -45,11 +52,19 @@ function imageSettings(ctx: ImportContext, containers: Record<string, Record3>):
     const known = SRVCTL3_IMAGES[type];
     if (known) images[type] = { builder: known.builder, packages: [...known.packages] };
     else if (!BUILT_IN_IMAGES.has(type)) {
-      ctx.warn(undefined, undefined, `type "${type}" (${count.get(type)} containers) has no image builder in sc: add settings.images.${type} (busybox, debootstrap or dnf) before applying on its hosts`);
+      ctx.warn(
+        undefined,
+        undefined,
+        `type "${type}" (${count.get(type)} containers) has no image builder in sc: add settings.images.${type} (busybox, debootstrap or dnf) before applying on its hosts`,
+      );
     }
   }
   if (Object.keys(images).length === 0) return undefined;
-  ctx.warn(undefined, undefined, `settings.json: dnf image builders for ${Object.keys(images).join(', ')} like srvctl 3's; review their package lists`);
+  ctx.warn(
+    undefined,
+    undefined,
+    `settings.json: dnf image builders for ${Object.keys(images).join(', ')} like srvctl 3's; review their package lists`,
+  );
   return { images };
 }
 
@@ -58,13 +73,20 @@ function crossCheck(ctx: ImportContext, documents: { clusters: Record3; users: R
   for (const problem of crossCheckProblems(documents)) {
     const kind = problem.kind as SourceKind;
     if (problem.severity === 'error') ctx.error(kind, problem.path, problem.message);
-    else ctx.warn(kind, problem.path.length ? String(problem.path[kind === 'clusters' ? Math.min(1, problem.path.length - 1) : 0]) : undefined, problem.message);
+    else
+      ctx.warn(
+        kind,
+        problem.path.length ? String(problem.path[kind === 'clusters' ? Math.min(1, problem.path.length - 1) : 0]) : undefined,
+        problem.message,
+      );
   }
 }
 
 function portMappings(value: unknown): PortMapping[] {
   if (!Array.isArray(value)) return [];
-  return value.filter(isRecord).map((p) => ({ proto: p.proto as PortMapping['proto'], host_port: p.host_port as number, container_port: p.container_port as number }));
+  return value
+    .filter(isRecord)
+    .map((p) => ({ proto: p.proto as PortMapping['proto'], host_port: p.host_port as number, container_port: p.container_port as number }));
 }
 
 /** Imports a parsed srvctl 3.2 datastore. Throws a UserError listing every problem; nothing is half done. */
@@ -91,7 +113,10 @@ export function importSrvctl3(source: Srvctl3Source, options: ImportOptions = {}
       .map((d, i) => ({ d, i }))
       .sort((a, b) => rank(a.d.file) - rank(b.d.file) || (a.d.line ?? 0) - (b.d.line ?? 0) || (a.d.column ?? 0) - (b.d.column ?? 0) || a.i - b.i)
       .map(({ d }) => d);
-    throw new UserError(`${source.dir} cannot be imported: ${errors.length} ${errors.length === 1 ? 'error' : 'errors'}; nothing was written`, errors);
+    throw new UserError(
+      `${source.dir} cannot be imported: ${errors.length} ${errors.length === 1 ? 'error' : 'errors'}; nothing was written`,
+      errors,
+    );
   }
 
   const files: Record<string, string> = {

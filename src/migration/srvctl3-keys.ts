@@ -4,7 +4,8 @@ import type { LeftBehind, LeftBehindKind } from './migration-report.js';
 import type { UserFileEntry } from './srvctl3-source.js';
 
 /** One OpenSSH public key line: type, base64 body, optional comment. */
-const PUBLIC_KEY = /^(ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+([A-Za-z0-9+/]+={0,3})(?:\s+(.*))?$/;
+const PUBLIC_KEY =
+  /^(ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-nistp(?:256|384|521)|sk-(?:ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)\s+([A-Za-z0-9+/]+={0,3})(?:\s+(.*))?$/;
 
 export interface UserKeys {
   /** Deduplicated, in file-name then line order; `type body comment` with single spaces. */

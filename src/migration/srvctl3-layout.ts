@@ -44,7 +44,12 @@ export function parseSrvctl3Nspawn(text: string): Srvctl3Nspawn {
     else if (key === 'Bridge') bridge = value;
     else if (key === 'Port') ports.push(value.includes(':') && value.split(':').length === 3 ? value : `tcp:${value}`);
   }
-  return { ...(generatedFor !== undefined ? { generatedFor } : {}), ...(virtualEthernetExtra !== undefined ? { virtualEthernetExtra } : {}), ...(bridge !== undefined ? { bridge } : {}), ports };
+  return {
+    ...(generatedFor !== undefined ? { generatedFor } : {}),
+    ...(virtualEthernetExtra !== undefined ? { virtualEthernetExtra } : {}),
+    ...(bridge !== undefined ? { bridge } : {}),
+    ports,
+  };
 }
 
 /** `Address=10.78.1.4/24` of a srvctl 3 network file (ethernet.network, 80-container-host0.network). */
@@ -88,12 +93,16 @@ export function layoutMismatches(record: ContainerMapping, layout: Srvctl3Layout
   const where = layout.nspawn.path;
   if (parsed.generatedFor !== undefined && parsed.generatedFor !== name) reasons.push(`${where} was generated for ${parsed.generatedFor}`);
   if (record.bridge !== undefined) {
-    if (parsed.bridge !== record.bridge) reasons.push(`${where} ${parsed.bridge !== undefined ? `has Bridge=${parsed.bridge}` : 'has no Bridge='}, the record says bridge ${record.bridge}`);
+    if (parsed.bridge !== record.bridge)
+      reasons.push(
+        `${where} ${parsed.bridge !== undefined ? `has Bridge=${parsed.bridge}` : 'has no Bridge='}, the record says bridge ${record.bridge}`,
+      );
   } else if (record.old_ip !== null) {
     const veth = srvctl3VethName(record.old_ip);
     const oldBridge = `${record.old_ip.split('.').slice(0, 3).join('.')}.x`;
     if (parsed.virtualEthernetExtra !== undefined) {
-      if (parsed.virtualEthernetExtra !== veth) reasons.push(`${where} has VirtualEthernetExtra=${parsed.virtualEthernetExtra}, not ${veth} of ${record.old_ip}`);
+      if (parsed.virtualEthernetExtra !== veth)
+        reasons.push(`${where} has VirtualEthernetExtra=${parsed.virtualEthernetExtra}, not ${veth} of ${record.old_ip}`);
     } else if (parsed.bridge !== undefined) {
       if (parsed.bridge !== oldBridge) reasons.push(`${where} has Bridge=${parsed.bridge}, not ${oldBridge} of ${record.old_ip}`);
     } else reasons.push(`${where} names no network (VirtualEthernetExtra= or Bridge=)`);
@@ -105,6 +114,7 @@ export function layoutMismatches(record: ContainerMapping, layout: Srvctl3Layout
   const want = record.mapped_ports.map((p) => `${p.proto}:${p.host_port}:${p.container_port}`).sort();
   const have = [...parsed.ports].sort();
   if (want.join(' ') !== have.join(' ')) reasons.push(`${where} maps ports ${have.join(' ') || 'none'}, the record ${want.join(' ') || 'none'}`);
-  if (layout.ctype !== undefined && layout.ctype !== '' && layout.ctype !== record.type) reasons.push(`/srv/${name}/ctype says ${layout.ctype}, the record type ${record.type}`);
+  if (layout.ctype !== undefined && layout.ctype !== '' && layout.ctype !== record.type)
+    reasons.push(`/srv/${name}/ctype says ${layout.ctype}, the record type ${record.type}`);
   return reasons;
 }

@@ -55,13 +55,21 @@ async function readDocument(file: string, kind: 'clusters' | 'users' | 'containe
       return undefined;
     }
     if (info.size > MAX_DATASTORE_FILE_BYTES) {
-      problems.push({ severity: 'error', file: shown, message: `${info.size} bytes: larger than a srvctl 3 datastore file can be (${MAX_DATASTORE_FILE_BYTES})` });
+      problems.push({
+        severity: 'error',
+        file: shown,
+        message: `${info.size} bytes: larger than a srvctl 3 datastore file can be (${MAX_DATASTORE_FILE_BYTES})`,
+      });
       return undefined;
     }
     text = await readFile(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    problems.push({ severity: 'error', file: shown, message: code === 'ENOENT' ? 'missing: a srvctl 3 datastore has this file' : `cannot read it (${code ?? String(error)})` });
+    problems.push({
+      severity: 'error',
+      file: shown,
+      message: code === 'ENOENT' ? 'missing: a srvctl 3 datastore has this file' : `cannot read it (${code ?? String(error)})`,
+    });
     return undefined;
   }
   try {
@@ -131,7 +139,7 @@ export async function readSrvctl3Source(src: string, options: ReadSourceOptions 
       else strayUserEntries.push({ name, kind: kindOf(entry), size: entry.size });
     }
   } else if (usersInfo) {
-    problems.push({ severity: 'error', file: displayPathOf(usersDir), message: 'users must be a directory (users/NAME/ holds each user\'s keys)' });
+    problems.push({ severity: 'error', file: displayPathOf(usersDir), message: "users must be a directory (users/NAME/ holds each user's keys)" });
   }
 
   if (problems.length > 0 || !clusters || !users || !containers) {

@@ -56,7 +56,10 @@ function readUser(ctx: ImportContext, name: string, record: Record3): OldUser | 
   if (record.uid !== undefined) {
     if (isCount(record.uid) && record.uid <= 4294967294) uid = record.uid;
     else if (looksLikeNaN(record.uid)) {
-      fail(['uid'], `uid ${JSON.stringify(record.uid)}: srvctl 3.2 stored NaN here (its new_reseller bug counted from a user without user_id); set the uid the Linux account really has (\`id -u ${name}\`)`);
+      fail(
+        ['uid'],
+        `uid ${JSON.stringify(record.uid)}: srvctl 3.2 stored NaN here (its new_reseller bug counted from a user without user_id); set the uid the Linux account really has (\`id -u ${name}\`)`,
+      );
     } else fail(['uid'], `uid ${JSON.stringify(record.uid)} is not a number`);
   }
   const reseller = record.reseller;
@@ -69,7 +72,14 @@ function readUser(ctx: ImportContext, name: string, record: Record3): OldUser | 
     }
   } else if (typeof reseller === 'string' && reseller !== name) owner = reseller;
   if (!ok) return undefined;
-  return { name, record, owner, ...(oldResellerId !== undefined ? { oldResellerId } : {}), ...(oldUserId !== undefined ? { oldUserId } : {}), ...(uid !== undefined ? { uid } : {}) };
+  return {
+    name,
+    record,
+    owner,
+    ...(oldResellerId !== undefined ? { oldResellerId } : {}),
+    ...(oldUserId !== undefined ? { oldUserId } : {}),
+    ...(uid !== undefined ? { uid } : {}),
+  };
 }
 
 export function mapUsers(ctx: ImportContext, containersOf: ReadonlyMap<string, number>): UserPlan {
@@ -173,7 +183,11 @@ export function mapUsers(ctx: ImportContext, containersOf: ReadonlyMap<string, n
     if (uid === undefined && user.name !== ROOT_USERNAME) {
       nextUid += 1;
       uid = nextUid;
-      ctx.warn('users', user.name, `no uid stored in srvctl 3 (it computed one when it made the Linux account): sc stores ${uid}; check it against \`id -u ${user.name}\` on the hosts`);
+      ctx.warn(
+        'users',
+        user.name,
+        `no uid stored in srvctl 3 (it computed one when it made the Linux account): sc stores ${uid}; check it against \`id -u ${user.name}\` on the hosts`,
+      );
       note = 'uid allocated';
     }
     const rest = carriedSrvctl3Fields(ctx, 'users', user.name, record, HANDLED);
@@ -186,7 +200,14 @@ export function mapUsers(ctx: ImportContext, containersOf: ReadonlyMap<string, n
         ...(keys.keys.length ? { ssh_keys: keys.keys } : {}),
         ...rest,
       };
-      mappings.push({ name: user.name, reseller: ROOT_USERNAME, old_user_id: user.oldUserId ?? null, user_id: 0, uid: uid ?? null, ssh_keys: keys.keys.length });
+      mappings.push({
+        name: user.name,
+        reseller: ROOT_USERNAME,
+        old_user_id: user.oldUserId ?? null,
+        user_id: 0,
+        uid: uid ?? null,
+        ssh_keys: keys.keys.length,
+      });
       continue;
     }
     const userId = newUserId.get(user.name);
@@ -204,12 +225,21 @@ export function mapUsers(ctx: ImportContext, containersOf: ReadonlyMap<string, n
       ...(keys.keys.length ? { ssh_keys: keys.keys } : {}),
       ...rest,
     };
-    mappings.push({ name: user.name, reseller, old_user_id: user.oldUserId ?? null, user_id: userId, uid: uid ?? null, ssh_keys: keys.keys.length, ...(note !== undefined ? { note } : {}) });
+    mappings.push({
+      name: user.name,
+      reseller,
+      old_user_id: user.oldUserId ?? null,
+      user_id: userId,
+      uid: uid ?? null,
+      ssh_keys: keys.keys.length,
+      ...(note !== undefined ? { note } : {}),
+    });
   }
 
   // users/NAME of nobody, and stray files in users/: listed, not read.
   for (const name of ctx.source.userDirs.keys()) if (!byName.has(name)) ctx.leaveBehind({ path: `users/${name}`, what: 'unknown user' });
-  for (const entry of ctx.source.strayUserEntries) ctx.leaveBehind({ path: `users/${entry.name}`, what: entry.kind === 'symlink' ? 'symlink' : 'other' });
+  for (const entry of ctx.source.strayUserEntries)
+    ctx.leaveBehind({ path: `users/${entry.name}`, what: entry.kind === 'symlink' ? 'symlink' : 'other' });
 
   const resellers: ResellerMapping[] = used.slice(0, 15).map((r) => {
     const group = groups.get(r.name) ?? [];

@@ -40,14 +40,7 @@ export interface UserSubnet {
   broadcast: string;
 }
 
-export type AddressRole =
-  | 'network'
-  | 'bridge'
-  | 'host-reserved'
-  | 'container'
-  | 'vpn-client'
-  | 'unassigned'
-  | 'broadcast';
+export type AddressRole = 'network' | 'bridge' | 'host-reserved' | 'container' | 'vpn-client' | 'unassigned' | 'broadcast';
 
 export interface AddressLocation {
   hostnet: number;
@@ -63,23 +56,17 @@ function isIntegerIn(value: number, range: { first: number; last: number }): boo
 
 function assertHostnet(hostnet: number): void {
   if (!isIntegerIn(hostnet, HOSTNET_RANGE)) {
-    throw new PlanError(
-      `hostnet ${String(hostnet)} is out of range: a hostnet is an integer 1–15 (hostnet H owns 10.(16·H).0.0/12)`,
-    );
+    throw new PlanError(`hostnet ${String(hostnet)} is out of range: a hostnet is an integer 1–15 (hostnet H owns 10.(16·H).0.0/12)`);
   }
 }
 
 function assertUserNet(n: UserNet): void {
   assertHostnet(n.hostnet);
   if (!isIntegerIn(n.resellerId, RESELLER_ID_RANGE)) {
-    throw new PlanError(
-      `reseller_id ${String(n.resellerId)} is out of range: a reseller_id is an integer 0–15 (root is 0)`,
-    );
+    throw new PlanError(`reseller_id ${String(n.resellerId)} is out of range: a reseller_id is an integer 0–15 (root is 0)`);
   }
   if (!isIntegerIn(n.userId, USER_ID_RANGE)) {
-    throw new PlanError(
-      `user_id ${String(n.userId)} is out of range: a user_id is an integer 1–255 (root is 0)`,
-    );
+    throw new PlanError(`user_id ${String(n.userId)} is out of range: a user_id is an integer 1–255 (root is 0)`);
   }
 }
 
@@ -216,7 +203,8 @@ export function allocateContainerAddress(n: UserNet, used: Iterable<string>, lab
   }
   const hostPart = lowestFree(takenHostParts, CONTAINER_FIRST_HOST, CONTAINER_LAST_HOST);
   if (hostPart === undefined) {
-    const whose = label !== undefined ? `user ${label}'s /24 ${subnet.cidr}` : `the /24 ${subnet.cidr} (reseller_id ${n.resellerId}, user_id ${n.userId})`;
+    const whose =
+      label !== undefined ? `user ${label}'s /24 ${subnet.cidr}` : `the /24 ${subnet.cidr} (reseller_id ${n.resellerId}, user_id ${n.userId})`;
     throw new PlanError(
       `${whose} on hostnet ${n.hostnet} is full: all ${CONTAINER_CAPACITY} container addresses ` +
         `.${CONTAINER_FIRST_HOST}–.${CONTAINER_LAST_HOST} are in use; remove one of ` +

@@ -23,7 +23,12 @@ export interface ApplyRecord {
 
 export const applyRecordPath = (root: string): string => join(root, 'var/lib/srvctl/last-apply.json');
 
-export function applyRecord(started: Date, report: ApplyReport, converged: boolean, origin: { revision?: string; source?: string } = {}): ApplyRecord {
+export function applyRecord(
+  started: Date,
+  report: ApplyReport,
+  converged: boolean,
+  origin: { revision?: string; source?: string } = {},
+): ApplyRecord {
   return {
     ...(origin.revision !== undefined ? { revision: origin.revision } : {}),
     ...(origin.source !== undefined ? { source: origin.source } : {}),
@@ -35,9 +40,7 @@ export function applyRecord(started: Date, report: ApplyReport, converged: boole
     failed: report.failed,
     skipped: report.skipped,
     conflicts: report.conflicts,
-    failures: report.results
-      .filter((r) => r.status !== 'ok')
-      .map((r) => ({ ref: `${r.ref.kind}/${r.ref.id}`, error: r.error ?? r.status })),
+    failures: report.results.filter((r) => r.status !== 'ok').map((r) => ({ ref: `${r.ref.kind}/${r.ref.id}`, error: r.error ?? r.status })),
   };
 }
 

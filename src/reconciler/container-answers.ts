@@ -23,9 +23,15 @@ export interface ContainerAnswers {
 }
 
 /** Containers of this host that should run and whose machine was observed running, with their address. */
-export function runningContainerTargets(model: Model, host: HostContext, observed: ReadonlyMap<string, readonly ObservedObject<unknown>[]>): PingTarget[] {
+export function runningContainerTargets(
+  model: Model,
+  host: HostContext,
+  observed: ReadonlyMap<string, readonly ObservedObject<unknown>[]>,
+): PingTarget[] {
   const running = new Set(
-    (observed.get(MACHINE_KIND) ?? []).filter((m) => m.owned && (m.spec as { state?: unknown } | undefined)?.state === 'running').map((m) => m.ref.id),
+    (observed.get(MACHINE_KIND) ?? [])
+      .filter((m) => m.owned && (m.spec as { state?: unknown } | undefined)?.state === 'running')
+      .map((m) => m.ref.id),
   );
   return Object.entries(model.containers)
     .filter(([name, c]) => c.host === host.name && c.enabled !== false && typeof c.ip === 'string' && running.has(name))
@@ -83,7 +89,9 @@ export function answersSummary(result: ContainerAnswers | undefined): string | u
   if (!result) return undefined;
   const total = Object.keys(result.answers).length;
   const parts: string[] = [];
-  if (result.notAnswering.length) parts.push(`${result.notAnswering.length} of ${total} running containers not answering: ${result.notAnswering.join(', ')}`);
-  if (result.unknown.length) parts.push(`${result.unknown.length} of ${total} running containers unknown (ping could not run): ${result.unknown.join(', ')}`);
+  if (result.notAnswering.length)
+    parts.push(`${result.notAnswering.length} of ${total} running containers not answering: ${result.notAnswering.join(', ')}`);
+  if (result.unknown.length)
+    parts.push(`${result.unknown.length} of ${total} running containers unknown (ping could not run): ${result.unknown.join(', ')}`);
   return parts.length ? parts.join('; ') : undefined;
 }

@@ -82,16 +82,14 @@ export async function executePlan(plan: Plan, options: ApplyOptions): Promise<Ap
   const started = performance.now();
   const run = new PlanRun(plan, options);
   await run.finished;
-  const results = run.nodes.map(
-    (n): ApplyResult => ({
-      ref: n.action.ref,
-      type: n.action.type,
-      status: n.status ?? 'skipped',
-      ...(n.error ? { error: n.error.message } : {}),
-      attempts: n.attempts,
-      durationMs: Math.round(n.durationMs),
-    }),
-  );
+  const results = run.nodes.map((n): ApplyResult => ({
+    ref: n.action.ref,
+    type: n.action.type,
+    status: n.status ?? 'skipped',
+    ...(n.error ? { error: n.error.message } : {}),
+    attempts: n.attempts,
+    durationMs: Math.round(n.durationMs),
+  }));
   const count = (status: ApplyStatus): number => results.filter((r) => r.status === status).length;
   const report: ApplyReport = {
     results,
@@ -183,14 +181,21 @@ class PlanRun {
       if (node.startedAt !== undefined) node.durationMs = performance.now() - node.startedAt;
       this.resolved++;
       const type = outcome === 'ok' ? 'done' : outcome === 'failed' ? 'failed' : 'skipped';
-      this.emit({ type, action: node.action, ...(cause ? { error: cause } : {}), ...(node.startedAt !== undefined ? { durationMs: node.durationMs } : {}) });
+      this.emit({
+        type,
+        action: node.action,
+        ...(cause ? { error: cause } : {}),
+        ...(node.startedAt !== undefined ? { durationMs: node.durationMs } : {}),
+      });
 
       for (const group of this.dependents.get(node.key) ?? []) {
         if (group.released) continue;
         group.remaining--;
         if (outcome !== 'ok') {
           group.released = true;
-          const reason = new Error(`dependency ${node.key} ${outcome === 'conflict' ? 'is in conflict' : outcome === 'failed' ? 'failed' : 'was skipped'}`);
+          const reason = new Error(
+            `dependency ${node.key} ${outcome === 'conflict' ? 'is in conflict' : outcome === 'failed' ? 'failed' : 'was skipped'}`,
+          );
           for (const member of group.members) work.push([member, 'skipped', reason]);
         } else if (group.remaining === 0) {
           this.release(group);
@@ -240,7 +245,11 @@ class PlanRun {
     let batchError: Error | undefined;
     try {
       for (const node of batch) node.attempts++;
-      const outcome = await (handler.applyBatch as NonNullable<typeof handler.applyBatch>)(this.options.drivers, this.options.host, batch.map((n) => n.action));
+      const outcome = await (handler.applyBatch as NonNullable<typeof handler.applyBatch>)(
+        this.options.drivers,
+        this.options.host,
+        batch.map((n) => n.action),
+      );
       failed = outcome.failed;
     } catch (error) {
       batchError = asError(error);

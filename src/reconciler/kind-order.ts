@@ -51,7 +51,11 @@ export function kindOrder(handlers: HandlerRegistry, desired: ReadonlyMap<string
   const ordered = [...kinds].sort((a, b) => depthOf(a) - depthOf(b) || (a < b ? -1 : a > b ? 1 : 0));
   const ranks = new Map(ordered.map((kind, i) => [kind, i]));
   const dependents = new Map<string, string[]>();
-  for (const kind of ordered) dependents.set(kind, ordered.filter((other) => dependsOn(other, kind)));
+  for (const kind of ordered)
+    dependents.set(
+      kind,
+      ordered.filter((other) => dependsOn(other, kind)),
+    );
 
   return {
     kinds: ordered,

@@ -21,7 +21,12 @@ export function renderMetrics(status: ReconcileStatus): string {
     for (const [labelText, value] of samples) lines.push(`${name}${labelText} ${Number.isFinite(value) ? value : 0}`);
   };
   metric('srvctl_reconcile_duration_seconds', 'gauge', 'Duration of the last reconcile pass.', [['', status.duration_seconds]]);
-  metric('srvctl_reconcile_result', 'gauge', 'Result of the last reconcile pass (1 for the result it had).', (['ok', 'failed', 'refused'] as const).map((r) => [labels({ result: r }), status.result === r ? 1 : 0]));
+  metric(
+    'srvctl_reconcile_result',
+    'gauge',
+    'Result of the last reconcile pass (1 for the result it had).',
+    (['ok', 'failed', 'refused'] as const).map((r) => [labels({ result: r }), status.result === r ? 1 : 0]),
+  );
   const resourceSamples: [string, number][] = [];
   for (const kind of Object.keys(status.resources).sort()) {
     const states = status.resources[kind] ?? {};
@@ -38,7 +43,9 @@ export function renderMetrics(status: ReconcileStatus): string {
   metric('srvctl_containers_not_answering', 'gauge', 'Running containers that did not answer a ping after the last pass.', [
     ['', answering.filter(([, a]) => a === 'no').length],
   ]);
-  metric('srvctl_drift_repaired_total', 'counter', 'Actions that brought the host back to an unchanged desired revision.', [['', status.drift_repaired_total]]);
+  metric('srvctl_drift_repaired_total', 'counter', 'Actions that brought the host back to an unchanged desired revision.', [
+    ['', status.drift_repaired_total],
+  ]);
   metric('srvctl_reconcile_failures_total', 'counter', 'Reconcile passes that failed or were refused.', [['', status.failures_total]]);
   metric('srvctl_reconcile_passes_total', 'counter', 'Reconcile passes run.', [['', status.passes_total]]);
   metric('srvctl_last_success_timestamp', 'gauge', 'Unix time of the end of the last successful pass (0: never).', [

@@ -11,7 +11,13 @@ export function desiredState(handlers: HandlerRegistry, model: Model, host: Host
   const problems: string[] = [];
   for (const [kind, handler] of Object.entries(handlers)) {
     const objects = handler.desired(model, host);
-    problems.push(...refProblems(kind, objects.map((o) => o.ref), 'desired'));
+    problems.push(
+      ...refProblems(
+        kind,
+        objects.map((o) => o.ref),
+        'desired',
+      ),
+    );
     result.set(kind, objects);
   }
   if (problems.length) {
@@ -30,7 +36,9 @@ export async function observeHost(
   const kinds = Object.keys(handlers);
   // allSettled: never leave an observation running unattended after another one failed.
   const settled = await Promise.allSettled(
-    kinds.map((kind) => (handlers[kind] as HandlerRegistry[string]).observe(drivers, host, { model: pass.model, desired: pass.desired.get(kind) ?? [] })),
+    kinds.map((kind) =>
+      (handlers[kind] as HandlerRegistry[string]).observe(drivers, host, { model: pass.model, desired: pass.desired.get(kind) ?? [] }),
+    ),
   );
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure.reason;
@@ -39,7 +47,13 @@ export async function observeHost(
   const problems: string[] = [];
   kinds.forEach((kind, i) => {
     const objects = (settled[i] as PromiseFulfilledResult<ObservedObject<unknown>[]>).value;
-    problems.push(...refProblems(kind, objects.map((o) => o.ref), 'observed'));
+    problems.push(
+      ...refProblems(
+        kind,
+        objects.map((o) => o.ref),
+        'observed',
+      ),
+    );
     result.set(kind, objects);
   });
   if (problems.length) throw new ScError(`cannot tell host objects apart: ${problems.join('; ')}`);

@@ -80,7 +80,13 @@ export function planActions(handlers: HandlerRegistry, desired: DesiredByKind, o
 
   addDependencies(handlers, drafts, desiredByRef, order);
   const actions = orderActions(drafts, order);
-  return { actions, noops: noops.sort(compareRefs(order)), summary: summarize(actions), hasChanges: actions.some((a) => a.type !== 'conflict'), inSync: actions.length === 0 };
+  return {
+    actions,
+    noops: noops.sort(compareRefs(order)),
+    summary: summarize(actions),
+    hasChanges: actions.some((a) => a.type !== 'conflict'),
+    inSync: actions.length === 0,
+  };
 }
 
 function planDesired(

@@ -43,7 +43,10 @@ export function pruneVerdict(input: PruneGuardrailInput): PruneVerdict {
   }
   if (owned === 0 || deletes === 0) return verdict;
   if (deletes === owned) {
-    return { ...verdict, refusal: `this would delete all ${owned} containers of this host; if that is really meant, run again with --allow-mass-delete` };
+    return {
+      ...verdict,
+      refusal: `this would delete all ${owned} containers of this host; if that is really meant, run again with --allow-mass-delete`,
+    };
   }
   if (deletes / owned > share) {
     const percent = (x: number) => `${Math.round(x * 100)} %`;

@@ -5,7 +5,15 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { datastoreRevision } from '../datastore/git-commit-edit.js';
-import { checkoutRevision, remoteRevision, sourceLabel, syncGitSource, verifyRevision, withSourceLock, type GitSourceSpec } from '../datastore/git-source.js';
+import {
+  checkoutRevision,
+  remoteRevision,
+  sourceLabel,
+  syncGitSource,
+  verifyRevision,
+  withSourceLock,
+  type GitSourceSpec,
+} from '../datastore/git-source.js';
 import type { DatastoreLocation } from '../datastore/datastore-location.js';
 import { loadDatastore, type LoadedDatastore } from '../datastore/load-datastore.js';
 import { verifyRequiredInForce } from '../datastore/source-verify.js';
@@ -79,7 +87,8 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
     const desired = await openDesiredState(options, lastGood, warn);
     revision = desired.revision;
     const ref = findHost(desired.loaded.model, options.hostName);
-    if (!ref) throw new PassStop('refused', `host "${options.hostName}" is not in the clusters of revision ${short(revision)}; nothing applied`, revision);
+    if (!ref)
+      throw new PassStop('refused', `host "${options.hostName}" is not in the clusters of revision ${short(revision)}; nothing applied`, revision);
     const model = desired.loaded.model;
     // As `sc apply` builds it: the runtime and whether deleting a container deletes its data come from the settings.
     const host: HostContext = {
@@ -110,7 +119,11 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
     }
     const interrupted = signal?.aborted && !apply.converged ? ' (interrupted: stopped before every action ran)' : '';
     outcome = apply.converged
-      ? { result: 'ok', message: apply.plan.hasChanges ? `applied revision ${short(revision)}` : `revision ${short(revision)}: already in sync`, apply }
+      ? {
+          result: 'ok',
+          message: apply.plan.hasChanges ? `applied revision ${short(revision)}` : `revision ${short(revision)}: already in sync`,
+          apply,
+        }
       : { result: 'failed', message: `revision ${short(revision)}: the host did not converge${interrupted}`, apply };
   } catch (error) {
     if (!(error instanceof PassStop)) {
@@ -153,7 +166,9 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
           destroy: outcome.apply?.plan.summary.destroy ?? 0,
         }
       : emptyCounts(),
-    failures: report ? report.results.filter((r) => r.status !== 'ok').map((r) => ({ ref: `${r.ref.kind}/${r.ref.id}`, error: r.error ?? r.status })) : [],
+    failures: report
+      ? report.results.filter((r) => r.status !== 'ok').map((r) => ({ ref: `${r.ref.kind}/${r.ref.id}`, error: r.error ?? r.status }))
+      : [],
     diagnostics: outcome.diagnostics ?? [],
     // A pass that applied nothing leaves the host as it was: keep the last known picture.
     resources: outcome.apply ? resourceCounts(outcome.apply.remaining) : (previous?.resources ?? {}),
@@ -194,7 +209,9 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
     const verify = options.verify === true || (await verifyRequiredInForce(options.root));
     const checkout = await syncGitSource(spec, { root: options.root, lastGoodRevision: lastGood ?? undefined, verify });
     if (checkout.fetchError !== undefined) {
-      warn(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${checkout.revision === lastGood ? 'the last good revision' : 'the cached revision'} ${short(checkout.revision)}`);
+      warn(
+        `fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${checkout.revision === lastGood ? 'the last good revision' : 'the cached revision'} ${short(checkout.revision)}`,
+      );
     }
     const location: DatastoreLocation = { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec, revision: checkout.revision };
     let loaded: LoadedDatastore;
@@ -203,11 +220,20 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
       const good = lastGood !== null && lastGood !== checkout.revision ? `; the last good revision ${short(lastGood)} stays in force` : '';
-      throw new PassStop('refused', `revision ${short(checkout.revision)} is refused: ${error.message}; nothing applied${good}`, checkout.revision, error.diagnostics);
+      throw new PassStop(
+        'refused',
+        `revision ${short(checkout.revision)} is refused: ${error.message}; nothing applied${good}`,
+        checkout.revision,
+        error.diagnostics,
+      );
     }
     // A datastore without a single document is an empty (or wrong) repository, never "delete everything".
     if (!DATASTORE_KINDS.some((kind) => loaded.documents[kind] !== undefined)) {
-      throw new PassStop('refused', `revision ${short(checkout.revision)} holds no datastore files (clusters, users, containers, settings); nothing applied`, checkout.revision);
+      throw new PassStop(
+        'refused',
+        `revision ${short(checkout.revision)} holds no datastore files (clusters, users, containers, settings); nothing applied`,
+        checkout.revision,
+      );
     }
     if (!verify && loaded.model.settings.source?.verify) await verifyRevision(options.root, spec, checkout.revision);
     return { loaded, revision: checkout.revision, warnings: [] };
@@ -218,7 +244,13 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
   });
 }
 
-const STATE_OF_ACTION: Record<string, string> = { create: 'missing', update: 'drifted', replace: 'drifted', delete: 'to_be_removed', conflict: 'conflict' };
+const STATE_OF_ACTION: Record<string, string> = {
+  create: 'missing',
+  update: 'drifted',
+  replace: 'drifted',
+  delete: 'to_be_removed',
+  conflict: 'conflict',
+};
 
 /** Resources by kind and state as the host stands after the pass (the re-observed plan). */
 export function resourceCounts(plan: Plan): ResourceCounts {
@@ -244,8 +276,15 @@ export interface LoopOptions {
 }
 
 /** Seconds to wait before the next pass: the interval + jitter, doubled per consecutive failure, capped. */
-export function nextDelaySeconds(intervalSeconds: number, jitterSeconds: number, consecutiveFailures: number, maxBackoffSeconds: number, random: () => number = Math.random): number {
-  const base = consecutiveFailures === 0 ? intervalSeconds : Math.min(intervalSeconds * 2 ** consecutiveFailures, Math.max(intervalSeconds, maxBackoffSeconds));
+export function nextDelaySeconds(
+  intervalSeconds: number,
+  jitterSeconds: number,
+  consecutiveFailures: number,
+  maxBackoffSeconds: number,
+  random: () => number = Math.random,
+): number {
+  const base =
+    consecutiveFailures === 0 ? intervalSeconds : Math.min(intervalSeconds * 2 ** consecutiveFailures, Math.max(intervalSeconds, maxBackoffSeconds));
   return base + random() * jitterSeconds;
 }
 

@@ -57,4 +57,13 @@ export async function writeReconcileStatus(root: string, status: ReconcileStatus
   await writeFileAtomic(path, `${JSON.stringify(status, null, 2)}\n`);
 }
 
-export const emptyCounts = (): ReconcileStatus['counts'] => ({ actions: 0, ok: 0, failed: 0, skipped: 0, conflicts: 0, add: 0, change: 0, destroy: 0 });
+export const emptyCounts = (): ReconcileStatus['counts'] => ({
+  actions: 0,
+  ok: 0,
+  failed: 0,
+  skipped: 0,
+  conflicts: 0,
+  add: 0,
+  change: 0,
+  destroy: 0,
+});

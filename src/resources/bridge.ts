@@ -17,14 +17,7 @@ import {
   SC_BRIDGE_GROUP,
   userOfBridgeAlias,
 } from './bridge-commands.js';
-import {
-  refString,
-  type BatchOutcome,
-  type DesiredObject,
-  type ObservedObject,
-  type PlannedAction,
-  type ResourceHandler,
-} from './contract.js';
+import { refString, type BatchOutcome, type DesiredObject, type ObservedObject, type PlannedAction, type ResourceHandler } from './contract.js';
 
 export const BRIDGE_KIND = 'bridge';
 
@@ -136,10 +129,7 @@ export function observedBridges(links: readonly IpLink[], addresses: readonly Ip
   for (const link of links) {
     const linkKind = link.linkinfo?.info_kind ?? '';
     const cidrs = v4.get(link.ifindex) ?? [];
-    const relevant =
-      linkKind === 'bridge' ||
-      parseBridgeName(link.ifname) !== undefined ||
-      cidrs.some(inFarmNetwork);
+    const relevant = linkKind === 'bridge' || parseBridgeName(link.ifname) !== undefined || cidrs.some(inFarmNetwork);
     if (!relevant) continue;
     const owned = isOwnedBridge(link);
     const user = owned ? userOfBridgeAlias(link.ifalias) : undefined;
@@ -188,7 +178,9 @@ export const bridgeHandler = {
     for (const other of observed) {
       if (other.owned) continue;
       if (other.ref.id === want.ref.id) {
-        problems.push(`foreign ${linkLabel(other)} (not created by sc: no "${BRIDGE_ALIAS_PREFIX}" alias) has this bridge's name; remove or rename it`);
+        problems.push(
+          `foreign ${linkLabel(other)} (not created by sc: no "${BRIDGE_ALIAS_PREFIX}" alias) has this bridge's name; remove or rename it`,
+        );
         continue;
       }
       for (const held of other.spec.addresses) {

@@ -153,7 +153,13 @@ export const certificateHandler = {
       const failure = record ? { lastError: record.lastError, retryAfter: record.notBefore } : {};
       if (!cert) {
         // Nothing covers the name: only a failure record to show, and the order is due.
-        if (record) objects.push({ ref: want.ref, spec: { usable: false, renewal: 'due', ...failure }, owned: true, description: failureMessage(name, record) });
+        if (record)
+          objects.push({
+            ref: want.ref,
+            spec: { usable: false, renewal: 'due', ...failure },
+            owned: true,
+            description: failureMessage(name, record),
+          });
         continue;
       }
       const renewDays = want.spec.acme?.renewDays ?? DEFAULT_RENEW_DAYS;
@@ -169,7 +175,12 @@ export const certificateHandler = {
     for (const f of found) {
       const name = f.info.path.slice(ACME_CERT_DIR.length + 1, -'.pem'.length);
       if (f.info.source !== 'acme' || wanted.has(name)) continue;
-      objects.push({ ref: { kind: CERTIFICATE_KIND, id: name }, spec: { usable: f.info.usable, renewal: 'not-due', source: 'acme', notAfter: f.info.notAfter }, owned: true, description: `ACME certificate ${f.info.path}` });
+      objects.push({
+        ref: { kind: CERTIFICATE_KIND, id: name },
+        spec: { usable: f.info.usable, renewal: 'not-due', source: 'acme', notAfter: f.info.notAfter },
+        owned: true,
+        description: `ACME certificate ${f.info.path}`,
+      });
     }
     return objects;
   },

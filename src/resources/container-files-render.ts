@@ -64,7 +64,13 @@ export function containerNetwork(model: Model, host: HostContext, name: string, 
   if (container.ip === undefined) throw new UserError(`container ${name} has no ip yet: run \`sc allocate\``);
   const subnet = userSubnet(net);
   const bridge = container.bridge ?? bridgeName(net);
-  return { ip: container.ip, cidr: `${container.ip}/${subnet.prefixLength}`, gateway: subnet.bridgeAddress, bridge, scBridge: container.bridge === undefined };
+  return {
+    ip: container.ip,
+    cidr: `${container.ip}/${subnet.prefixLength}`,
+    gateway: subnet.bridgeAddress,
+    bridge,
+    scBridge: container.bridge === undefined,
+  };
 }
 
 function nspawnText(model: Model, name: string, container: Readonly<Container>, network: ContainerNetwork): string {

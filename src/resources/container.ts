@@ -69,7 +69,12 @@ async function observeContainer(rootfs: RootfsDriver, drivers: Drivers, name: st
   const nspawn = await rootfs.readFile(drivers.files.hostPath(nspawnPath(name)));
   if (nspawn.kind !== 'file' || !carriesHeader(nspawn.text, name)) {
     const srvctl3 = nspawn.kind === 'file' && isSrvctl3Nspawn(nspawn.text);
-    return { ref, spec: { image: null, files: {} }, owned: false, description: `${srvctl3 ? `${SRVCTL3_CONTAINER} (${nspawnPath(name)})` : `${nspawnPath(name)} without the srvctl header`}` };
+    return {
+      ref,
+      spec: { image: null, files: {} },
+      owned: false,
+      description: `${srvctl3 ? `${SRVCTL3_CONTAINER} (${nspawnPath(name)})` : `${nspawnPath(name)} without the srvctl header`}`,
+    };
   }
   const files: Record<string, string> = {};
   const [image] = await Promise.all([
@@ -197,7 +202,8 @@ export const containerHandler = {
     const inTheWay = observed.find((o) => o.ref.id === want.ref.id);
     if (!inTheWay) return undefined;
     if (inTheWay.description?.startsWith(SRVCTL3_CONTAINER)) return `${inTheWay.description}: sc leaves it alone until \`sc adopt\` takes it over`;
-    if (inTheWay.description?.startsWith('/srv/')) return `${inTheWay.description}: sc did not write it and leaves it alone; remove it (or rename the container)`;
+    if (inTheWay.description?.startsWith('/srv/'))
+      return `${inTheWay.description}: sc did not write it and leaves it alone; remove it (or rename the container)`;
     return `${nspawnPath(want.ref.id)} exists without the srvctl header: sc did not write it and leaves it alone; remove it (or rename the container)`;
   },
 
@@ -213,7 +219,12 @@ export const containerHandler = {
     await converge(drivers, host, want, await observeRootfsImage(rootfs, drivers, want.ref.id));
   },
 
-  async update(drivers: Drivers, host: HostContext, want: DesiredObject<ContainerFilesSpec>, have: ObservedObject<ContainerFilesSpec>): Promise<void> {
+  async update(
+    drivers: Drivers,
+    host: HostContext,
+    want: DesiredObject<ContainerFilesSpec>,
+    have: ObservedObject<ContainerFilesSpec>,
+  ): Promise<void> {
     if (!have.owned) throw new ConflictError(`refusing to change ${nspawnPath(have.ref.id)}: sc did not write it`);
     await converge(drivers, host, want, have.spec.image);
   },

@@ -44,13 +44,17 @@ const byKey = ([a]: [string, string], [b]: [string, string]): number => (a < b ?
  * the maps it was checked with.
  */
 function mapFile(dir: string, kind: string, entries: Map<string, string>): HaproxyMap {
-  const text = [...entries].sort(byKey).map(([k, v]) => `${k} ${v}\n`).join('');
+  const text = [...entries]
+    .sort(byKey)
+    .map(([k, v]) => `${k} ${v}\n`)
+    .join('');
   return { path: `${dir}/${kind}-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.map`, text };
 }
 
 /** Paths end up inside sample expressions: only plain characters there. */
 function plainPath(p: string): string {
-  if (!/^[A-Za-z0-9._/-]+$/.test(p)) throw new Error(`the HAProxy map path ${JSON.stringify(p)} has characters HAProxy cannot take in a sample expression; use a --root without them`);
+  if (!/^[A-Za-z0-9._/-]+$/.test(p))
+    throw new Error(`the HAProxy map path ${JSON.stringify(p)} has characters HAProxy cannot take in a sample expression; use a --root without them`);
   return p;
 }
 
@@ -124,7 +128,8 @@ export function renderHaproxy(routes: ProxyRoutes, paths: HaproxyPaths): Rendere
     const where = b.local ? 'on this host' : `on ${b.host}, over the VPN mesh`;
     lines.push(`backend ${b.id}`, `    # ${b.site} ${where}`, `    server site ${b.address}:${b.port}${b.tls ? ' ssl verify none' : ''}`, '');
   }
-  if (paths.acmeResponder !== undefined) lines.push('backend sc_acme', '    # sc\'s ACME responder, up while sc orders certificates', `    server acme ${paths.acmeResponder}`, '');
+  if (paths.acmeResponder !== undefined)
+    lines.push('backend sc_acme', "    # sc's ACME responder, up while sc orders certificates", `    server acme ${paths.acmeResponder}`, '');
   lines.push('backend sc_unknown_host', `    http-request return status 404 content-type "text/html; charset=utf-8" string "${UNKNOWN_HOST_PAGE}"`);
   return { config: `${lines.join('\n')}\n`, maps };
 }

@@ -23,7 +23,11 @@ async function writeBlock(drivers: Drivers, lines: readonly string[] | undefined
   const stat = await drivers.files.stat(HOSTS_FILE);
   if (stat && stat.type !== 'file') throw new ConflictError(`${HOSTS_FILE} is a ${stat.type}, not a file: sc leaves it alone`);
   const text = (await drivers.files.read(HOSTS_FILE)) ?? '';
-  await drivers.files.write(HOSTS_FILE, replaceBlock(text, HOSTS_MARKERS, lines), { mode: stat?.mode ?? 0o644, uid: stat?.uid ?? 0, gid: stat?.gid ?? 0 });
+  await drivers.files.write(HOSTS_FILE, replaceBlock(text, HOSTS_MARKERS, lines), {
+    mode: stat?.mode ?? 0o644,
+    uid: stat?.uid ?? 0,
+    gid: stat?.gid ?? 0,
+  });
 }
 
 export const hostNamesHandler = {
@@ -32,7 +36,13 @@ export const hostNamesHandler = {
   desired(model: Model, host: HostContext): DesiredObject<HostNamesSpec>[] {
     const lines = clusterHostLines(model, host.cluster);
     if (lines.length === 0) return [];
-    return [{ ref: { kind: HOST_NAMES_KIND, id: ID }, spec: { lines }, description: `${lines.length} container name${lines.length === 1 ? '' : 's'} of cluster ${host.cluster} in ${HOSTS_FILE}` }];
+    return [
+      {
+        ref: { kind: HOST_NAMES_KIND, id: ID },
+        spec: { lines },
+        description: `${lines.length} container name${lines.length === 1 ? '' : 's'} of cluster ${host.cluster} in ${HOSTS_FILE}`,
+      },
+    ];
   },
 
   async observe(drivers: Drivers): Promise<ObservedObject<HostNamesSpec>[]> {

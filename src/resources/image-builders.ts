@@ -114,7 +114,13 @@ export function busyboxImageEntries(): TreeEntry[] {
     'echo "booted $(hostname)"',
     '',
   ].join('\n');
-  const svc = ['#!/bin/sh', '# srvctl busybox image: a tiny web page naming the container.', 'echo "hello from $(hostname)" > /www/index.html', 'exec httpd -f -p 80 -h /www', ''].join('\n');
+  const svc = [
+    '#!/bin/sh',
+    '# srvctl busybox image: a tiny web page naming the container.',
+    'echo "hello from $(hostname)" > /www/index.html',
+    'exec httpd -f -p 80 -h /www',
+    '',
+  ].join('\n');
   const inittab = [
     '# srvctl busybox image',
     '::sysinit:/etc/init.d/rcS',
@@ -164,10 +170,14 @@ async function buildBusybox(rootfs: RootfsDriver, dir: string): Promise<void> {
     if (linkage === false) dynamic ??= candidate;
   }
   if (found === undefined && dynamic !== undefined) {
-    throw new UserError(`${dynamic} is dynamically linked and would not run inside the image: install the ${BUSYBOX_PACKAGE} package (it replaces busybox)`);
+    throw new UserError(
+      `${dynamic} is dynamically linked and would not run inside the image: install the ${BUSYBOX_PACKAGE} package (it replaces busybox)`,
+    );
   }
   if (found === undefined) {
-    throw new UserError(`the busybox image needs a static busybox (${BUSYBOX_CANDIDATES.join(', ')}), and there is none: install the ${BUSYBOX_PACKAGE} package`);
+    throw new UserError(
+      `the busybox image needs a static busybox (${BUSYBOX_CANDIDATES.join(', ')}), and there is none: install the ${BUSYBOX_PACKAGE} package`,
+    );
   }
   const busybox = found;
   const { stdout } = await rootfs.runBuilder(busybox, ['--list-full']);
@@ -219,7 +229,7 @@ export function debianImageEntries(): TreeEntry[] {
 
 async function buildDebootstrap(rootfs: RootfsDriver, dir: string, params: ImageParams, rootOsRelease: string): Promise<void> {
   const suite = params.suite ?? (await hostOsRelease(rootfs, rootOsRelease))['VERSION_CODENAME'];
-  if (!suite) throw new UserError('debootstrap needs a suite: this host\'s os-release has no VERSION_CODENAME; set settings.images.TYPE.suite');
+  if (!suite) throw new UserError("debootstrap needs a suite: this host's os-release has no VERSION_CODENAME; set settings.images.TYPE.suite");
   const [command, args] = debootstrapCommand(suite, dir, params);
   await rootfs.runBuilder(command, args);
   // Offline enable: the unit links are made in the tree, no running systemd needed.

@@ -25,7 +25,9 @@ function typesOnHost(model: Model, hostName: string): Map<string, number> {
 async function build(drivers: Drivers, want: DesiredObject<ImageSpec>): Promise<void> {
   const rootfs = drivers.rootfs;
   const marker: ImageMarker = { builder: want.spec.builder ?? 'none', params: { ...want.spec.params }, built_at: new Date().toISOString() };
-  await rootfs.buildImage(want.ref.id, marker, (dir) => runImageBuild(rootfs, want.ref.id, want.spec, dir, drivers.files.hostPath('/etc/os-release')));
+  await rootfs.buildImage(want.ref.id, marker, (dir) =>
+    runImageBuild(rootfs, want.ref.id, want.spec, dir, drivers.files.hostPath('/etc/os-release')),
+  );
 }
 
 export const imageHandler = {

@@ -11,7 +11,15 @@ import { FIRST_USER_UID } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
-import { refString, type BatchOutcome, type DesiredObject, type ObserveContext, type ObservedObject, type PlannedAction, type ResourceHandler } from './contract.js';
+import {
+  refString,
+  type BatchOutcome,
+  type DesiredObject,
+  type ObserveContext,
+  type ObservedObject,
+  type PlannedAction,
+  type ResourceHandler,
+} from './contract.js';
 import { requireAccounts, SSH_JUMP_KIND } from './ssh-jump.js';
 
 export const JUMP_ACCOUNT_KIND = 'jump-account';
@@ -34,7 +42,14 @@ function passwordState(field: string | undefined): JumpAccountSpec['password'] {
   return field.startsWith('!') ? 'locked' : 'set';
 }
 
-const entryFor = (name: string, spec: JumpAccountSpec, gid: number): PasswdEntry => ({ name, uid: spec.uid, gid, gecos: JUMP_GECOS, home: spec.home, shell: spec.shell });
+const entryFor = (name: string, spec: JumpAccountSpec, gid: number): PasswdEntry => ({
+  name,
+  uid: spec.uid,
+  gid,
+  gecos: JUMP_GECOS,
+  home: spec.home,
+  shell: spec.shell,
+});
 
 function jumpGid(texts: AccountTexts): number {
   const gid = parseAccounts(texts).groups.find((g) => g.name === JUMP_GROUP)?.gid;
@@ -62,7 +77,8 @@ async function applyAccounts(drivers: Drivers, upserts: readonly DesiredObject<J
     for (const name of removals) next = withoutUser(next, name);
     return next;
   });
-  for (const want of upserts) await drivers.files.write(jumpKeysPath(want.ref.id), renderJumpKeysFile(want.ref.id, want.spec.keys), { mode: 0o644, uid: 0, gid: 0 });
+  for (const want of upserts)
+    await drivers.files.write(jumpKeysPath(want.ref.id), renderJumpKeysFile(want.ref.id, want.spec.keys), { mode: 0o644, uid: 0, gid: 0 });
 }
 
 export const jumpAccountHandler = {
@@ -115,11 +131,14 @@ export const jumpAccountHandler = {
 
   conflict(want: DesiredObject<JumpAccountSpec>, observed: readonly ObservedObject<JumpAccountSpec>[]): string | undefined {
     // validate refuses such a uid already; an account with a system uid (0!) is never made.
-    if (want.spec.uid < FIRST_USER_UID) return `uid ${want.spec.uid} of user ${want.ref.id} is in the system range: sc makes jump accounts only with uids from ${FIRST_USER_UID} up`;
+    if (want.spec.uid < FIRST_USER_UID)
+      return `uid ${want.spec.uid} of user ${want.ref.id} is in the system range: sc makes jump accounts only with uids from ${FIRST_USER_UID} up`;
     const sameName = observed.find((o) => o.ref.id === want.ref.id);
-    if (sameName) return `account ${want.ref.id} exists (uid ${sameName.spec.uid}) and sc did not create it: sc never touches it; rename the user or the account`;
+    if (sameName)
+      return `account ${want.ref.id} exists (uid ${sameName.spec.uid}) and sc did not create it: sc never touches it; rename the user or the account`;
     const sameUid = observed.find((o) => o.spec.uid === want.spec.uid);
-    if (sameUid) return `uid ${want.spec.uid} of user ${want.ref.id} is taken by account ${sameUid.ref.id}, which sc did not create: give the user another uid or move that account`;
+    if (sameUid)
+      return `uid ${want.spec.uid} of user ${want.ref.id} is taken by account ${sameUid.ref.id}, which sc did not create: give the user another uid or move that account`;
     return undefined;
   },
 
@@ -139,7 +158,9 @@ export const jumpAccountHandler = {
 
   /** All creates, updates and deletes of accounts in one locked edit of the account files. */
   async applyBatch(drivers: Drivers, _host: HostContext, actions: readonly PlannedAction<JumpAccountSpec>[]): Promise<BatchOutcome> {
-    const upserts = actions.filter((a) => (a.type === 'create' || a.type === 'update') && a.want).map((a) => a.want as DesiredObject<JumpAccountSpec>);
+    const upserts = actions
+      .filter((a) => (a.type === 'create' || a.type === 'update') && a.want)
+      .map((a) => a.want as DesiredObject<JumpAccountSpec>);
     const removals = actions.filter((a) => a.type === 'delete' && a.have?.owned).map((a) => a.ref.id);
     const rest = actions.filter((a) => !(a.type === 'create' || a.type === 'update' || (a.type === 'delete' && a.have?.owned)));
     // A throw makes the executor retry each action on its own, so each gets its own error.

@@ -36,7 +36,8 @@ export function observedMachineLink(host0: Host0Link | undefined, linksByIndex: 
   const peer = host0.peerIndex !== undefined ? linksByIndex.get(host0.peerIndex) : undefined;
   // host0's peer index names a link of this namespace only while the pair is intact; a link that
   // merely reuses the index is not the peer (its own peer index does not point back at host0).
-  const isPeer = peer !== undefined && peer.linkinfo?.info_kind === 'veth' && (typeof peer.link_index !== 'number' || peer.link_index === host0.ifindex);
+  const isPeer =
+    peer !== undefined && peer.linkinfo?.info_kind === 'veth' && (typeof peer.link_index !== 'number' || peer.link_index === host0.ifindex);
   if (!peer || !isPeer) return gone(`host0's veth peer (ifindex ${host0.peerIndex ?? '?'}) is not on this host`);
   return {
     master: peer.master ?? null,

@@ -48,9 +48,7 @@ export function killSignalFor(model: Model, type: string): string {
  * (resolv.conf, hosts) are not in it.
  */
 export function machineConfigInputs(model: Model, container: Readonly<Container>, network: ContainerNetwork) {
-  const ports = [...(container.mapped_ports ?? [])]
-    .map((p) => `${p.proto}:${p.host_port}:${p.container_port}`)
-    .sort();
+  const ports = [...(container.mapped_ports ?? [])].map((p) => `${p.proto}:${p.host_port}:${p.container_port}`).sort();
   return {
     type: container.type,
     address: network.cidr,

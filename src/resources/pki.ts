@@ -76,7 +76,6 @@ function caHostOf(model: Model, cluster: string): string | undefined {
   return Object.entries(model.clusters[cluster] ?? {}).find(([, h]) => h.ca === true)?.[0];
 }
 
-
 interface CertFacts {
   readonly cert: X509Certificate;
   readonly spec: PkiSpec;
@@ -295,7 +294,7 @@ export const pkiHandler = {
     const members = isCa ? { members: clusterMembers(model, host) } : {};
     const caHost = caHostOf(model, host.cluster);
     const objects: DesiredObject<PkiSpec>[] = [
-      { ref: HOST_KEY_REF, spec: { key: 'ec-p256', mode: '0600' }, description: 'this host\'s private key (never leaves it)' },
+      { ref: HOST_KEY_REF, spec: { key: 'ec-p256', mode: '0600' }, description: "this host's private key (never leaves it)" },
       {
         ref: HOST_CERT_REF,
         spec: { subject: host.name, matchesKey: true, currentCa: true, renewDue: false, ...members },
@@ -305,7 +304,11 @@ export const pkiHandler = {
     ];
     if (isCa) {
       objects.push(
-        { ref: CA_REF, spec: { subject: caCommonName(host.cluster), published: true, matchesKey: true, renewDue: false }, description: `cluster ${host.cluster}` },
+        {
+          ref: CA_REF,
+          spec: { subject: caCommonName(host.cluster), published: true, matchesKey: true, renewDue: false },
+          description: `cluster ${host.cluster}`,
+        },
         { ref: SIGNING_REF, spec: { pending: [], ...members }, dependsOn: [CA_REF], description: `requests of cluster ${host.cluster}` },
       );
     }

@@ -224,7 +224,10 @@ export function portMapSpecOf(objects: readonly NftObject[]): PortMapSpec {
     const masq = info?.asSc && chainName === 'postrouting' ? masqueradeMatchOf(expr) : undefined;
     if (proto) dnat.add(`${chainName} ${proto}`);
     else if (masq) masquerade.push(masq);
-    else other.push(`rule in ${chainName}: ${expr.map((e) => (isRecord(e) && isRecord(e['match']) ? renderMatch(e['match']) : JSON.stringify(e))).join(' ')}`);
+    else
+      other.push(
+        `rule in ${chainName}: ${expr.map((e) => (isRecord(e) && isRecord(e['match']) ? renderMatch(e['match']) : JSON.stringify(e))).join(' ')}`,
+      );
   }
   return {
     tcp: forwards.tcp.sort(byHostPort),

@@ -50,7 +50,9 @@ export interface NameStatus {
 
 function nameStatuses(input: ProxyInput, inventory: Parameters<typeof routesFor>[2]): NameStatus[] {
   const routes = routesFor(input.sites, input.hostName, inventory);
-  const backends = new Map(routes.backends.map((b) => [b.id, `${b.address}:${b.port}${b.tls ? ' tls' : ''} (${b.local ? 'local' : `mesh, ${b.host}`})`]));
+  const backends = new Map(
+    routes.backends.map((b) => [b.id, `${b.address}:${b.port}${b.tls ? ' tls' : ''} (${b.local ? 'local' : `mesh, ${b.host}`})`]),
+  );
   const show = (rule: PortRule): string => (rule.action === 'serve' ? (backends.get(rule.backend) ?? rule.backend) : `301 ${rule.to}`);
   return routes.hostnames.map((h) => ({
     name: h.hostname,
@@ -70,7 +72,11 @@ export interface ProxyInput {
   readonly acme: boolean;
 }
 
-const inputDigest = (input: ProxyInput): string => createHash('sha256').update(JSON.stringify([input.sites, input.acme])).digest('hex').slice(0, 16);
+const inputDigest = (input: ProxyInput): string =>
+  createHash('sha256')
+    .update(JSON.stringify([input.sites, input.acme]))
+    .digest('hex')
+    .slice(0, 16);
 
 /**
  * Whether certificates are ordered by ACME for names without an operator certificate: when
@@ -93,7 +99,11 @@ export function proxyInput(model: Model, host: HostContext): ProxyInput | undefi
 export async function renderAndApplyProxy(drivers: Drivers, input: ProxyInput): Promise<void> {
   const haproxy = haproxyOf(drivers);
   const found = await readCertificateInventory(drivers.files, new Date());
-  const routes = routesFor(input.sites, input.hostName, found.map((f) => f.info));
+  const routes = routesFor(
+    input.sites,
+    input.hostName,
+    found.map((f) => f.info),
+  );
   const rendered = renderHaproxy(routes, {
     adminSocket: drivers.files.hostPath(haproxyRunFiles.adminSocket),
     resolve: (p: string) => drivers.files.hostPath(p),
@@ -171,7 +181,14 @@ export const reverseProxyHandler = {
     const running = state.masterPid !== undefined;
     const status = {
       ...(state.masterPid !== undefined ? { masterPid: state.masterPid, workers: state.workers.length } : {}),
-      ...(input ? { names: nameStatuses(input, found.map((f) => f.info)) } : {}),
+      ...(input
+        ? {
+            names: nameStatuses(
+              input,
+              found.map((f) => f.info),
+            ),
+          }
+        : {}),
     };
     if (state.configText === undefined) {
       objects.push({
@@ -195,7 +212,8 @@ export const reverseProxyHandler = {
         ...status,
       },
       owned: stamp !== undefined,
-      description: stamp !== undefined ? `HAProxy ${running ? `master pid ${state.masterPid}` : 'not running'}` : `${HAPROXY_CONFIG_PATH} without sc's mark`,
+      description:
+        stamp !== undefined ? `HAProxy ${running ? `master pid ${state.masterPid}` : 'not running'}` : `${HAPROXY_CONFIG_PATH} without sc's mark`,
     });
     return objects;
   },
@@ -206,7 +224,8 @@ export const reverseProxyHandler = {
 
   conflict(want: DesiredObject<ReverseProxySpec>, observed: readonly ObservedObject<ReverseProxySpec>[]): string | undefined {
     const listeners = observed.filter((o) => o.ref.id.startsWith('foreign-listener-')).map((o) => o.description);
-    if (listeners.length > 0) return `${listeners.join('; ')}: not sc's proxy, left alone (stop it, or set reverse_proxy of this host to what runs there)`;
+    if (listeners.length > 0)
+      return `${listeners.join('; ')}: not sc's proxy, left alone (stop it, or set reverse_proxy of this host to what runs there)`;
     const file = observed.find((o) => o.ref.id === want.ref.id);
     return file ? `${HAPROXY_CONFIG_PATH} was not written by sc: left alone (move it away to let sc manage the proxy)` : undefined;
   },
@@ -230,10 +249,14 @@ export const reverseProxyHandler = {
 } satisfies ResourceHandler<ReverseProxySpec>;
 
 /** What the metrics textfile reports of the proxy, from the observed objects of a pass. */
-export function proxyMetricsOf(observed: ReadonlyMap<string, readonly ObservedObject<unknown>[]>): { up: boolean; certificates: { name: string; source: string; not_after: string }[] } | undefined {
+export function proxyMetricsOf(
+  observed: ReadonlyMap<string, readonly ObservedObject<unknown>[]>,
+): { up: boolean; certificates: { name: string; source: string; not_after: string }[] } | undefined {
   const have = (observed.get(REVERSE_PROXY_KIND) ?? []).find((o) => o.owned && o.ref.id === REVERSE_PROXY_ID);
   if (!have) return undefined;
   const spec = have.spec as ReverseProxySpec;
-  const certificates = (spec.names ?? []).flatMap((n) => (n.certificate ? [{ name: n.name, source: n.certificate.source, not_after: n.certificate.not_after }] : []));
+  const certificates = (spec.names ?? []).flatMap((n) =>
+    n.certificate ? [{ name: n.name, source: n.certificate.source, not_after: n.certificate.not_after }] : [],
+  );
   return { up: spec.running && spec.loaded === 'current', certificates };
 }

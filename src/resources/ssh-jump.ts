@@ -64,7 +64,8 @@ export const sshJumpHandler = {
     const [dropin, texts] = await Promise.all([drivers.files.read(SSHD_DROPIN).catch(() => 'not a regular file'), requireAccounts(drivers).read()]);
     const group = parseAccounts(texts).groups.some((g) => g.name === JUMP_GROUP);
     const ref = { kind: SSH_JUMP_KIND, id: JUMP_GROUP };
-    if (dropin !== undefined && dropin.startsWith(`${jumpHeader(JUMP_GROUP)}\n`)) return [{ ref, spec: { group, dropin: contentHash(dropin) }, owned: true }];
+    if (dropin !== undefined && dropin.startsWith(`${jumpHeader(JUMP_GROUP)}\n`))
+      return [{ ref, spec: { group, dropin: contentHash(dropin) }, owned: true }];
     if (dropin === undefined && !group) return [];
     const what = dropin !== undefined ? `${SSHD_DROPIN} exists without sc's header` : `group ${JUMP_GROUP} exists but sc did not create it`;
     return [{ ref, spec: { group, dropin: dropin === undefined ? '' : contentHash(dropin) }, owned: false, description: what }];
@@ -81,7 +82,8 @@ export const sshJumpHandler = {
 
   async create(drivers: Drivers, _host: HostContext, want: DesiredObject<SshJumpSpec>): Promise<void> {
     const current = await drivers.files.read(SSHD_DROPIN);
-    if (current !== undefined && !current.startsWith(`${jumpHeader(JUMP_GROUP)}\n`)) throw new ConflictError(`${SSHD_DROPIN} appeared and is not sc's; it is left alone`);
+    if (current !== undefined && !current.startsWith(`${jumpHeader(JUMP_GROUP)}\n`))
+      throw new ConflictError(`${SSHD_DROPIN} appeared and is not sc's; it is left alone`);
     await converge(drivers, want.spec.text ?? renderSshdDropin());
   },
 
@@ -96,7 +98,8 @@ export const sshJumpHandler = {
       const db = parseAccounts(texts);
       const gid = db.groups.find((g) => g.name === JUMP_GROUP)?.gid;
       const users = db.passwd.filter((p) => p.gid === gid).map((p) => p.name);
-      if (gid !== undefined && users.length > 0) throw new ScError(`group ${JUMP_GROUP} is still the group of ${users.join(', ')}; sc removes it once no account uses it`);
+      if (gid !== undefined && users.length > 0)
+        throw new ScError(`group ${JUMP_GROUP} is still the group of ${users.join(', ')}; sc removes it once no account uses it`);
       return withoutGroup(texts, JUMP_GROUP);
     });
     await drivers.files.remove(SSHD_DROPIN);

@@ -23,7 +23,10 @@ export const USER_VPN_TABLE = { family: 'inet', name: 'srvctl_user_vpn' } as con
 export const userVpnDevice = (hostnet: number): string => `scu-${hostnet}`;
 
 /** The server's end of every point-to-point client link: 10.0.H.1 (10.0.0.0/16 is unused by the host links, which are 10.a.b.0/24 with a ≥ 1). */
-export const userVpnServerAddress = (hostnet: number): { local: string; remote: string } => ({ local: `10.0.${hostnet}.1`, remote: `10.0.${hostnet}.2` });
+export const userVpnServerAddress = (hostnet: number): { local: string; remote: string } => ({
+  local: `10.0.${hostnet}.1`,
+  remote: `10.0.${hostnet}.2`,
+});
 
 export interface UserVpnClient {
   readonly user: string;
@@ -68,7 +71,13 @@ export function userVpnPlan(model: Model, host: HostContext): UserVpnPlan | unde
       .sort(byText);
     bridges.push(bridgeName(net));
     for (const device of [...devices].sort((a, b) => a.host_part - b.host_part)) {
-      clients.push({ user, device: device.device, commonName: vpnClientCommonName(user, device.device), address: vpnClientAddress(net, device.host_part), subnets });
+      clients.push({
+        user,
+        device: device.device,
+        commonName: vpnClientCommonName(user, device.device),
+        address: vpnClientAddress(net, device.host_part),
+        subnets,
+      });
     }
   }
   if (clients.length === 0) return undefined;
@@ -190,6 +199,12 @@ export function parseUserVpnStatus(text: string): ConnectedClient[] {
   }
   return clients
     .filter((c) => c.cn !== '' && c.cn !== 'UNDEF')
-    .map((c) => ({ common_name: c.cn, address: c.address, real_address: c.real, connected_since: c.since, last_seen: lastRef.get(`${c.cn}\0${c.address}`) ?? null }))
+    .map((c) => ({
+      common_name: c.cn,
+      address: c.address,
+      real_address: c.real,
+      connected_since: c.since,
+      last_seen: lastRef.get(`${c.cn}\0${c.address}`) ?? null,
+    }))
     .sort((a, b) => (a.common_name < b.common_name ? -1 : a.common_name > b.common_name ? 1 : 0));
 }

@@ -14,7 +14,17 @@ import { BRIDGE_KIND } from './bridge.js';
 import type { DesiredObject, ObservedObject, ObserveContext, ResourceHandler } from './contract.js';
 import { CA_CERT_PATH, HOST_CERT_PATH, HOST_KEY_PATH } from './pki-files.js';
 import { HOST_CERT_REF, PKI_KIND, needsClusterPki } from './pki.js';
-import { parseUserVpnStatus, renderClientConfigFile, type ConnectedClient, renderUserVpnFilter, renderUserVpnServerConfig, textDigest, userVpnDevice, userVpnPlan, USER_VPN_TABLE } from './user-vpn-config.js';
+import {
+  parseUserVpnStatus,
+  renderClientConfigFile,
+  type ConnectedClient,
+  renderUserVpnFilter,
+  renderUserVpnServerConfig,
+  textDigest,
+  userVpnDevice,
+  userVpnPlan,
+  USER_VPN_TABLE,
+} from './user-vpn-config.js';
 import { credentialsDigest } from './vpn-link.js';
 
 export const USER_VPN_KIND = 'user-vpn';
@@ -57,7 +67,8 @@ async function filterListingDigest(drivers: Drivers): Promise<string | undefined
   return table === undefined ? undefined : textDigest(JSON.stringify(table));
 }
 
-const sorted = <T>(record: Record<string, T>): Record<string, T> => Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+const sorted = <T>(record: Record<string, T>): Record<string, T> =>
+  Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 export const userVpnHandler = {
   kind: USER_VPN_KIND,
@@ -143,14 +154,23 @@ export const userVpnHandler = {
   },
 
   normalize(spec: UserVpnSpec) {
-    return { device: spec.device, config: spec.config, running: spec.running, credentials: spec.credentials, clients: spec.clients, filter: spec.filter, proxyArp: spec.proxyArp };
+    return {
+      device: spec.device,
+      config: spec.config,
+      running: spec.running,
+      credentials: spec.credentials,
+      clients: spec.clients,
+      filter: spec.filter,
+      proxyArp: spec.proxyArp,
+    };
   },
 
   canUpdate: () => true,
 
   async create(drivers: Drivers, _host: HostContext, want: DesiredObject<UserVpnSpec>): Promise<void> {
     const { device, configText, clientTexts, filterText } = want.spec;
-    if (configText === undefined || clientTexts === undefined || filterText === undefined) throw new ScError(`user-vpn/${want.ref.id} has nothing to write`);
+    if (configText === undefined || clientTexts === undefined || filterText === undefined)
+      throw new ScError(`user-vpn/${want.ref.id} has nothing to write`);
     const openvpn = openvpnOf(drivers);
     // The filter first: the server never runs without it.
     await drivers.nft.load(filterText);

@@ -35,7 +35,14 @@ export interface VpnLinkSpec {
 
 /** Digest of the host and CA certificates as installed: what a tunnel started now would load. */
 export async function credentialsDigest(drivers: Drivers): Promise<string> {
-  const texts = await Promise.all([HOST_CERT_PATH, CA_CERT_PATH].map((p) => drivers.files.read(p).then((t) => t ?? '').catch(() => '')));
+  const texts = await Promise.all(
+    [HOST_CERT_PATH, CA_CERT_PATH].map((p) =>
+      drivers.files
+        .read(p)
+        .then((t) => t ?? '')
+        .catch(() => ''),
+    ),
+  );
   return createHash('sha256').update(texts.join('\0')).digest('hex').slice(0, 16);
 }
 
@@ -56,17 +63,29 @@ export function desiredVpnLinks(model: Model, host: HostContext, hostPath: (p: s
     .map(([fqdn, peerHost]) => {
       const link = vpnLink(self.hostnet, peerHost.hostnet);
       const files = tunnelFiles(link.device);
-      const configText = renderTunnelConfig(link, self, { fqdn, hostnet: peerHost.hostnet, hostIp: peerHost.host_ip }, {
-        caCert: hostPath(CA_CERT_PATH),
-        cert: hostPath(HOST_CERT_PATH),
-        key: hostPath(HOST_KEY_PATH),
-        pid: hostPath(files.pid),
-        status: hostPath(files.status),
-        log: hostPath(files.log),
-      });
+      const configText = renderTunnelConfig(
+        link,
+        self,
+        { fqdn, hostnet: peerHost.hostnet, hostIp: peerHost.host_ip },
+        {
+          caCert: hostPath(CA_CERT_PATH),
+          cert: hostPath(HOST_CERT_PATH),
+          key: hostPath(HOST_KEY_PATH),
+          pid: hostPath(files.pid),
+          status: hostPath(files.status),
+          log: hostPath(files.log),
+        },
+      );
       return {
         ref: { kind: VPN_LINK_KIND, id: fqdn },
-        spec: { device: link.device, role: roleOf(link, self.hostnet), config: configDigest(configText), running: true, credentials: 'current', configText },
+        spec: {
+          device: link.device,
+          role: roleOf(link, self.hostnet),
+          config: configDigest(configText),
+          running: true,
+          credentials: 'current',
+          configText,
+        },
         dependsOn: [HOST_CERT_REF],
         description: `${link.device} ${link.addressOf(self.hostnet)} ↔ ${link.peerAddressOf(self.hostnet)}, udp ${link.port}, routes ${link.routeVia(self.hostnet)}`,
       };

@@ -36,7 +36,14 @@ const users = {
   ua: { name: 'User A', reseller: 'res1', user_id: 1, uid: 33001 },
   ub: { name: 'User B', reseller: 'res1', user_id: 2, uid: 33002 },
 };
-type Doc = { user: string; host: string; type: string; ip: string; enabled?: boolean; mapped_ports?: { proto: 'tcp'; host_port: number; container_port: number }[] };
+type Doc = {
+  user: string;
+  host: string;
+  type: string;
+  ip: string;
+  enabled?: boolean;
+  mapped_ports?: { proto: 'tcp'; host_port: number; container_port: number }[];
+};
 const containers: Record<string, Doc> = {
   'ua1.test': { user: 'ua', host: HOST, type: 'busybox', ip: '10.17.1.20' },
   'ua2.test': { user: 'ua', host: HOST, type: 'busybox', ip: '10.17.1.21' },
@@ -98,7 +105,14 @@ async function foreignPicture(): Promise<string> {
   const table = await hostNs('nft', 'list', 'table', 'inet', 'foreign');
   const file = await readFile(FOREIGN_FILE(), 'utf8');
   const mtime = (await stat(FOREIGN_FILE())).mtimeMs;
-  return JSON.stringify({ up: link?.flags.includes('UP'), alias: link?.ifalias ?? null, addr: addr?.addr_info.map((a) => `${a.local}/${a.prefixlen}`), table: table.stdout, file, mtime });
+  return JSON.stringify({
+    up: link?.flags.includes('UP'),
+    alias: link?.ifalias ?? null,
+    addr: addr?.addr_info.map((a) => `${a.local}/${a.prefixlen}`),
+    table: table.stdout,
+    file,
+    mtime,
+  });
 }
 
 /** One drift, picked by the PRNG; each one tolerates a host an interrupted apply left half-done. */
@@ -132,7 +146,8 @@ async function injectDrift(random: () => number): Promise<string> {
     case 'veth-nomaster':
     case 'veth-del': {
       const veth = r?.init_pid !== undefined ? await vethOf() : undefined;
-      if (veth) await execa('ip', ['-n', sandbox.netns, 'link', ...(kind === 'veth-del' ? ['del', veth] : ['set', veth, 'nomaster'])], { reject: false });
+      if (veth)
+        await execa('ip', ['-n', sandbox.netns, 'link', ...(kind === 'veth-del' ? ['del', veth] : ['set', veth, 'nomaster'])], { reject: false });
       return `${kind} ${name} ${veth ?? '(none)'}`;
     }
     case 'host0-flush':
@@ -159,7 +174,13 @@ beforeAll(async () => {
   await sandbox.ip('link', 'add', FOREIGN_BRIDGE(), 'type', 'bridge');
   await sandbox.ip('addr', 'add', '192.0.2.201/28', 'dev', FOREIGN_BRIDGE());
   await sandbox.ip('link', 'set', FOREIGN_BRIDGE(), 'up');
-  await execa('ip', ['netns', 'exec', sandbox.netns, 'nft', 'add table inet foreign; add chain inet foreign input { type filter hook input priority 0; policy accept; }; add rule inet foreign input tcp dport 9 counter accept']);
+  await execa('ip', [
+    'netns',
+    'exec',
+    sandbox.netns,
+    'nft',
+    'add table inet foreign; add chain inet foreign input { type filter hook input priority 0; policy accept; }; add rule inet foreign input tcp dport 9 counter accept',
+  ]);
   await mkdir(path.dirname(FOREIGN_FILE()), { recursive: true });
   await writeFile(FOREIGN_FILE(), '# written by someone else\n[Exec]\nBoot=yes\n');
 }, 120_000);
@@ -195,7 +216,9 @@ describe('apply killed at random moments, with drift between the kills', () => {
         const timer = setTimeout(() => child.kill('SIGKILL'), delay);
         const result = await child;
         clearTimeout(timer);
-        log.push(`round ${round}: apply ${result.signal === 'SIGKILL' ? `killed after ${delay} ms` : `finished (exit ${result.exitCode}) before the kill at ${delay} ms`}`);
+        log.push(
+          `round ${round}: apply ${result.signal === 'SIGKILL' ? `killed after ${delay} ms` : `finished (exit ${result.exitCode}) before the kill at ${delay} ms`}`,
+        );
         // A killed sc's `ip -batch` or nft child may still run on by itself: let it finish.
         await waitUntilNoProcessIn(sandbox.netns, 30_000).catch(() => undefined);
       }
@@ -211,7 +234,11 @@ describe('apply killed at random moments, with drift between the kills', () => {
       for (const name of NAMES) {
         const enabled = name !== FLIPPED || flippedEnabled;
         if (enabled) expect({ name, answers: await answers(name) }).toEqual({ name, answers: true });
-        else expect({ name, answers: (await hostNs('ping', '-n', '-q', '-c', '1', '-W', '1', (containers[name] as Doc).ip)).exitCode === 0 }).toEqual({ name, answers: false });
+        else
+          expect({ name, answers: (await hostNs('ping', '-n', '-q', '-c', '1', '-W', '1', (containers[name] as Doc).ip)).exitCode === 0 }).toEqual({
+            name,
+            answers: false,
+          });
       }
       // No lock left behind (nor a half-written one).
       const leftovers = (await readdir(path.join(sandbox.root, 'run/srvctl'))).filter((f) => f.startsWith('apply.lock'));
@@ -235,7 +262,9 @@ describe('apply killed at random moments, with drift between the kills', () => {
 
     await writeContainers(false);
     const diff = await sc('-o', 'json', 'diff');
-    const changes = (JSON.parse(diff.stdout) as { changes: { action: string; kind: string; id: string }[] }).changes.map((c) => `${c.action} ${c.kind}/${c.id}`);
+    const changes = (JSON.parse(diff.stdout) as { changes: { action: string; kind: string; id: string }[] }).changes.map(
+      (c) => `${c.action} ${c.kind}/${c.id}`,
+    );
     expect(changes).toContain(`update machine/${FLIPPED}`);
     expect((await sc('apply')).exitCode).toBe(0);
     expect((await hostNs('ping', '-n', '-q', '-c', '1', '-W', '1', (containers[FLIPPED] as Doc).ip)).exitCode).not.toBe(0);

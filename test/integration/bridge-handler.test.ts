@@ -42,7 +42,11 @@ function setup(sandbox: Sandbox, resellers = 2, usersPerReseller = 5) {
   const desired = bridgeHandler.desired(model, host);
   const pass = async () => planBridges(desired, await bridgeHandler.observe(drivers));
   const apply = async (actions: PlannedAction<BridgeSpec>[]) =>
-    bridgeHandler.applyBatch(drivers, host, actions.filter((a) => a.type !== 'conflict'));
+    bridgeHandler.applyBatch(
+      drivers,
+      host,
+      actions.filter((a) => a.type !== 'conflict'),
+    );
   return { model, host, drivers, desired, pass, apply };
 }
 
@@ -105,7 +109,13 @@ describe('bridge handler on a real kernel', () => {
       expect((await apply(drift)).failed.size).toBe(0);
       expect(summary(await pass())).toEqual(['conflict sc-18-4']);
       expect(await linkState(sandbox, 'sc-17-2')).toMatchObject({ addresses: ['10.17.2.1/24'], up: true });
-      expect(await linkState(sandbox, 'br-foreign')).toEqual({ kind: 'bridge', alias: undefined, group: 'default', up: false, addresses: ['192.168.77.1/24'] });
+      expect(await linkState(sandbox, 'br-foreign')).toEqual({
+        kind: 'bridge',
+        alias: undefined,
+        group: 'default',
+        up: false,
+        addresses: ['192.168.77.1/24'],
+      });
       expect(await linkState(sandbox, 'fx0')).toMatchObject({ alias: undefined, addresses: ['10.18.4.77/24'] });
 
       await sandbox.ip('link', 'del', 'dev', 'fx0');
@@ -149,7 +159,10 @@ describe('bridge handler on a real kernel', () => {
       if (!sc171) throw new Error('sc-17-1 missing');
       await bridgeHandler.delete(drivers, host, sc171);
 
-      const fewer = planBridges([], observed.filter((o) => o.ref.id !== 'sc-17-1'));
+      const fewer = planBridges(
+        [],
+        observed.filter((o) => o.ref.id !== 'sc-17-1'),
+      );
       expect(summary(fewer)).toEqual(['delete sc-17-2', 'delete sc-17-3']);
       expect((await bridgeHandler.applyBatch(drivers, host, fewer)).failed.size).toBe(0);
       const names = (await sandbox.ipJson<IpLink[]>('link', 'show')).map((l) => l.ifname);

@@ -68,7 +68,13 @@ describe('sc apply / diff on bridges (example datastore)', () => {
     expect(status.exitCode).toBe(0);
     const body = JSON.parse(status.stdout) as { resources: { kind: string; id: string; state: string }[] };
     const bridges = body.resources.filter((r) => r.kind === 'bridge');
-    expect(bridges.map((r) => `${r.id} ${r.state}`)).toEqual(['sc-16-1 in sync', 'sc-16-2 in sync', 'sc-17-1 in sync', 'sc-17-3 in sync', 'sc-18-1 in sync']);
+    expect(bridges.map((r) => `${r.id} ${r.state}`)).toEqual([
+      'sc-16-1 in sync',
+      'sc-16-2 in sync',
+      'sc-17-1 in sync',
+      'sc-17-3 in sync',
+      'sc-18-1 in sync',
+    ]);
   });
 
   it('diff names exactly what was tampered with, and the foreign link in the way as a conflict', async () => {
@@ -155,7 +161,9 @@ describe('sc apply under stress (100 bridges)', () => {
     await waitUntilNoProcessIn(sb.netns);
     const partial = await bridgesIn(sb);
     // Not asserted: where exactly the kill landed is up to the scheduler.
-    process.stderr.write(`killed apply (signal ${String(killed.signal)}, exit ${String(killed.exitCode)}) left ${partial.size} bridges, ${[...partial.values()].filter((b) => b.alias).length} marked\n`);
+    process.stderr.write(
+      `killed apply (signal ${String(killed.signal)}, exit ${String(killed.exitCode)}) left ${partial.size} bridges, ${[...partial.values()].filter((b) => b.alias).length} marked\n`,
+    );
 
     const recovered = await sb.runSc([...args, ...applyArgs]);
     expect(recovered.stderr).not.toMatch(/error/i);

@@ -87,7 +87,9 @@ describe('sc apply: busybox image and container files', () => {
       expect(existsSync(path.join(rootfs, '.srvctl-image.json'))).toBe(false);
       const gateway = `10.17.${container.user === 'anna' ? 1 : 2}.1`;
       expect(await readFile(path.join(rootfs, 'etc/srvctl/network.env'), 'utf8')).toContain(`ADDR=${container.ip}/24\nGW=${gateway}\n`);
-      expect(await readFile(path.join(rootfs, 'etc/systemd/network/10-srvctl-host0.network'), 'utf8')).toContain(`Address=${container.ip}/24\nGateway=${gateway}\n`);
+      expect(await readFile(path.join(rootfs, 'etc/systemd/network/10-srvctl-host0.network'), 'utf8')).toContain(
+        `Address=${container.ip}/24\nGateway=${gateway}\n`,
+      );
       expect(await readFile(path.join(rootfs, 'etc/hosts'), 'utf8')).toContain(`${container.ip}\t${name} `);
       expect(await readFile(path.join(rootfs, 'etc/resolv.conf'), 'utf8')).toContain(`nameserver ${gateway}\n`);
       expect(await readFile(path.join(rootfs, 'etc/hostname'), 'utf8')).toBe(`${name}\n`);
@@ -162,7 +164,8 @@ describe('sc apply: a debian image by debootstrap, booted', () => {
     for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(dsDir, `${name}.json`), JSON.stringify(doc));
   };
   /** One ping from the host's namespace, as `sc status` asks. */
-  const answers = async () => (await execa('ip', ['netns', 'exec', sandbox!.netns, 'ping', '-n', '-q', '-c', '1', '-W', '1', IP], { reject: false })).exitCode === 0;
+  const answers = async () =>
+    (await execa('ip', ['netns', 'exec', sandbox!.netns, 'ping', '-n', '-q', '-c', '1', '-W', '1', IP], { reject: false })).exitCode === 0;
 
   beforeAll(async () => {
     sandbox = await createSandbox();
@@ -194,26 +197,34 @@ describe('sc apply: a debian image by debootstrap, booted', () => {
     30 * 60_000,
   );
 
-  it('the debian container boots with systemd as PID 1, networkd gives host0 its address, and it answers', async () => {
-    // systemd inside configures host0 itself (networkd): wait for the boot, not for sc.
-    const deadline = Date.now() + 90_000;
-    while (!(await answers()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect(await answers()).toBe(true);
-    const init = await sc('exec', NAME, '--', 'cat', '/proc/1/comm');
-    expect(init).toMatchObject({ exitCode: 0, stdout: 'systemd' });
-    const host0 = await sc('exec', NAME, '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'host0');
-    expect(host0.stdout).toContain(`inet ${IP}/24`);
-    const networkd = await sc('exec', NAME, '--', 'systemctl', 'is-active', 'systemd-networkd');
-    expect(networkd.stdout).toBe('active');
-    expect((await sc('diff')).exitCode).toBe(0);
-  }, 5 * 60_000);
+  it(
+    'the debian container boots with systemd as PID 1, networkd gives host0 its address, and it answers',
+    async () => {
+      // systemd inside configures host0 itself (networkd): wait for the boot, not for sc.
+      const deadline = Date.now() + 90_000;
+      while (!(await answers()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(await answers()).toBe(true);
+      const init = await sc('exec', NAME, '--', 'cat', '/proc/1/comm');
+      expect(init).toMatchObject({ exitCode: 0, stdout: 'systemd' });
+      const host0 = await sc('exec', NAME, '--', 'ip', '-4', '-o', 'addr', 'show', 'dev', 'host0');
+      expect(host0.stdout).toContain(`inet ${IP}/24`);
+      const networkd = await sc('exec', NAME, '--', 'systemctl', 'is-active', 'systemd-networkd');
+      expect(networkd.stdout).toBe('active');
+      expect((await sc('diff')).exitCode).toBe(0);
+    },
+    5 * 60_000,
+  );
 
-  it('enabled: false stops it; it no longer answers; a second diff is clean', async () => {
-    await writeDebianDatastore(false);
-    const applied = await sc('apply');
-    expect({ exitCode: applied.exitCode, stderr: applied.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    expect(await answers()).toBe(false);
-    expect((await sc('exec', NAME, '--', 'true')).exitCode).not.toBe(0);
-    expect((await sc('diff')).exitCode).toBe(0);
-  }, 5 * 60_000);
+  it(
+    'enabled: false stops it; it no longer answers; a second diff is clean',
+    async () => {
+      await writeDebianDatastore(false);
+      const applied = await sc('apply');
+      expect({ exitCode: applied.exitCode, stderr: applied.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect(await answers()).toBe(false);
+      expect((await sc('exec', NAME, '--', 'true')).exitCode).not.toBe(0);
+      expect((await sc('diff')).exitCode).toBe(0);
+    },
+    5 * 60_000,
+  );
 });

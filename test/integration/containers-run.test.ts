@@ -89,7 +89,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('containers in the direct runtime', () => {
-  it('apply starts 2 users × 3 busybox containers, each with its address, on its owner\'s bridge', async () => {
+  it("apply starts 2 users × 3 busybox containers, each with its address, on its owner's bridge", async () => {
     const apply = await sc('apply');
     expect(apply.stderr).toBe('');
     // The apply's own report says why, when it did not converge.
@@ -175,9 +175,25 @@ describe('containers in the direct runtime', () => {
     const log = openSync(path.join(sandbox.root, 'foreign.log'), 'w');
     const foreign = spawn(
       'sh',
-      ['-c', 'for f in "$1" "$2"; do echo $$ > "$f"; done; shift 2; exec "$@"', 'x', ...procs,
-        'nsenter', `--net=/run/netns/${sandbox.netns}`, 'systemd-nspawn', '--register=no', '--keep-unit', '-q', '-D', foreignRoot,
-        `--machine=${sandbox.prefix}-foreign`, '--private-network', '-b', '--kill-signal=SIGUSR2', '--console=read-only'],
+      [
+        '-c',
+        'for f in "$1" "$2"; do echo $$ > "$f"; done; shift 2; exec "$@"',
+        'x',
+        ...procs,
+        'nsenter',
+        `--net=/run/netns/${sandbox.netns}`,
+        'systemd-nspawn',
+        '--register=no',
+        '--keep-unit',
+        '-q',
+        '-D',
+        foreignRoot,
+        `--machine=${sandbox.prefix}-foreign`,
+        '--private-network',
+        '-b',
+        '--kill-signal=SIGUSR2',
+        '--console=read-only',
+      ],
       { detached: true, stdio: ['ignore', log, log] },
     );
     closeSync(log);

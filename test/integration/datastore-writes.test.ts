@@ -141,8 +141,11 @@ test('a write that fails half-way (a full disk) keeps the old file and leaves no
     try { await writeFileAtomic(target, 'x'.repeat(1 << 20)); } catch (e) { code = e.code ?? String(e); }
     console.log(JSON.stringify({ code, text: readFileSync(target, 'utf8'), entries: readdirSync(dirname(target)) }));
   `;
-  const script = 'mount -t tmpfs -o size=64k sc-test-full "$1" && printf \'old\\n\' > "$1/users.json" && exec "$2" --input-type=module -e "$3" "$1/users.json"';
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, process.execPath, probe], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script =
+    'mount -t tmpfs -o size=64k sc-test-full "$1" && printf \'old\\n\' > "$1/users.json" && exec "$2" --input-type=module -e "$3" "$1/users.json"';
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', dir, process.execPath, probe], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   const { code } = await exited(child);

@@ -13,7 +13,18 @@ import { detectCgroupLayout, machinesCgroupBase } from '../../src/drivers/cgroup
 import { REPO_ROOT, type Sandbox } from './sandbox.js';
 
 export const DEBIAN_HOST_SUITE = 'trixie';
-const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'systemd-container', 'iproute2', 'nftables', 'busybox-static', 'nodejs', 'iputils-ping', 'procps'];
+const PACKAGES = [
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'systemd-container',
+  'iproute2',
+  'nftables',
+  'busybox-static',
+  'nodejs',
+  'iputils-ping',
+  'procps',
+];
 const CACHE_DIR = process.env['SC_TEST_CACHE'] ?? '/var/cache/srvctl-test';
 
 /** The Debian mirror apt on this machine uses (deb822 `URIs:` or a `deb` line), else Debian's default. */
@@ -33,7 +44,10 @@ export async function configuredDebianMirror(): Promise<string> {
 /** The cached base tree (built on first use: debootstrap takes minutes). Never modified by tests. */
 export async function debianHostBase(): Promise<string> {
   const mirror = await configuredDebianMirror();
-  const key = createHash('sha256').update(JSON.stringify([DEBIAN_HOST_SUITE, mirror, PACKAGES])).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(JSON.stringify([DEBIAN_HOST_SUITE, mirror, PACKAGES]))
+    .digest('hex')
+    .slice(0, 12);
   const base = path.join(CACHE_DIR, `debian-host-${DEBIAN_HOST_SUITE}-${key}`);
   if (existsSync(path.join(base, '.complete'))) return base;
   await mkdir(CACHE_DIR, { recursive: true });
@@ -93,9 +107,21 @@ export async function bootDebianHost(sandbox: Sandbox, base: string): Promise<De
   const launcher = execa(
     'setsid',
     [
-      'sh', '-c', 'for p in $PROCS; do echo $$ > "$p"; done; exec "$@"', 'launch',
-      'systemd-nspawn', '--quiet', '--register=no', '--keep-unit', '--boot', `--directory=${tree}`, `--machine=${sandbox.prefix}-host`,
-      '--capability=all', '--bind=/dev/net/tun', `--network-namespace-path=/run/netns/${sandbox.netns}`, '--console=read-only',
+      'sh',
+      '-c',
+      'for p in $PROCS; do echo $$ > "$p"; done; exec "$@"',
+      'launch',
+      'systemd-nspawn',
+      '--quiet',
+      '--register=no',
+      '--keep-unit',
+      '--boot',
+      `--directory=${tree}`,
+      `--machine=${sandbox.prefix}-host`,
+      '--capability=all',
+      '--bind=/dev/net/tun',
+      `--network-namespace-path=/run/netns/${sandbox.netns}`,
+      '--console=read-only',
     ],
     {
       reject: false,
@@ -122,11 +148,15 @@ export async function bootDebianHost(sandbox: Sandbox, base: string): Promise<De
   }
   const pid = initPid;
   const run = async (argv: readonly string[], timeoutMs = 300_000) => {
-    const r = await execa('nsenter', ['-t', String(pid), '-a', 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'NO_COLOR=1', ...argv], {
-      reject: false,
-      timeout: timeoutMs,
-      stdin: 'ignore',
-    });
+    const r = await execa(
+      'nsenter',
+      ['-t', String(pid), '-a', 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'NO_COLOR=1', ...argv],
+      {
+        reject: false,
+        timeout: timeoutMs,
+        stdin: 'ignore',
+      },
+    );
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
   };
   // Booted when systemd says so (degraded: a unit that cannot work in a container, e.g. modules-load).

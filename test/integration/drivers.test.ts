@@ -41,7 +41,9 @@ describe('exec in a network namespace', () => {
 
   it('names a program missing behind ip netns exec', () =>
     withSandbox(async (sandbox) => {
-      const error = await createExec({ netns: sandbox.netns }).run('sc-no-such-program', []).catch((e: unknown) => e);
+      const error = await createExec({ netns: sandbox.netns })
+        .run('sc-no-such-program', [])
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(HostCommandError);
       expect((error as Error).message).toContain('sc-no-such-program: command not found');
     }));

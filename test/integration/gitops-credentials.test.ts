@@ -20,7 +20,8 @@ let bare: string;
 let url: string;
 const requests: { path: string; authorized: boolean }[] = [];
 
-const git = async (args: string[], cwd?: string) => (await execa('git', ['-c', 'user.name=op', '-c', 'user.email=op@test', ...args], { cwd, env: GIT_ENV })).stdout.trim();
+const git = async (args: string[], cwd?: string) =>
+  (await execa('git', ['-c', 'user.name=op', '-c', 'user.email=op@test', ...args], { cwd, env: GIT_ENV })).stdout.trim();
 
 /** Every file under `dir` (recursively), for a grep of the token. */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -76,7 +77,8 @@ afterAll(async () => {
   if (sandbox) await sandbox.destroy();
 }, 60_000);
 
-const sc = (...args: string[]) => sandbox.runSc(['--host', HOST, '--source', url, '--log-level', 'debug', ...args], { env: GIT_ENV, timeoutMs: 180_000 });
+const sc = (...args: string[]) =>
+  sandbox.runSc(['--host', HOST, '--source', url, '--log-level', 'debug', ...args], { env: GIT_ENV, timeoutMs: 180_000 });
 
 describe('a source URL with credentials', () => {
   const outputs: string[] = [];

@@ -80,7 +80,7 @@ describe('datastore edits in a git working tree', () => {
     expect(await git(work, 'rev-parse', 'HEAD')).toBe(head);
   });
 
-  it('--source is refused for edits: the checkout is sc\'s cache', async () => {
+  it("--source is refused for edits: the checkout is sc's cache", async () => {
     const result = await runSc(['--source', `file://${upstream}#main`, '--host', HOST, '--root', dir, 'add-user', 'ub']);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toContain('read-only');
@@ -97,13 +97,31 @@ describe('sc install-units', () => {
   });
 
   const install = () =>
-    runSc(['--root', root, '--host', HOST, '--source', 'https://git.example.net/farm.git#main', '-o', 'json', 'install-units', '--interval', '120', '--jitter', '20']);
+    runSc([
+      '--root',
+      root,
+      '--host',
+      HOST,
+      '--source',
+      'https://git.example.net/farm.git#main',
+      '-o',
+      'json',
+      'install-units',
+      '--interval',
+      '120',
+      '--jitter',
+      '20',
+    ]);
 
   it('writes the reconcile service and timer and the container template, then leaves them alone', async () => {
     const first = await install();
     expect(first.exitCode).toBe(0);
     const units = (JSON.parse(first.stdout) as { units: { unit: string; state: string }[] }).units;
-    expect(units.map((u) => `${u.unit} ${u.state}`)).toEqual(['srvctl-reconcile.service written', 'srvctl-reconcile.timer written', 'srvctl-nspawn@.service written']);
+    expect(units.map((u) => `${u.unit} ${u.state}`)).toEqual([
+      'srvctl-reconcile.service written',
+      'srvctl-reconcile.timer written',
+      'srvctl-nspawn@.service written',
+    ]);
     const service = await readFile(path.join(root, 'etc/systemd/system/srvctl-reconcile.service'), 'utf8');
     expect(service).toMatch(/^ExecStart=\S+ \S+main\.js --source https:\/\/git\.example\.net\/farm\.git#main --host h1\.test reconcile --once$/m);
     const timer = await readFile(path.join(root, 'etc/systemd/system/srvctl-reconcile.timer'), 'utf8');
@@ -122,7 +140,13 @@ describe('sc install-units', () => {
     const verify = await execa(
       'systemd-analyze',
       // --man=no: judge the units, not whether this machine has man pages for their Documentation=.
-      ['verify', '--man=no', path.join(unitDir, 'srvctl-reconcile.service'), path.join(unitDir, 'srvctl-reconcile.timer'), path.join(root, 'srvctl-nspawn@probe.service')],
+      [
+        'verify',
+        '--man=no',
+        path.join(unitDir, 'srvctl-reconcile.service'),
+        path.join(unitDir, 'srvctl-reconcile.timer'),
+        path.join(root, 'srvctl-nspawn@probe.service'),
+      ],
       { reject: false },
     );
     expect(verify.stderr).toBe('');

@@ -41,8 +41,15 @@ beforeAll(async () => {
   await writeFile(
     config,
     [
-      '[user]', '\tname = Signer', '\temail = signer@example.invalid', `\tsigningkey = ${key}`,
-      '[gpg]', '\tformat = ssh', '[gpg "ssh"]', `\tallowedSignersFile = ${path.join(dir, 'allowed_signers')}`, '',
+      '[user]',
+      '\tname = Signer',
+      '\temail = signer@example.invalid',
+      `\tsigningkey = ${key}`,
+      '[gpg]',
+      '\tformat = ssh',
+      '[gpg "ssh"]',
+      `\tallowedSignersFile = ${path.join(dir, 'allowed_signers')}`,
+      '',
     ].join('\n'),
   );
   gitEnv = { GIT_CONFIG_GLOBAL: config, GIT_CONFIG_NOSYSTEM: '1' };

@@ -55,7 +55,8 @@ async function bridges(): Promise<string[]> {
   return links.map((l) => l.ifname).sort();
 }
 
-const readStatus = async (): Promise<ReconcileStatus> => JSON.parse(await readFile(path.join(sandbox.root, 'var/lib/srvctl/reconcile-status.json'), 'utf8')) as ReconcileStatus;
+const readStatus = async (): Promise<ReconcileStatus> =>
+  JSON.parse(await readFile(path.join(sandbox.root, 'var/lib/srvctl/reconcile-status.json'), 'utf8')) as ReconcileStatus;
 
 /** Polls the status record until `ok` holds (the loop test's only way to see a pass). */
 async function waitForStatus(ok: (s: ReconcileStatus) => boolean, what: string, timeoutMs = 90_000): Promise<ReconcileStatus> {
@@ -107,7 +108,9 @@ describe('sc with a git source', () => {
     const diff = await sc('-o', 'json', 'diff');
     expect(diff.exitCode).toBe(2);
     const plan = JSON.parse(diff.stdout) as { changes: { action: string; kind: string; id: string }[] };
-    expect(plan.changes.map((c) => `${c.action} ${c.kind}/${c.id}`)).toEqual(expect.arrayContaining(['create bridge/sc-17-1', 'create container/ua1.test', 'create container/ua2.test']));
+    expect(plan.changes.map((c) => `${c.action} ${c.kind}/${c.id}`)).toEqual(
+      expect.arrayContaining(['create bridge/sc-17-1', 'create container/ua1.test', 'create container/ua2.test']),
+    );
 
     const apply = await sc('apply');
     expect(apply.stderr).toBe('');
@@ -118,7 +121,7 @@ describe('sc with a git source', () => {
     expect(await git(path.join(sandbox.root, 'var/lib/srvctl/source'), 'rev-parse', 'HEAD')).toBe(v1);
   }, 240_000);
 
-  it('a new commit adding a user\'s container is applied by the next reconcile --once; status shows the new revision', async () => {
+  it("a new commit adding a user's container is applied by the next reconcile --once; status shows the new revision", async () => {
     v2 = await commitDatastore('ub1.test for ub', V2);
     const pass = await sc('reconcile', '--once');
     expect(pass.exitCode).toBe(0);
@@ -247,7 +250,11 @@ describe('sc with a git source', () => {
     const plain = (...args: string[]) => sandbox.runSc(['--host', HOST, ...args], { timeoutMs: 120_000 });
     const diff = await plain('-o', 'json', 'diff');
     expect(diff.exitCode).toBe(0);
-    const v4 = await commitDatastore('ub3.test for ub', { ...V2, 'ub2.test': container('ub', '10.17.2.21'), 'ub3.test': container('ub', '10.17.2.22') });
+    const v4 = await commitDatastore('ub3.test for ub', {
+      ...V2,
+      'ub2.test': container('ub', '10.17.2.21'),
+      'ub3.test': container('ub', '10.17.2.22'),
+    });
     const pending = await plain('-o', 'json', 'diff');
     expect(pending.exitCode).toBe(2);
     expect((JSON.parse(pending.stdout) as { changes: { id: string }[] }).changes.map((c) => c.id)).toContain('ub3.test');

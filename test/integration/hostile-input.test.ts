@@ -78,7 +78,8 @@ async function gitSource(name: string, change: (work: string) => Promise<void>):
   await execa('git', ['init', '-q', '--bare', '-b', 'main', bare], { env });
   await execa('git', ['init', '-q', '-b', 'main', work], { env });
   const data = await example();
-  for (const kind of ['clusters', 'users', 'containers', 'settings'] as const) await writeFile(path.join(work, `${kind}.json`), JSON.stringify(data[kind]));
+  for (const kind of ['clusters', 'users', 'containers', 'settings'] as const)
+    await writeFile(path.join(work, `${kind}.json`), JSON.stringify(data[kind]));
   await change(work);
   await git(work, 'add', '-A');
   await git(work, 'commit', '-q', '-m', 'x');
@@ -88,59 +89,273 @@ async function gitSource(name: string, change: (work: string) => Promise<void>):
 
 const CASES: Case[] = [
   // Files that are not plain files.
-  { what: 'users.json a symlink to a secret file', files: async ({ ds }) => { await rm(path.join(ds, 'users.json')); await symlink(secretFile, path.join(ds, 'users.json')); }, message: /users\.json: refused: the file is a symlink/ },
-  { what: 'users.json a symlink to /dev/zero', files: async ({ ds }) => { await rm(path.join(ds, 'users.json')); await symlink('/dev/zero', path.join(ds, 'users.json')); }, message: /users\.json: refused: the file is a symlink/ },
-  { what: 'containers.json a FIFO (must not hang)', files: async ({ ds }) => { await rm(path.join(ds, 'containers.json')); execFileSync('mkfifo', [path.join(ds, 'containers.json')]); }, message: /containers\.json: refused: the file is a FIFO/ },
-  { what: 'clusters.json a character device', files: async ({ ds }) => { await rm(path.join(ds, 'clusters.json')); execFileSync('mknod', [path.join(ds, 'clusters.json'), 'c', '1', '5']); }, message: /clusters\.json: refused: the file is a character device/ },
-  { what: 'settings.json a directory', files: async ({ ds }) => { await rm(path.join(ds, 'settings.json')); await mkdir(path.join(ds, 'settings.json')); }, message: /settings\.json: refused: the file is a directory/ },
-  { what: 'settings.json a symlink (source.verify read from elsewhere)', files: async ({ ds }) => { await writeFile(path.join(base, 'verify-off.json'), '{"source":{"verify":false}}'); await rm(path.join(ds, 'settings.json')); await symlink(path.join(base, 'verify-off.json'), path.join(ds, 'settings.json')); }, message: /settings\.json is a symlink; sc does not follow symlinks here|settings\.json: refused: the file is a symlink/ },
+  {
+    what: 'users.json a symlink to a secret file',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      await symlink(secretFile, path.join(ds, 'users.json'));
+    },
+    message: /users\.json: refused: the file is a symlink/,
+  },
+  {
+    what: 'users.json a symlink to /dev/zero',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      await symlink('/dev/zero', path.join(ds, 'users.json'));
+    },
+    message: /users\.json: refused: the file is a symlink/,
+  },
+  {
+    what: 'containers.json a FIFO (must not hang)',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'containers.json'));
+      execFileSync('mkfifo', [path.join(ds, 'containers.json')]);
+    },
+    message: /containers\.json: refused: the file is a FIFO/,
+  },
+  {
+    what: 'clusters.json a character device',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'clusters.json'));
+      execFileSync('mknod', [path.join(ds, 'clusters.json'), 'c', '1', '5']);
+    },
+    message: /clusters\.json: refused: the file is a character device/,
+  },
+  {
+    what: 'settings.json a directory',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'settings.json'));
+      await mkdir(path.join(ds, 'settings.json'));
+    },
+    message: /settings\.json: refused: the file is a directory/,
+  },
+  {
+    what: 'settings.json a symlink (source.verify read from elsewhere)',
+    files: async ({ ds }) => {
+      await writeFile(path.join(base, 'verify-off.json'), '{"source":{"verify":false}}');
+      await rm(path.join(ds, 'settings.json'));
+      await symlink(path.join(base, 'verify-off.json'), path.join(ds, 'settings.json'));
+    },
+    message: /settings\.json is a symlink; sc does not follow symlinks here|settings\.json: refused: the file is a symlink/,
+  },
   // Sizes and shapes.
-  { what: 'a 70 MB users.json (sparse: refused by its size before reading)', files: async ({ ds }) => truncate(path.join(ds, 'users.json'), 70 * 1024 * 1024), message: /users\.json: the file is 73400320 bytes, over the JSON file size limit \(67108864 bytes\)/ },
-  { what: 'a 17 MB users.yaml', files: async ({ ds }) => { await rm(path.join(ds, 'users.json')); await writeFile(path.join(ds, 'users.yaml'), ''); await truncate(path.join(ds, 'users.yaml'), 17 * 1024 * 1024); }, message: /users\.yaml: the file is 17825792 bytes, over the YAML file size limit \(16777216 bytes\)/ },
-  { what: 'a 10 MB string as a user\'s name', mutate: (d) => { (d.users[first(d.users)] as Record<string, unknown>).name = `${SECRET}${'x'.repeat(10 * 1024 * 1024)}`; }, message: /users\.json:\d+:\d+ \/root\/name: a string of 10485776 characters, over the limit of 65536$/m },
-  { what: 'a 10 MB container name', mutate: (d) => renameContainer(d, 'a'.repeat(10 * 1024 * 1024)), message: /containers\.json:\d+:\d+ \/a{100,}… \(\d+ more characters\): a string of 10485760 characters, over the limit of 65536$/m },
-  { what: '100,000 containers, one with an unknown user', mutate: (d) => {
-    const template = firstContainer(d);
-    for (let i = 0; i < 100_000; i++) d.containers[`c${i}.bulk.example.com`] = { ...template, ip: undefined, mapped_ports: undefined, aliases: undefined, altnames: undefined };
-    (d.containers['c77.bulk.example.com'] as Record<string, unknown>).user = 'nobody';
-  }, message: /\/c77\.bulk\.example\.com\/user: .*nobody/ },
-  { what: 'JSON nested 100,000 deep', files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), `{"a": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`), message: /users\.json:1:70: JSON: nesting deeper than 64 levels/ },
-  { what: 'YAML nested 100,000 deep (flow)', files: async ({ ds }) => { await rm(path.join(ds, 'users.json')); await writeFile(path.join(ds, 'users.yaml'), `a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`); }, message: /users\.yaml:\d+:\d+: YAML syntax: nesting deeper than 64 levels/ },
-  { what: 'YAML nested 200 deep (block)', files: async ({ ds }) => { await rm(path.join(ds, 'users.json')); await writeFile(path.join(ds, 'users.yaml'), ['a:', ...Array.from({ length: 199 }, (_, i) => `${'  '.repeat(i + 1)}k:`), `${'  '.repeat(200)}v: 1`].join('\n')); }, message: /users\.yaml:1:1: YAML: nesting deeper than 64 levels/ },
-  { what: 'YAML aliases expanding exponentially', files: async ({ ds }) => {
-    await rm(path.join(ds, 'users.json'));
-    const lines = ['a: &a [x,x,x,x,x,x,x,x,x]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(',')}]`)];
-    await writeFile(path.join(ds, 'users.yaml'), `${lines.join('\n')}\n`);
-  }, message: /users\.yaml:1:1: YAML: Excessive alias count/ },
+  {
+    what: 'a 70 MB users.json (sparse: refused by its size before reading)',
+    files: async ({ ds }) => truncate(path.join(ds, 'users.json'), 70 * 1024 * 1024),
+    message: /users\.json: the file is 73400320 bytes, over the JSON file size limit \(67108864 bytes\)/,
+  },
+  {
+    what: 'a 17 MB users.yaml',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      await writeFile(path.join(ds, 'users.yaml'), '');
+      await truncate(path.join(ds, 'users.yaml'), 17 * 1024 * 1024);
+    },
+    message: /users\.yaml: the file is 17825792 bytes, over the YAML file size limit \(16777216 bytes\)/,
+  },
+  {
+    what: "a 10 MB string as a user's name",
+    mutate: (d) => {
+      (d.users[first(d.users)] as Record<string, unknown>).name = `${SECRET}${'x'.repeat(10 * 1024 * 1024)}`;
+    },
+    message: /users\.json:\d+:\d+ \/root\/name: a string of 10485776 characters, over the limit of 65536$/m,
+  },
+  {
+    what: 'a 10 MB container name',
+    mutate: (d) => renameContainer(d, 'a'.repeat(10 * 1024 * 1024)),
+    message: /containers\.json:\d+:\d+ \/a{100,}… \(\d+ more characters\): a string of 10485760 characters, over the limit of 65536$/m,
+  },
+  {
+    what: '100,000 containers, one with an unknown user',
+    mutate: (d) => {
+      const template = firstContainer(d);
+      for (let i = 0; i < 100_000; i++)
+        d.containers[`c${i}.bulk.example.com`] = { ...template, ip: undefined, mapped_ports: undefined, aliases: undefined, altnames: undefined };
+      (d.containers['c77.bulk.example.com'] as Record<string, unknown>).user = 'nobody';
+    },
+    message: /\/c77\.bulk\.example\.com\/user: .*nobody/,
+  },
+  {
+    what: 'JSON nested 100,000 deep',
+    files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), `{"a": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`),
+    message: /users\.json:1:70: JSON: nesting deeper than 64 levels/,
+  },
+  {
+    what: 'YAML nested 100,000 deep (flow)',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      await writeFile(path.join(ds, 'users.yaml'), `a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`);
+    },
+    message: /users\.yaml:\d+:\d+: YAML syntax: nesting deeper than 64 levels/,
+  },
+  {
+    what: 'YAML nested 200 deep (block)',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      await writeFile(
+        path.join(ds, 'users.yaml'),
+        ['a:', ...Array.from({ length: 199 }, (_, i) => `${'  '.repeat(i + 1)}k:`), `${'  '.repeat(200)}v: 1`].join('\n'),
+      );
+    },
+    message: /users\.yaml:1:1: YAML: nesting deeper than 64 levels/,
+  },
+  {
+    what: 'YAML aliases expanding exponentially',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      const lines = [
+        'a: &a [x,x,x,x,x,x,x,x,x]',
+        ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(',')}]`),
+      ];
+      await writeFile(path.join(ds, 'users.yaml'), `${lines.join('\n')}\n`);
+    },
+    message: /users\.yaml:1:1: YAML: Excessive alias count/,
+  },
   // Syntax.
-  { what: 'duplicate keys in JSON', files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), '{\n  "alice": {"name": "A"},\n  "alice": {"name": "B"}\n}\n'), message: /users\.json:3:3 \/alice: JSON: duplicate key "alice"/ },
-  { what: 'duplicate keys in YAML', files: async ({ ds }) => { await rm(path.join(ds, 'users.json')); await writeFile(path.join(ds, 'users.yaml'), 'alice:\n  name: A\nalice:\n  name: B\n'); }, message: /users\.yaml:3:1: YAML syntax: Map keys must be unique/ },
-  { what: 'two YAML documents in one file', files: async ({ ds }) => { await rm(path.join(ds, 'users.json')); await writeFile(path.join(ds, 'users.yaml'), 'a: 1\n---\nb: 2\n'); }, message: /one YAML document/ },
-  { what: 'a secret file copied over users.json (not JSON)', files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), `${SECRET}\n-----BEGIN PRIVATE KEY-----\nMIIEvQ\n`), message: /users\.json:1:1: JSON syntax: unexpected 'T'$/m },
-  { what: 'binary garbage', files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), Buffer.from([0x00, 0xff, 0xfe, 0x07, ...Buffer.from(SECRET)])), message: /users\.json:1:1: JSON syntax: unexpected U\+0000$/m },
-  { what: 'an empty users.json', files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), ''), message: /users\.json:1:1: JSON syntax: the file is empty/ },
+  {
+    what: 'duplicate keys in JSON',
+    files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), '{\n  "alice": {"name": "A"},\n  "alice": {"name": "B"}\n}\n'),
+    message: /users\.json:3:3 \/alice: JSON: duplicate key "alice"/,
+  },
+  {
+    what: 'duplicate keys in YAML',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      await writeFile(path.join(ds, 'users.yaml'), 'alice:\n  name: A\nalice:\n  name: B\n');
+    },
+    message: /users\.yaml:3:1: YAML syntax: Map keys must be unique/,
+  },
+  {
+    what: 'two YAML documents in one file',
+    files: async ({ ds }) => {
+      await rm(path.join(ds, 'users.json'));
+      await writeFile(path.join(ds, 'users.yaml'), 'a: 1\n---\nb: 2\n');
+    },
+    message: /one YAML document/,
+  },
+  {
+    what: 'a secret file copied over users.json (not JSON)',
+    files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), `${SECRET}\n-----BEGIN PRIVATE KEY-----\nMIIEvQ\n`),
+    message: /users\.json:1:1: JSON syntax: unexpected 'T'$/m,
+  },
+  {
+    what: 'binary garbage',
+    files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), Buffer.from([0x00, 0xff, 0xfe, 0x07, ...Buffer.from(SECRET)])),
+    message: /users\.json:1:1: JSON syntax: unexpected U\+0000$/m,
+  },
+  {
+    what: 'an empty users.json',
+    files: async ({ ds }) => writeFile(path.join(ds, 'users.json'), ''),
+    message: /users\.json:1:1: JSON syntax: the file is empty/,
+  },
   // Names.
   { what: 'a container name with /', mutate: (d) => renameContainer(d, 'a/b.example.com'), message: /\/a~1b\.example\.com: invalid container name/ },
   { what: 'a container name ..', mutate: (d) => renameContainer(d, '..'), message: /\/\.\.: invalid container name/ },
-  { what: 'a container name with NUL', mutate: (d) => renameContainer(d, 'a\u0000b.example.com'), message: /\/a\\u0000b\.example\.com: invalid container name/ },
-  { what: 'a container name with a newline', mutate: (d) => renameContainer(d, 'a\nb.example.com'), message: /\/a\\nb\.example\.com: invalid container name/ },
-  { what: 'a container name with a Cyrillic lookalike', mutate: (d) => renameContainer(d, 'www.ex\u0430mple.com'), message: /\/www\.exаmple\.com: invalid container name/ },
-  { what: 'a user name with ../', mutate: (d) => { d.users['../../etc'] = d.users.alpha as Record<string, unknown>; delete d.users.alpha; }, message: /\/\.\.~1\.\.~1etc: invalid user name/ },
+  {
+    what: 'a container name with NUL',
+    mutate: (d) => renameContainer(d, 'a\u0000b.example.com'),
+    message: /\/a\\u0000b\.example\.com: invalid container name/,
+  },
+  {
+    what: 'a container name with a newline',
+    mutate: (d) => renameContainer(d, 'a\nb.example.com'),
+    message: /\/a\\nb\.example\.com: invalid container name/,
+  },
+  {
+    what: 'a container name with a Cyrillic lookalike',
+    mutate: (d) => renameContainer(d, 'www.ex\u0430mple.com'),
+    message: /\/www\.exаmple\.com: invalid container name/,
+  },
+  {
+    what: 'a user name with ../',
+    mutate: (d) => {
+      d.users['../../etc'] = d.users.alpha as Record<string, unknown>;
+      delete d.users.alpha;
+    },
+    message: /\/\.\.~1\.\.~1etc: invalid user name/,
+  },
   // Numbers and addresses.
-  { what: 'hostnet as a string', mutate: (d) => { firstHost(d).hostnet = '1'; }, message: /\/eu\/web1\.example\.net\/hostnet: must be an integer, not "1"/ },
+  {
+    what: 'hostnet as a string',
+    mutate: (d) => {
+      firstHost(d).hostnet = '1';
+    },
+    message: /\/eu\/web1\.example\.net\/hostnet: must be an integer, not "1"/,
+  },
   { what: 'a negative host port', mutate: (d) => ports(d, -22), message: /host_port: -22 is out of range/ },
   { what: 'host port 0', mutate: (d) => ports(d, 0), message: /host_port: 0 is out of range/ },
   { what: 'host port 65536', mutate: (d) => ports(d, 65536), message: /host_port: 65536 is out of range/ },
-  { what: 'a negative uid', mutate: (d) => { (d.users.alpha as Record<string, unknown>).uid = -1; }, message: /\/alpha\/uid: -1 is out of range/ },
-  { what: 'host_ip 0.0.0.0', mutate: (d) => { firstHost(d).host_ip = '0.0.0.0'; }, message: /\/eu\/web1\.example\.net\/host_ip: 0\.0\.0\.0 is not a usable host address/ },
-  { what: 'host_ip 127.0.0.1', mutate: (d) => { firstHost(d).host_ip = '127.0.0.1'; }, message: /\/eu\/web1\.example\.net\/host_ip: 127\.0\.0\.1 is not a usable host address/ },
+  {
+    what: 'a negative uid',
+    mutate: (d) => {
+      (d.users.alpha as Record<string, unknown>).uid = -1;
+    },
+    message: /\/alpha\/uid: -1 is out of range/,
+  },
+  {
+    what: 'host_ip 0.0.0.0',
+    mutate: (d) => {
+      firstHost(d).host_ip = '0.0.0.0';
+    },
+    message: /\/eu\/web1\.example\.net\/host_ip: 0\.0\.0\.0 is not a usable host address/,
+  },
+  {
+    what: 'host_ip 127.0.0.1',
+    mutate: (d) => {
+      firstHost(d).host_ip = '127.0.0.1';
+    },
+    message: /\/eu\/web1\.example\.net\/host_ip: 127\.0\.0\.1 is not a usable host address/,
+  },
   // The source and the command line.
-  { what: 'a ref that is an option (--upload-pack=…)', args: ({ root }) => ['--root', root, '--source', `file://${base}/none.git#--upload-pack=touch ${base}/pwned`, 'validate'], message: /REF "--upload-pack=touch .*" is not a branch, tag or commit name/ },
-  { what: 'a source URL that is an option', args: ({ root }) => ['--root', root, '--source', '-oProxyCommand=touch /tmp/pwned', 'validate'], message: /expected a git URL or path/ },
-  { what: 'a token in the source URL (unreachable)', args: ({ root }) => ['--root', root, '--source', `http://deploy:${SECRET}@127.0.0.1:1/farm.git#main`, 'validate'], message: /cannot fetch the source http:\/\/deploy:\*\*\*@127\.0\.0\.1:1\/farm\.git#main/ },
-  { what: 'a source revision with users.json a symlink to a secret', args: async ({ root }) => ['--root', root, '--source', await gitSource('link-users', async (w) => { await rm(path.join(w, 'users.json')); await symlink(secretFile, path.join(w, 'users.json')); }), 'validate'], message: /has a symbolic link at "users\.json", where sc reads plain files/ },
-  { what: 'a source revision with pki a symlinked directory', args: async ({ root }) => ['--root', root, '--source', await gitSource('link-pki', async (w) => symlink('/etc', path.join(w, 'pki'))), 'validate'], message: /has a symbolic link at "pki", where sc reads plain files/ },
-  { what: '--datastore a FIFO', args: async ({ root }) => { const fifo = path.join(base, `fifo-${Date.now()}`); execFileSync('mkfifo', [fifo]); return ['--root', root, '--datastore', fifo, 'validate']; }, message: /--datastore .*fifo-\d+: / },
+  {
+    what: 'a ref that is an option (--upload-pack=…)',
+    args: ({ root }) => ['--root', root, '--source', `file://${base}/none.git#--upload-pack=touch ${base}/pwned`, 'validate'],
+    message: /REF "--upload-pack=touch .*" is not a branch, tag or commit name/,
+  },
+  {
+    what: 'a source URL that is an option',
+    args: ({ root }) => ['--root', root, '--source', '-oProxyCommand=touch /tmp/pwned', 'validate'],
+    message: /expected a git URL or path/,
+  },
+  {
+    what: 'a token in the source URL (unreachable)',
+    args: ({ root }) => ['--root', root, '--source', `http://deploy:${SECRET}@127.0.0.1:1/farm.git#main`, 'validate'],
+    message: /cannot fetch the source http:\/\/deploy:\*\*\*@127\.0\.0\.1:1\/farm\.git#main/,
+  },
+  {
+    what: 'a source revision with users.json a symlink to a secret',
+    args: async ({ root }) => [
+      '--root',
+      root,
+      '--source',
+      await gitSource('link-users', async (w) => {
+        await rm(path.join(w, 'users.json'));
+        await symlink(secretFile, path.join(w, 'users.json'));
+      }),
+      'validate',
+    ],
+    message: /has a symbolic link at "users\.json", where sc reads plain files/,
+  },
+  {
+    what: 'a source revision with pki a symlinked directory',
+    args: async ({ root }) => [
+      '--root',
+      root,
+      '--source',
+      await gitSource('link-pki', async (w) => symlink('/etc', path.join(w, 'pki'))),
+      'validate',
+    ],
+    message: /has a symbolic link at "pki", where sc reads plain files/,
+  },
+  {
+    what: '--datastore a FIFO',
+    args: async ({ root }) => {
+      const fifo = path.join(base, `fifo-${Date.now()}`);
+      execFileSync('mkfifo', [fifo]);
+      return ['--root', root, '--datastore', fifo, 'validate'];
+    },
+    message: /--datastore .*fifo-\d+: /,
+  },
 ];
 
 /** Every path below `dir` with type, size and mtime, never following links: "nothing written" is this, unchanged. */
@@ -172,7 +387,8 @@ describe.each(CASES.map((c) => [c.what, c] as const))('%s', (_what, c) => {
     await mkdir(root);
     const data = await example();
     c.mutate?.(data);
-    for (const kind of ['clusters', 'users', 'containers', 'settings'] as const) await writeFile(path.join(ds, `${kind}.json`), JSON.stringify(data[kind], null, 2));
+    for (const kind of ['clusters', 'users', 'containers', 'settings'] as const)
+      await writeFile(path.join(ds, `${kind}.json`), JSON.stringify(data[kind], null, 2));
     const ctx = { ds, root, data };
     await c.files?.(ctx);
     const args = c.args ? await c.args(ctx) : ['--root', root, '--datastore', ds, 'validate'];
@@ -181,7 +397,10 @@ describe.each(CASES.map((c) => [c.what, c] as const))('%s', (_what, c) => {
     const rootBefore = await snapshot(root);
 
     const result = await execa('/usr/bin/time', ['-v', process.execPath, SC_MAIN, ...args], {
-      reject: false, timeout: 240_000, env: { NO_COLOR: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0' }, stdin: 'ignore',
+      reject: false,
+      timeout: 240_000,
+      env: { NO_COLOR: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0' },
+      stdin: 'ignore',
     });
     // GNU time's report is the tail of stderr; sc's own stderr comes before it.
     const stderr = String(result.stderr);

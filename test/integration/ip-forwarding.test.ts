@@ -47,7 +47,11 @@ test('apply turns forwarding on and persists it; drift is repaired; a second dif
   const drift = await sc('-o', 'json', 'diff', '--target', 'sysctl');
   expect(drift.exitCode).toBe(2);
   expect(JSON.parse(drift.stdout).changes).toEqual([
-    expect.objectContaining({ action: 'update', id: 'net.ipv4.ip_forward', reasons: [expect.objectContaining({ path: '/value', old: '0', new: '1' })] }),
+    expect.objectContaining({
+      action: 'update',
+      id: 'net.ipv4.ip_forward',
+      reasons: [expect.objectContaining({ path: '/value', old: '0', new: '1' })],
+    }),
   ]);
   expect((await sc('apply', '--target', 'sysctl')).exitCode).toBe(0);
   expect(await forwarding()).toBe('1');

@@ -22,7 +22,13 @@ const users = {
 const containers = {
   'ua1.test': { user: 'ua', host: HOST, type: 'busybox', ip: '10.17.1.20' },
   'ua2.test': { user: 'ua', host: HOST, type: 'busybox', ip: '10.17.1.21' },
-  'ub1.test': { user: 'ub', host: HOST, type: 'busybox', ip: '10.17.2.20', mapped_ports: [{ proto: 'tcp', host_port: MAPPED_PORT, container_port: 80 }] },
+  'ub1.test': {
+    user: 'ub',
+    host: HOST,
+    type: 'busybox',
+    ip: '10.17.2.20',
+    mapped_ports: [{ proto: 'tcp', host_port: MAPPED_PORT, container_port: 80 }],
+  },
 };
 type Name = keyof typeof containers;
 const NAMES = Object.keys(containers).sort() as Name[];
@@ -42,7 +48,9 @@ const sc = async (...args: string[]) => {
   const started = Date.now();
   const result = await sandbox.runSc(['--datastore', datastore, '--host', HOST, ...args], { timeoutMs: 150_000 });
   if (result.exitCode === -1 || Date.now() - started > 60_000) {
-    process.stderr.write(`sc ${args.join(' ')}: exit ${result.exitCode} after ${Date.now() - started} ms\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}\n`);
+    process.stderr.write(
+      `sc ${args.join(' ')}: exit ${result.exitCode} after ${Date.now() - started} ms\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}\n`,
+    );
   }
   return result;
 };
@@ -109,7 +117,9 @@ async function sitesAnswer(): Promise<string[]> {
   }
   results.push(
     await eventually('mapped port from the client', async () => {
-      const page = await execa('ip', ['netns', 'exec', clientNs, 'curl', '-s', '--max-time', '2', `http://${HOST_UPLINK_IP}:${MAPPED_PORT}/`], { reject: false });
+      const page = await execa('ip', ['netns', 'exec', clientNs, 'curl', '-s', '--max-time', '2', `http://${HOST_UPLINK_IP}:${MAPPED_PORT}/`], {
+        reject: false,
+      });
       return page.exitCode === 0 && page.stdout.includes('hello from ub1.test');
     }),
   );
@@ -121,7 +131,10 @@ beforeAll(async () => {
   clientNs = `${sandbox.prefix}-cl`;
   datastore = path.join(sandbox.root, 'datastore');
   await mkdir(datastore, { recursive: true });
-  await writeFile(path.join(datastore, 'clusters.json'), JSON.stringify({ test: { [HOST]: { hostnet: 1, host_ip: HOST_UPLINK_IP, interface: 'eth0' } } }));
+  await writeFile(
+    path.join(datastore, 'clusters.json'),
+    JSON.stringify({ test: { [HOST]: { hostnet: 1, host_ip: HOST_UPLINK_IP, interface: 'eth0' } } }),
+  );
   await writeFile(path.join(datastore, 'users.json'), JSON.stringify(users));
   await writeFile(path.join(datastore, 'containers.json'), JSON.stringify(containers));
   await writeFile(path.join(datastore, 'settings.json'), JSON.stringify({ runtime: 'direct', images: { busybox: { builder: 'busybox' } } }));
@@ -202,7 +215,8 @@ const cases: DriftCase[] = [
   },
   {
     name: "a mapped port's rule removed",
-    inject: async () => void (await execa('ip', ['netns', 'exec', sandbox.netns, 'nft', 'delete', 'element', 'ip', 'srvctl', 'tcp_ports', `{ ${MAPPED_PORT} }`])),
+    inject: async () =>
+      void (await execa('ip', ['netns', 'exec', sandbox.netns, 'nft', 'delete', 'element', 'ip', 'srvctl', 'tcp_ports', `{ ${MAPPED_PORT} }`])),
     plan: ['update port-map/srvctl'],
   },
   {
@@ -218,27 +232,31 @@ describe('network drift: one apply repairs it and every site answers', () => {
     expect((await sc('diff')).exitCode).toBe(0);
   }, 120_000);
 
-  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, drift) => {
-    const before = await pids();
-    await drift.inject();
+  it.each(cases.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, drift) => {
+      const before = await pids();
+      await drift.inject();
 
-    const planned = await diffChanges();
-    expect(planned).toEqual({ exitCode: 2, changes: drift.plan });
+      const planned = await diffChanges();
+      expect(planned).toEqual({ exitCode: 2, changes: drift.plan });
 
-    const apply = await sc('apply');
-    expect({ exit: apply.exitCode, stderr: apply.stderr }).toEqual({ exit: 0, stderr: '' });
-    // apply itself checked that the containers answer (waiting for the repaired ones).
-    expect(apply.stdout).toMatch(/All 3 running containers answer/);
-    expect(await sitesAnswer()).toEqual(Array(NAMES.length * 2 + 1).fill('ok'));
+      const apply = await sc('apply');
+      expect({ exit: apply.exitCode, stderr: apply.stderr }).toEqual({ exit: 0, stderr: '' });
+      // apply itself checked that the containers answer (waiting for the repaired ones).
+      expect(apply.stdout).toMatch(/All 3 running containers answer/);
+      expect(await sitesAnswer()).toEqual(Array(NAMES.length * 2 + 1).fill('ok'));
 
-    const after = await pids();
-    for (const name of NAMES) {
-      if (drift.restarted?.includes(name)) expect({ name, restarted: after[name] !== before[name] }).toEqual({ name, restarted: true });
-      else expect({ name, pids: after[name] }).toEqual({ name, pids: before[name] });
-    }
-    const again = await sc('diff');
-    expect({ exit: again.exitCode, out: again.stdout }).toEqual({ exit: 0, out: expect.stringContaining('No changes') });
-  }, 600_000);
+      const after = await pids();
+      for (const name of NAMES) {
+        if (drift.restarted?.includes(name)) expect({ name, restarted: after[name] !== before[name] }).toEqual({ name, restarted: true });
+        else expect({ name, pids: after[name] }).toEqual({ name, pids: before[name] });
+      }
+      const again = await sc('diff');
+      expect({ exit: again.exitCode, out: again.stdout }).toEqual({ exit: 0, out: expect.stringContaining('No changes') });
+    },
+    600_000,
+  );
 });
 
 interface StatusJson {
@@ -270,7 +288,11 @@ describe('status and apply never claim health they did not see', () => {
 
       const body = JSON.parse((await sc('-o', 'json', 'status', '--check')).stdout) as StatusJson;
       expect(body.in_sync).toBe(true);
-      expect(body.health).toMatchObject({ healthy: false, not_answering: ['ua1.test'], summary: 'in sync, 1 of 3 running containers not answering: ua1.test' });
+      expect(body.health).toMatchObject({
+        healthy: false,
+        not_answering: ['ua1.test'],
+        summary: 'in sync, 1 of 3 running containers not answering: ua1.test',
+      });
       expect(body.containers.find((c) => c.name === 'ua1.test')).toMatchObject({ answers: false, answer: 'no' });
 
       const apply = await sc('apply');

@@ -47,8 +47,7 @@ describe('port-map: nft DNAT and masquerade in a namespace', () => {
   const sc = (...args: string[]) => sandbox.runSc(['--datastore', datastore, '--host', HOST, ...args]);
   const nsExec = (ns: string, ...args: string[]) => execa('ip', ['netns', 'exec', ns, ...args]);
   const nft = (...args: string[]) => nsExec(sandbox.netns, 'nft', ...args);
-  const curl = (ns: string, url: string) =>
-    execa('ip', ['netns', 'exec', ns, 'curl', '-s', '--max-time', '5', url], { reject: false });
+  const curl = (ns: string, url: string) => execa('ip', ['netns', 'exec', ns, 'curl', '-s', '--max-time', '5', url], { reject: false });
   const foreignTables = async () => (await nft('list', 'table', 'ip', 'filter')).stdout + (await nft('list', 'table', 'inet', 'other')).stdout;
 
   async function writeContainers(containers: Containers): Promise<void> {
@@ -188,7 +187,7 @@ describe('port-map: nft DNAT and masquerade in a namespace', () => {
     expect(await foreignTables()).toBe(foreignBefore);
   });
 
-  it('the port map\'s delete succeeds where the table is already gone, and touches nothing else', async () => {
+  it("the port map's delete succeeds where the table is already gone, and touches nothing else", async () => {
     const before = (await nft('list', 'ruleset')).stdout;
     expect(before).not.toContain('table ip srvctl');
     await portMapHandler.delete(createDrivers({ root: sandbox.root, netns: sandbox.netns }));

@@ -10,8 +10,29 @@ const PACKAGE_LIST = path.join(REPO_ROOT, 'scripts/system-packages.txt');
 
 /** The programs the integration suites run (directly or through sc); their packages come from the list. */
 export const INTEGRATION_PROGRAMS = [
-  'ip', 'ss', 'nft', 'systemd-nspawn', 'nsenter', 'unshare', 'setsid', 'sysctl', 'systemctl', 'systemd-analyze',
-  'busybox', 'git', 'openvpn', 'haproxy', 'ping', 'openssl', 'curl', 'debootstrap', 'ssh-keygen', 'ssh', 'sshd', 'script', 'time',
+  'ip',
+  'ss',
+  'nft',
+  'systemd-nspawn',
+  'nsenter',
+  'unshare',
+  'setsid',
+  'sysctl',
+  'systemctl',
+  'systemd-analyze',
+  'busybox',
+  'git',
+  'openvpn',
+  'haproxy',
+  'ping',
+  'openssl',
+  'curl',
+  'debootstrap',
+  'ssh-keygen',
+  'ssh',
+  'sshd',
+  'script',
+  'time',
 ] as const;
 
 export interface PackageEntry {
@@ -48,7 +69,12 @@ export function findOnPath(name: string, searchPath = process.env['PATH'] ?? '')
 }
 
 /** One line describing every missing prerequisite, or undefined when all are there. */
-export function missingPrerequisites(opts: { isRoot: boolean; cliBuilt: boolean; packages: readonly PackageEntry[]; searchPath?: string }): string | undefined {
+export function missingPrerequisites(opts: {
+  isRoot: boolean;
+  cliBuilt: boolean;
+  packages: readonly PackageEntry[];
+  searchPath?: string;
+}): string | undefined {
   const problems: string[] = [];
   if (!opts.isRoot) problems.push('root (they create network namespaces: run `sudo npm test`)');
   if (!opts.cliBuilt) problems.push('the built CLI dist/cli/main.js (run `npm run build`; `npm test` does)');

@@ -49,7 +49,11 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
 
   /** Issuer and SAN of what the proxy presents for `name`. */
   async function served(name: string): Promise<string> {
-    const hello = await execa('ip', ['netns', 'exec', acmeNs, 'openssl', 's_client', '-connect', `${UPLINK_IP}:443`, '-servername', name], { input: '', reject: false, timeout: 20_000 });
+    const hello = await execa('ip', ['netns', 'exec', acmeNs, 'openssl', 's_client', '-connect', `${UPLINK_IP}:443`, '-servername', name], {
+      input: '',
+      reject: false,
+      timeout: 20_000,
+    });
     return (await execa('openssl', ['x509', '-noout', '-issuer', '-ext', 'subjectAltName'], { input: hello.stdout, reject: false })).stdout;
   }
 
@@ -74,20 +78,80 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
     await writeDatastore(datastore, data);
     await writeFile(
       path.join(datastore, 'settings.json'),
-      JSON.stringify({ proxy: { acme: { directory_url: `https://${ACME_IP}:14000/dir`, contact: 'hostmaster@example.net', ca_file: '/etc/srvctl/acme-server-ca.pem' } } }),
+      JSON.stringify({
+        proxy: {
+          acme: { directory_url: `https://${ACME_IP}:14000/dir`, contact: 'hostmaster@example.net', ca_file: '/etc/srvctl/acme-server-ca.pem' },
+        },
+      }),
     );
 
     // The ACME server's own TLS: a throwaway CA sc is told to trust (settings ca_file, under --root).
     const pki = path.join(sandbox.root, 'pebble');
     await execa('mkdir', ['-p', pki, path.join(sandbox.root, 'etc/srvctl')]);
-    await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${pki}/ca.key`, '-out', `${pki}/ca.crt`, '-days', '2', '-subj', '/CN=acme server test CA']);
-    await execa('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${pki}/key.pem`, '-out', `${pki}/srv.csr`, '-subj', '/CN=pebble']);
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${pki}/ca.key`,
+      '-out',
+      `${pki}/ca.crt`,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=acme server test CA',
+    ]);
+    await execa('openssl', [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${pki}/key.pem`,
+      '-out',
+      `${pki}/srv.csr`,
+      '-subj',
+      '/CN=pebble',
+    ]);
     await writeFile(`${pki}/srv.ext`, `subjectAltName=IP:${ACME_IP}\n`);
-    await execa('openssl', ['x509', '-req', '-in', `${pki}/srv.csr`, '-CA', `${pki}/ca.crt`, '-CAkey', `${pki}/ca.key`, '-CAcreateserial', '-days', '2', '-extfile', `${pki}/srv.ext`, '-out', `${pki}/cert.pem`]);
+    await execa('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      `${pki}/srv.csr`,
+      '-CA',
+      `${pki}/ca.crt`,
+      '-CAkey',
+      `${pki}/ca.key`,
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${pki}/srv.ext`,
+      '-out',
+      `${pki}/cert.pem`,
+    ]);
     await writeFile(path.join(sandbox.root, 'etc/srvctl/acme-server-ca.pem'), await readFile(`${pki}/ca.crt`));
     await writeFile(
       `${pki}/pebble-config.json`,
-      JSON.stringify({ pebble: { listenAddress: '0.0.0.0:14000', managementListenAddress: '0.0.0.0:15000', certificate: `${pki}/cert.pem`, privateKey: `${pki}/key.pem`, httpPort: 80, tlsPort: 5001, ocspResponderURL: '', externalAccountBindingRequired: false } }),
+      JSON.stringify({
+        pebble: {
+          listenAddress: '0.0.0.0:14000',
+          managementListenAddress: '0.0.0.0:15000',
+          certificate: `${pki}/cert.pem`,
+          privateKey: `${pki}/key.pem`,
+          httpPort: 80,
+          tlsPort: 5001,
+          ocspResponderURL: '',
+          externalAccountBindingRequired: false,
+        },
+      }),
     );
 
     await execa('ip', ['netns', 'add', acmeNs]);
@@ -100,8 +164,27 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
     await execa('ip', ['-n', acmeNs, 'link', 'set', 'eth0', 'up']);
 
     // Every name resolves to the proxy, except the one the CA must fail to validate.
-    startIn(acmeNs, ['pebble-challtestsrv', '-defaultIPv4', UPLINK_IP, '-defaultIPv6', '', '-dns01', '127.0.0.1:8053', '-management', '127.0.0.1:8055', '-http01', '', '-https01', '', '-tlsalpn01', '']);
-    startIn(acmeNs, ['pebble', '-config', `${pki}/pebble-config.json`, '-dnsserver', '127.0.0.1:8053'], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' });
+    startIn(acmeNs, [
+      'pebble-challtestsrv',
+      '-defaultIPv4',
+      UPLINK_IP,
+      '-defaultIPv6',
+      '',
+      '-dns01',
+      '127.0.0.1:8053',
+      '-management',
+      '127.0.0.1:8055',
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+    ]);
+    startIn(acmeNs, ['pebble', '-config', `${pki}/pebble-config.json`, '-dnsserver', '127.0.0.1:8053'], {
+      PEBBLE_VA_NOSLEEP: '1',
+      PEBBLE_WFE_NONCEREJECT: '0',
+    });
     await waitForPebble();
     for (let i = 0; i < 50; i++) {
       const added = await curlIn('-X', 'POST', '-d', JSON.stringify({ host: `${BAD}.`, addresses: ['192.0.2.200'] }), 'http://127.0.0.1:8055/add-a');
@@ -118,7 +201,9 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
   it('orders a certificate per name through the proxy; the name the CA cannot validate fails alone and is reported', async () => {
     const applied = await sc('apply', ...TARGETS);
     expect(applied.exitCode).not.toBe(0);
-    expect(applied.stdout).toMatch(new RegExp(`certificate/${BAD.replace(/\./g, '\\.')}: .*ACME order for ${BAD.replace(/\./g, '\\.')} failed 1 time`));
+    expect(applied.stdout).toMatch(
+      new RegExp(`certificate/${BAD.replace(/\./g, '\\.')}: .*ACME order for ${BAD.replace(/\./g, '\\.')} failed 1 time`),
+    );
     for (const name of [C1, `www.${C1}`, C2, `www.${C2}`]) {
       const file = await stat(acmeCert(name));
       expect((file.mode & 0o777).toString(8)).toBe('600');
@@ -137,7 +222,13 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
     // Verified against the CA pebble issued from (its management API hands out the root).
     const root = await curlIn('--cacert', path.join(sandbox.root, 'pebble/ca.crt'), `https://${ACME_IP}:15000/roots/0`);
     await writeFile(path.join(sandbox.root, 'pebble/issuing-root.pem'), root.stdout);
-    const viaHttps = await curlIn('--cacert', path.join(sandbox.root, 'pebble/issuing-root.pem'), '--resolve', `${C2}:443:${UPLINK_IP}`, `https://${C2}/`);
+    const viaHttps = await curlIn(
+      '--cacert',
+      path.join(sandbox.root, 'pebble/issuing-root.pem'),
+      '--resolve',
+      `${C2}:443:${UPLINK_IP}`,
+      `https://${C2}/`,
+    );
     expect({ exitCode: viaHttps.exitCode, body: viaHttps.stdout }).toEqual({ exitCode: 0, body: 'hello from c2' });
 
     // Within the backoff, the next apply reports the failure again without a new order.
@@ -158,7 +249,25 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
     // Stand-in for an old ACME certificate: valid for 10 more days, from another CA.
     const dir = path.join(sandbox.root, 'old');
     await execa('mkdir', ['-p', dir]);
-    await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${dir}/k`, '-out', `${dir}/c`, '-days', '10', '-subj', `/CN=${C2}`, '-addext', `subjectAltName=DNS:${C2}`]);
+    await execa('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${dir}/k`,
+      '-out',
+      `${dir}/c`,
+      '-days',
+      '10',
+      '-subj',
+      `/CN=${C2}`,
+      '-addext',
+      `subjectAltName=DNS:${C2}`,
+    ]);
     await writeFile(acmeCert(C2), (await readFile(`${dir}/c`, 'utf8')) + (await readFile(`${dir}/k`, 'utf8')), { mode: 0o600 });
     const diff = await sc('-o', 'json', 'diff', ...TARGETS);
     const plan = JSON.parse(diff.stdout) as { changes: { action: string; kind: string; id: string; reasons: { path: string }[] }[] };

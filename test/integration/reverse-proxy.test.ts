@@ -43,7 +43,20 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     const scheme = port === 443 ? 'https' : 'http';
     const out = await execa(
       'ip',
-      ['netns', 'exec', clientNs, 'curl', '-s', '--max-time', '20', '--resolve', `${name}:${port}:${UPLINK_IP}`, '-w', '\n%{http_code} %{redirect_url}', `${scheme}://${name}${urlPath}`],
+      [
+        'netns',
+        'exec',
+        clientNs,
+        'curl',
+        '-s',
+        '--max-time',
+        '20',
+        '--resolve',
+        `${name}:${port}:${UPLINK_IP}`,
+        '-w',
+        '\n%{http_code} %{redirect_url}',
+        `${scheme}://${name}${urlPath}`,
+      ],
       { reject: false },
     );
     const lines = out.stdout.split('\n');
@@ -83,19 +96,68 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     const ca = path.join(sandbox.root, 'test-ca');
     await execa('mkdir', ['-p', ca, dir]);
     if (!existsSync(path.join(ca, 'ca.crt'))) {
-      await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${ca}/ca.key`, '-out', `${ca}/ca.crt`, '-days', '30', '-subj', '/CN=sc test operator CA']);
+      await execa('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        `${ca}/ca.key`,
+        '-out',
+        `${ca}/ca.crt`,
+        '-days',
+        '30',
+        '-subj',
+        '/CN=sc test operator CA',
+      ]);
     }
     const leaf = path.join(ca, file);
-    await execa('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${leaf}.key`, '-out', `${leaf}.csr`, '-subj', `/CN=${names[0]}`]);
+    await execa('openssl', [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${leaf}.key`,
+      '-out',
+      `${leaf}.csr`,
+      '-subj',
+      `/CN=${names[0]}`,
+    ]);
     await writeFile(`${leaf}.ext`, `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
-    await execa('openssl', ['x509', '-req', '-in', `${leaf}.csr`, '-CA', `${ca}/ca.crt`, '-CAkey', `${ca}/ca.key`, '-CAcreateserial', '-days', '30', '-extfile', `${leaf}.ext`, '-out', `${leaf}.crt`]);
+    await execa('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      `${leaf}.csr`,
+      '-CA',
+      `${ca}/ca.crt`,
+      '-CAkey',
+      `${ca}/ca.key`,
+      '-CAcreateserial',
+      '-days',
+      '30',
+      '-extfile',
+      `${leaf}.ext`,
+      '-out',
+      `${leaf}.crt`,
+    ]);
     const pem = (await readFile(`${leaf}.crt`, 'utf8')) + (await readFile(`${leaf}.key`, 'utf8'));
     await writeFile(path.join(dir, file), pem, { mode: 0o600 });
   }
 
   /** The certificate the proxy presents for `name` (SNI), as `openssl x509` prints its issuer and SAN. */
   async function servedCertificate(name: string): Promise<string> {
-    const hello = await execa('ip', ['netns', 'exec', clientNs, 'openssl', 's_client', '-connect', `${UPLINK_IP}:443`, '-servername', name], { input: '', reject: false, timeout: 20_000 });
+    const hello = await execa('ip', ['netns', 'exec', clientNs, 'openssl', 's_client', '-connect', `${UPLINK_IP}:443`, '-servername', name], {
+      input: '',
+      reject: false,
+      timeout: 20_000,
+    });
     const shown = await execa('openssl', ['x509', '-noout', '-issuer', '-ext', 'subjectAltName'], { input: hello.stdout, reject: false });
     return shown.stdout;
   }
@@ -104,7 +166,22 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
   async function getTls(name: string, urlPath = '/'): Promise<Reply> {
     const out = await execa(
       'ip',
-      ['netns', 'exec', clientNs, 'curl', '-s', '--max-time', '20', '--cacert', path.join(sandbox.root, 'test-ca/ca.crt'), '--resolve', `${name}:443:${UPLINK_IP}`, '-w', '\n%{http_code} %{redirect_url}', `https://${name}${urlPath}`],
+      [
+        'netns',
+        'exec',
+        clientNs,
+        'curl',
+        '-s',
+        '--max-time',
+        '20',
+        '--cacert',
+        path.join(sandbox.root, 'test-ca/ca.crt'),
+        '--resolve',
+        `${name}:443:${UPLINK_IP}`,
+        '-w',
+        '\n%{http_code} %{redirect_url}',
+        `https://${name}${urlPath}`,
+      ],
       { reject: false },
     );
     const lines = out.stdout.split('\n');
@@ -121,11 +198,18 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     data = generateDatastore({ host: HOST, hostnet: 1, resellers: 1, usersPerReseller: 2 });
     const c1 = data.containers[C1];
     const c2 = data.containers[C2];
-    if (!c1 || c1.ip !== '10.17.1.20' || !c2 || c2.ip !== '10.17.2.20') throw new Error(`generated datastore changed: ${JSON.stringify(data.containers)}`);
+    if (!c1 || c1.ip !== '10.17.1.20' || !c2 || c2.ip !== '10.17.2.20')
+      throw new Error(`generated datastore changed: ${JSON.stringify(data.containers)}`);
     c1.aliases = ['alias.example.org'];
     c1.altnames = ['alt.example.net'];
     c2['http-redirect'] = 'none';
-    data.containers[C3] = { user: c1.user, host: HOST, type: 'busybox', ip: '10.17.1.21', 'http-redirect': 'https://elsewhere.example.org/landing?from=c3' };
+    data.containers[C3] = {
+      user: c1.user,
+      host: HOST,
+      type: 'busybox',
+      ip: '10.17.1.21',
+      'http-redirect': 'https://elsewhere.example.org/landing?from=c3',
+    };
     await writeDatastore(datastore, data);
 
     await execa('ip', ['netns', 'add', clientNs]);
@@ -176,7 +260,13 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     const diff = await sc('-o', 'json', 'diff', ...TARGETS);
     expect(diff.exitCode).toBe(2);
     const plan = JSON.parse(diff.stdout) as { changes: { action: string; kind: string; reasons: { path: string }[] }[] };
-    expect(plan.changes).toEqual([expect.objectContaining({ action: 'update', kind: 'reverse-proxy', reasons: expect.arrayContaining([expect.objectContaining({ path: '/config', old: 'edited', new: 'intact' })]) })]);
+    expect(plan.changes).toEqual([
+      expect.objectContaining({
+        action: 'update',
+        kind: 'reverse-proxy',
+        reasons: expect.arrayContaining([expect.objectContaining({ path: '/config', old: 'edited', new: 'intact' })]),
+      }),
+    ]);
     await applyOk();
     expect(await readFile(configPath(), 'utf8')).toBe(config);
     expect(await masterPid()).toBe(before);
@@ -218,7 +308,24 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
       for (let batch = 0; batch < 40 && (reloading || batch < 2); batch++) {
         const out = await execa(
           'ip',
-          ['netns', 'exec', clientNs, 'curl', '-s', '--max-time', '20', '-H', 'Connection: close', '--resolve', `${C1}:80:${UPLINK_IP}`, '-o', '/dev/null', '-w', '%{http_code}\n', `http://${C1}/index.html?[1-250]`],
+          [
+            'netns',
+            'exec',
+            clientNs,
+            'curl',
+            '-s',
+            '--max-time',
+            '20',
+            '-H',
+            'Connection: close',
+            '--resolve',
+            `${C1}:80:${UPLINK_IP}`,
+            '-o',
+            '/dev/null',
+            '-w',
+            '%{http_code}\n',
+            `http://${C1}/index.html?[1-250]`,
+          ],
           { reject: false },
         );
         codes.push(...out.stdout.split('\n').filter(Boolean));
@@ -236,12 +343,14 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     await load;
     expect(await masterPid()).toBe(master);
     expect(codes.length).toBeGreaterThanOrEqual(500);
-    process.stdout.write(`reverse-proxy under load: ${codes.length} requests across ${reloads} reloads, ${codes.filter((c) => c !== '200').length} failed\n`);
+    process.stdout.write(
+      `reverse-proxy under load: ${codes.length} requests across ${reloads} reloads, ${codes.filter((c) => c !== '200').length} failed\n`,
+    );
     expect(codes.filter((c) => c !== '200')).toEqual([]);
     expect((await sc('diff', ...TARGETS)).exitCode).toBe(0);
   }, 600_000);
 
-  it('serves TLS with the operator\'s certificates: NAME.pem and a wildcard per SNI; http goes to https by default', async () => {
+  it("serves TLS with the operator's certificates: NAME.pem and a wildcard per SNI; http goes to https by default", async () => {
     const certDir = path.join(sandbox.root, 'etc/srvctl/cert');
     await issue(certDir, `${C1}.pem`, [C1, `www.${C1}`]);
     await issue(path.join(certDir, 'res1.example.com'), 'wildcard.pem', ['*.res1.example.com']);
@@ -253,7 +362,9 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     expect(plan.changes.map((c) => c.reasons.map((r) => r.path).sort())).toEqual([['/certificates', '/sites']]);
     await applyOk();
 
-    expect(await servedCertificate(C1)).toMatch(new RegExp(`issuer= ?CN ?= ?sc test operator CA[\\s\\S]*DNS:${C1.replace(/\./g, '\\.')}, DNS:www\\.${C1.replace(/\./g, '\\.')}`));
+    expect(await servedCertificate(C1)).toMatch(
+      new RegExp(`issuer= ?CN ?= ?sc test operator CA[\\s\\S]*DNS:${C1.replace(/\./g, '\\.')}, DNS:www\\.${C1.replace(/\./g, '\\.')}`),
+    );
     expect(await servedCertificate(C2)).toMatch(/DNS:\*\.res1\.example\.com/);
     expect(await getTls(C1)).toEqual({ code: '200', location: '', body: 'hello from c1' });
     expect(await getTls(C2)).toEqual({ code: '200', location: '', body: 'hello from c2' });
@@ -270,10 +381,20 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
   it('sc status shows each name: route, certificate and the HTTP status a request through the proxy gets', async () => {
     const status = await sc('-o', 'json', 'status');
     expect(status.stderr).toBe('');
-    const json = JSON.parse(status.stdout) as { proxy: { running: boolean; names: { name: string; http: string; https: string; certificate: { source: string } | null; http_status: string | null }[] } };
+    const json = JSON.parse(status.stdout) as {
+      proxy: {
+        running: boolean;
+        names: { name: string; http: string; https: string; certificate: { source: string } | null; http_status: string | null }[];
+      };
+    };
     expect(json.proxy.running).toBe(true);
     const byName = Object.fromEntries(json.proxy.names.map((n) => [n.name, n]));
-    expect(byName[C1]).toMatchObject({ http: `301 https://${C1}`, https: '10.17.1.20:80 (local)', certificate: { source: 'operator' }, http_status: '301' });
+    expect(byName[C1]).toMatchObject({
+      http: `301 https://${C1}`,
+      https: '10.17.1.20:80 (local)',
+      certificate: { source: 'operator' },
+      http_status: '301',
+    });
     expect(byName[C2]).toMatchObject({ http: '10.17.2.20:80 (local)', certificate: { source: 'operator' }, http_status: '200' });
     expect(byName['alt.example.net']).toMatchObject({ certificate: null, http_status: '200' });
     const text = await sc('status');

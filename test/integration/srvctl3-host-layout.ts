@@ -36,7 +36,9 @@ const gatewayOf = (ip: string): string => `${ip.split('.').slice(0, 3).join('.')
 
 /** srvctl 3.2's container_nspawn output (lib.js), as it wrote /srv/NAME/NAME.nspawn. */
 export function srvctl3Nspawn(c: OldContainer): string {
-  const ports = c.ports.length ? c.ports.flatMap((p) => [`## ${p.comment ?? p.container_port}`, `Port=${p.proto}:${p.host_port}:${p.container_port}`]) : ['## no mapped ports'];
+  const ports = c.ports.length
+    ? c.ports.flatMap((p) => [`## ${p.comment ?? p.container_port}`, `Port=${p.proto}:${p.host_port}:${p.container_port}`])
+    : ['## no mapped ports'];
   return [
     `## srvctl generated - ${c.name}`,
     '[Network]',
@@ -88,7 +90,10 @@ export async function writeSrvctl3Container(root: string, c: OldContainer, optio
   }
   await execa('cp', [busybox, path.join(tree, 'bin/busybox')]);
   const { stdout } = await execa(busybox, ['--list-full']);
-  for (const applet of stdout.split('\n').map((l) => l.trim()).filter((l) => l && l !== 'bin/busybox')) {
+  for (const applet of stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && l !== 'bin/busybox')) {
     await mkdir(path.dirname(path.join(tree, applet)), { recursive: true });
     await symlink('/bin/busybox', path.join(tree, applet)).catch(() => undefined);
   }
@@ -126,8 +131,14 @@ export async function writeSrvctl3Container(root: string, c: OldContainer, optio
   } else {
     await writeFile(path.join(dir, `${c.name}.nspawn`), settings);
   }
-  await writeFile(path.join(dir, 'network/ethernet.network'), `[Match]\nName=${vethOf(c.ip)}\n\n[Network]\nAddress=${c.ip}/24\nGateway=${gatewayOf(c.ip)}\n`);
-  await writeFile(path.join(dir, 'hosts'), `## $SRVCTL generated\n127.0.0.1 localhost.localdomain localhost ${c.name}\n::1 localhost\n${gatewayOf(c.ip)} srvctl-gateway\n`);
+  await writeFile(
+    path.join(dir, 'network/ethernet.network'),
+    `[Match]\nName=${vethOf(c.ip)}\n\n[Network]\nAddress=${c.ip}/24\nGateway=${gatewayOf(c.ip)}\n`,
+  );
+  await writeFile(
+    path.join(dir, 'hosts'),
+    `## $SRVCTL generated\n127.0.0.1 localhost.localdomain localhost ${c.name}\n::1 localhost\n${gatewayOf(c.ip)} srvctl-gateway\n`,
+  );
   await writeFile(path.join(dir, 'ethernet.sh'), `ip link set dev ${vethOf(c.ip)} up\nbrctl addif ${oldBridgeOf(c.ip)} ${vethOf(c.ip)}\n`);
   await writeFile(path.join(dir, 'firewall_cmd.sh'), '');
   await writeFile(path.join(dir, 'ctype'), `${c.type}\n`);
@@ -148,14 +159,29 @@ export async function startSrvctl3Container(root: string, netns: string, c: OldC
   const cgroup = `${machinesCgroupBase(root)}/srvctl3/${c.name}`;
   const procs = await prepareMachineCgroup(layout, cgroup);
   const nspawn = [
-    '--register=no', '--keep-unit', '--quiet', '--settings=false', `--directory=${path.join(root, 'srv', c.name, 'rootfs')}`, `--machine=${c.name}`,
-    '--boot', '--kill-signal=SIGUSR2', '--console=read-only', `--private-users=${srvctl3ContainerUid(c.ip)}`, '--private-users-ownership=chown',
-    `--network-bridge=${oldBridgeOf(c.ip)}`, `--setenv=ADDR=${c.ip}/24`, `--setenv=GW=${gatewayOf(c.ip)}`,
+    '--register=no',
+    '--keep-unit',
+    '--quiet',
+    '--settings=false',
+    `--directory=${path.join(root, 'srv', c.name, 'rootfs')}`,
+    `--machine=${c.name}`,
+    '--boot',
+    '--kill-signal=SIGUSR2',
+    '--console=read-only',
+    `--private-users=${srvctl3ContainerUid(c.ip)}`,
+    '--private-users-ownership=chown',
+    `--network-bridge=${oldBridgeOf(c.ip)}`,
+    `--setenv=ADDR=${c.ip}/24`,
+    `--setenv=GW=${gatewayOf(c.ip)}`,
   ];
   const log = openSync(logFile, 'w');
   let pid: number | undefined;
   try {
-    const child = spawn('sh', ['-c', LAUNCH_SCRIPT, 'srvctl3-launch', ...procs, '--', 'nsenter', `--net=/run/netns/${netns}`, 'systemd-nspawn', ...nspawn], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(
+      'sh',
+      ['-c', LAUNCH_SCRIPT, 'srvctl3-launch', ...procs, '--', 'nsenter', `--net=/run/netns/${netns}`, 'systemd-nspawn', ...nspawn],
+      { detached: true, stdio: ['ignore', log, log] },
+    );
     pid = child.pid;
     child.unref();
   } finally {
@@ -184,7 +210,13 @@ export async function treeManifest(dir: string): Promise<Map<string, string>> {
       else if (info.isDirectory()) {
         manifest.set(rel, `dir ${owner}`);
         await walk(rel);
-      } else manifest.set(rel, `file ${owner} ${createHash('sha256').update(await readFile(full)).digest('hex')}`);
+      } else
+        manifest.set(
+          rel,
+          `file ${owner} ${createHash('sha256')
+            .update(await readFile(full))
+            .digest('hex')}`,
+        );
     }
   };
   await walk('');

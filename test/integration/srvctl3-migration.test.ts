@@ -57,7 +57,8 @@ async function answer(url: string, attempts = 60): Promise<string> {
 }
 
 /** stderr lines besides validate's warning that the imported cluster has no CA yet (the admin picks one). */
-const otherThanCaWarning = (stderr: string): string[] => stderr.split('\n').filter((l) => l !== '' && !l.includes('has 2 hosts but none with ca: true'));
+const otherThanCaWarning = (stderr: string): string[] =>
+  stderr.split('\n').filter((l) => l !== '' && !l.includes('has 2 hosts but none with ca: true'));
 
 const newIp = (name: string): string => report.containers.find((c) => c.name === name)?.ip ?? '?';
 const changesOf = (plan: PlanJson, kind: string) => Object.fromEntries(plan.changes.filter((c) => c.kind === kind).map((c) => [c.id, c.action]));
@@ -148,7 +149,7 @@ describe('moving a srvctl 3 host to sc', () => {
     expect(text.stdout).toMatch(/! tina\.example\.com/);
   }, 180_000);
 
-  test('adopt marks all six as sc\'s (the running ones with their processes); the data is untouched', async () => {
+  test("adopt marks all six as sc's (the running ones with their processes); the data is untouched", async () => {
     for (const c of old) manifests.set(c.name, await treeManifest(path.join(sandbox.root, 'srv', c.name, 'rootfs')));
     const dry = await sc('-o', 'json', 'adopt', '--dry-run');
     expect(dry.exitCode).toBe(0);
@@ -188,7 +189,8 @@ describe('moving a srvctl 3 host to sc', () => {
     expect(changesOf(plan, 'machine')).toEqual(all);
     expect(plan.changes.some((c) => c.action === 'conflict' || c.action === 'delete')).toBe(false);
     const tina = plan.changes.find((c) => c.kind === 'machine' && c.id === 'tina.example.com');
-    const paths = (change: PlanJson['changes'][number] | undefined) => (change?.reasons ?? []).map((r) => (typeof r === 'string' ? r : r.path)).sort();
+    const paths = (change: PlanJson['changes'][number] | undefined) =>
+      (change?.reasons ?? []).map((r) => (typeof r === 'string' ? r : r.path)).sort();
     // Running the old way: other settings, and its veth is a port of srvctl 3's bridge, not of sc's.
     expect(paths(tina)).toEqual(['/config', '/link/master']);
     const tinaMaster = tina?.reasons.find((r) => typeof r !== 'string' && r.path === '/link/master');
@@ -218,7 +220,8 @@ describe('moving a srvctl 3 host to sc', () => {
     for (const c of old) {
       const before = manifests.get(c.name) as Map<string, string>;
       const after = await treeManifest(path.join(sandbox.root, 'srv', c.name, 'rootfs'));
-      for (const [entry, state] of before) if (!scFiles.has(entry) && entry !== 'etc') expect([c.name, entry, after.get(entry)]).toEqual([c.name, entry, state]);
+      for (const [entry, state] of before)
+        if (!scFiles.has(entry) && entry !== 'etc') expect([c.name, entry, after.get(entry)]).toEqual([c.name, entry, state]);
       const added = [...after.keys()].filter((entry) => !before.has(entry));
       expect(added.filter((entry) => !scFiles.has(entry) && !scDirs.has(entry) && !nspawnBootEntries.has(entry))).toEqual([]);
       expect(after.get('var/www/html/index.html')).toBe(before.get('var/www/html/index.html'));
@@ -228,8 +231,12 @@ describe('moving a srvctl 3 host to sc', () => {
     expect(second.stdout).toContain('No changes.');
     expect(second.exitCode).toBe(0);
 
-    const status = JSON.parse((await sc('-o', 'json', 'status')).stdout) as { containers: { name: string; ip: string; state: string; answers: boolean | null }[] };
-    expect(status.containers.map((c) => [c.name, c.ip, c.state, c.answers]).sort()).toEqual(old.map((c) => [c.name, newIp(c.name), 'running', true]).sort());
+    const status = JSON.parse((await sc('-o', 'json', 'status')).stdout) as {
+      containers: { name: string; ip: string; state: string; answers: boolean | null }[];
+    };
+    expect(status.containers.map((c) => [c.name, c.ip, c.state, c.answers]).sort()).toEqual(
+      old.map((c) => [c.name, newIp(c.name), 'running', true]).sort(),
+    );
   }, 180_000);
 
   test('a srvctl 3 layout that does not match the import is listed and left alone', async () => {
@@ -245,7 +252,9 @@ describe('moving a srvctl 3 host to sc', () => {
     expect(adopt.stdout).toContain(
       `tom.example.com: /srv/tom.example.com/tom.example.com.nspawn has VirtualEthernetExtra=79-39-7, not 79-39-2 of 10.79.39.2; its network file says Address=10.79.39.7, not 10.79.39.2`,
     );
-    expect(adopt.stdout).toMatch(/Not on this host \(no \/srv\/NAME\): tina\.example\.com, blog\.tina\.example\.com, .*mirror\.charlie\.example\.org/);
+    expect(adopt.stdout).toMatch(
+      /Not on this host \(no \/srv\/NAME\): tina\.example\.com, blog\.tina\.example\.com, .*mirror\.charlie\.example\.org/,
+    );
     expect(await readFile(settingsPath, 'utf8')).toBe(before);
     await expect(readFile(path.join(other, 'etc/systemd/nspawn/tom.example.com.nspawn'))).rejects.toThrow();
     await expect(readFile(path.join(other, 'run/srvctl/tom.example.com.json'))).rejects.toThrow();

@@ -46,7 +46,8 @@ async function writeDatastore(docs: Docs): Promise<void> {
   await writeFile(path.join(datastore, 'settings.json'), JSON.stringify({ runtime: 'direct', images: { busybox: { builder: 'busybox' } } }));
 }
 
-const readDoc = async (name: string) => JSON.parse(await readFile(path.join(datastore, `${name}.json`), 'utf8')) as Record<string, Record<string, unknown>>;
+const readDoc = async (name: string) =>
+  JSON.parse(await readFile(path.join(datastore, `${name}.json`), 'utf8')) as Record<string, Record<string, unknown>>;
 
 function baseDocs(): Docs {
   return {
@@ -189,7 +190,9 @@ describe('SSH access through jump accounts', () => {
     expect(toBike.stderr).toMatch(/stdio forwarding failed|administratively prohibited|open failed/);
     expect(toBike.stdout).toBe('');
     // The jump host's own word: permitopen denied it (not a network failure).
-    expect(await readFile(path.join(sshdDir, 'host-sshd.log'), 'utf8')).toMatch(new RegExp(`connect to host ${BIKE.replace('.', '\\.')} port 22, but the request was denied`));
+    expect(await readFile(path.join(sshdDir, 'host-sshd.log'), 'utf8')).toMatch(
+      new RegExp(`connect to host ${BIKE.replace('.', '\\.')} port 22, but the request was denied`),
+    );
     const config = await clientConfig('alice');
     for (const target of [`${HOST_IP}:22`, '127.0.0.1:22', `${BIKE_IP}:22`, `${SHOP_IP}:22`]) {
       const w = await sshFrom(clientNs, ['-F', config, '-W', target, `alice@${HOST}`]);
@@ -208,7 +211,7 @@ describe('SSH access through jump accounts', () => {
     expect(String(direct.stderr)).toMatch(/Permission denied/);
   }, 180_000);
 
-  it('drift is repaired: the block edited in the container, an account changed, a keys file deleted; the container\'s own lines stay', async () => {
+  it("drift is repaired: the block edited in the container, an account changed, a keys file deleted; the container's own lines stay", async () => {
     const own = pub.own as string;
     const text = await readFile(shopKeysFile(), 'utf8');
     await writeFile(shopKeysFile(), `${own}\n${text.replace('# END srvctl keys', `${pub.bob}\n# END srvctl keys`)}`);
@@ -216,7 +219,9 @@ describe('SSH access through jump accounts', () => {
     await writeFile(path.join(sandbox.root, 'etc/ssh/srvctl-jump-keys/alpha'), `${pub.bob}\n`);
     const diff = await sc('-o', 'json', 'diff');
     expect(diff.exitCode).toBe(2);
-    const changes = (JSON.parse(diff.stdout) as { changes: { kind: string; id: string; action: string }[] }).changes.map((c) => `${c.action} ${c.kind}/${c.id}`);
+    const changes = (JSON.parse(diff.stdout) as { changes: { kind: string; id: string; action: string }[] }).changes.map(
+      (c) => `${c.action} ${c.kind}/${c.id}`,
+    );
     expect(changes).toEqual(expect.arrayContaining([`update container-keys/${SHOP}`, 'update jump-account/alice', 'update jump-account/alpha']));
     await applyClean();
     const repaired = await readFile(shopKeysFile(), 'utf8');
@@ -270,7 +275,11 @@ describe('SSH access through jump accounts', () => {
   it('sc shell opens a login shell inside the container on a terminal', async () => {
     const args = [SC_MAIN, '--root', sandbox.root, '--netns', sandbox.netns, '--datastore', datastore, '--host', HOST, 'shell', SHOP];
     const command = ['node', ...args].map((a) => `'${a}'`).join(' ');
-    const r = await execa('script', ['-qec', command, '/dev/null'], { input: 'echo "in-$(hostname)-$(id -u)"\nexit 7\n', reject: false, timeout: 60_000 });
+    const r = await execa('script', ['-qec', command, '/dev/null'], {
+      input: 'echo "in-$(hostname)-$(id -u)"\nexit 7\n',
+      reject: false,
+      timeout: 60_000,
+    });
     expect(r.stdout).toContain(`in-${SHOP}-0`);
     expect(r.exitCode).toBe(7);
     const noTty = await sc('shell', SHOP);
@@ -299,7 +308,9 @@ describe('SSH access through jump accounts', () => {
     const passwdBefore = await etc('passwd');
     const apply = await sc('apply');
     expect(apply.exitCode).not.toBe(0);
-    expect((await etc('passwd')).split('\n').filter((l) => l.startsWith('carol:'))).toEqual(passwdBefore.split('\n').filter((l) => l.startsWith('carol:')));
+    expect((await etc('passwd')).split('\n').filter((l) => l.startsWith('carol:'))).toEqual(
+      passwdBefore.split('\n').filter((l) => l.startsWith('carol:')),
+    );
     expect(await etc('passwd')).not.toMatch(/^dave:/m);
   }, 300_000);
 });

@@ -43,7 +43,10 @@ beforeAll(async () => {
       bob: { reseller: 'root', user_id: 2, uid: 31002, ssh_keys: [pub.bob] },
     },
     containers: { [SHOP]: { user: 'alice', host: HOST, type: 'debian', ip: SHOP_IP } },
-    settings: { runtime: 'direct', images: { debian: { builder: 'debootstrap', mirror: await configuredDebianMirror(), packages: ['openssh-server'] } } },
+    settings: {
+      runtime: 'direct',
+      images: { debian: { builder: 'debootstrap', mirror: await configuredDebianMirror(), packages: ['openssh-server'] } },
+    },
   };
   await mkdir(datastore, { recursive: true });
   for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(datastore, `${name}.json`), `${JSON.stringify(doc, null, 2)}\n`);
@@ -61,39 +64,46 @@ afterAll(async () => {
 }, 120_000);
 
 describe('SSH access to a Debian container with its own sshd', () => {
-  it('apply builds the image with openssh-server, boots the container and installs the keys; second diff clean', async () => {
-    const apply = await sc('apply');
-    expect({ exitCode: apply.exitCode, stderr: apply.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    const diff = await sc('diff');
-    expect(diff.stdout).toContain('No changes');
-    expect(diff.exitCode).toBe(0);
-    const keys = await readFile(shopKeysFile(), 'utf8');
-    for (const who of ['admin', 'alpha', 'alice']) expect(keys).toContain(jumpHost.pub[who]);
-    expect(keys).not.toContain(jumpHost.pub.bob);
-    // What sshd's StrictModes wants: root's, not writable by group or others (the tree is idmapped: 0 is root inside).
-    for (const [p, mode] of [[path.dirname(shopKeysFile()), 0o700], [shopKeysFile(), 0o600]] as const) {
-      const st = await stat(p);
-      expect([p, st.mode & 0o777, st.uid, st.gid]).toEqual([p, mode, 0, 0]);
-    }
-    // The image carries no host keys of its own: every container makes its own on first boot.
-    const image = path.join(sandbox.root, 'var/srvctl3/rootfs/debian');
-    expect(await readFile(path.join(image, 'usr/sbin/sshd')).then(() => true)).toBe(true);
-    await expect(readFile(path.join(image, 'etc/ssh/ssh_host_ed25519_key'))).rejects.toThrow();
-    // systemd in the container starts its sshd (after the host keys are made).
-    const deadline = Date.now() + 180_000;
-    let active = '';
-    while (Date.now() < deadline) {
-      active = (await sc('exec', SHOP, '--', 'systemctl', 'is-active', 'ssh')).stdout.trim();
-      if (active === 'active' || active === 'failed') break;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-    expect(active).toBe('active');
-    // The sshd on the container's address presents the key the container made for itself.
-    const own = (await sc('exec', SHOP, '--', 'cat', '/etc/ssh/ssh_host_ed25519_key.pub')).stdout.split(' ')[1];
-    expect(own).toMatch(/^AAAA/);
-    const scan = await execa('ip', ['netns', 'exec', sandbox.netns, 'ssh-keyscan', '-t', 'ed25519', SHOP_IP], { reject: false, timeout: 60_000 });
-    expect(scan.stdout.split(' ')[2]).toBe(own);
-  }, 30 * 60_000);
+  it(
+    'apply builds the image with openssh-server, boots the container and installs the keys; second diff clean',
+    async () => {
+      const apply = await sc('apply');
+      expect({ exitCode: apply.exitCode, stderr: apply.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      const diff = await sc('diff');
+      expect(diff.stdout).toContain('No changes');
+      expect(diff.exitCode).toBe(0);
+      const keys = await readFile(shopKeysFile(), 'utf8');
+      for (const who of ['admin', 'alpha', 'alice']) expect(keys).toContain(jumpHost.pub[who]);
+      expect(keys).not.toContain(jumpHost.pub.bob);
+      // What sshd's StrictModes wants: root's, not writable by group or others (the tree is idmapped: 0 is root inside).
+      for (const [p, mode] of [
+        [path.dirname(shopKeysFile()), 0o700],
+        [shopKeysFile(), 0o600],
+      ] as const) {
+        const st = await stat(p);
+        expect([p, st.mode & 0o777, st.uid, st.gid]).toEqual([p, mode, 0, 0]);
+      }
+      // The image carries no host keys of its own: every container makes its own on first boot.
+      const image = path.join(sandbox.root, 'var/srvctl3/rootfs/debian');
+      expect(await readFile(path.join(image, 'usr/sbin/sshd')).then(() => true)).toBe(true);
+      await expect(readFile(path.join(image, 'etc/ssh/ssh_host_ed25519_key'))).rejects.toThrow();
+      // systemd in the container starts its sshd (after the host keys are made).
+      const deadline = Date.now() + 180_000;
+      let active = '';
+      while (Date.now() < deadline) {
+        active = (await sc('exec', SHOP, '--', 'systemctl', 'is-active', 'ssh')).stdout.trim();
+        if (active === 'active' || active === 'failed') break;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      expect(active).toBe('active');
+      // The sshd on the container's address presents the key the container made for itself.
+      const own = (await sc('exec', SHOP, '--', 'cat', '/etc/ssh/ssh_host_ed25519_key.pub')).stdout.split(' ')[1];
+      expect(own).toMatch(/^AAAA/);
+      const scan = await execa('ip', ['netns', 'exec', sandbox.netns, 'ssh-keyscan', '-t', 'ed25519', SHOP_IP], { reject: false, timeout: 60_000 });
+      expect(scan.stdout.split(' ')[2]).toBe(own);
+    },
+    30 * 60_000,
+  );
 
   it("ssh -J alice@HOST root@CONTAINER logs in with alice's key, and with her reseller's", async () => {
     const alice = await jumpHost.jump('alice', SHOP, 20, PROBE);
@@ -106,7 +116,10 @@ describe('SSH access to a Debian container with its own sshd', () => {
 
   it("bob's key is refused by the container's sshd, through alice's jump and from the host itself", async () => {
     // The jump with alice's key, the container with bob's: only the container's sshd can say no.
-    const config = await jumpHost.clientConfig('bob', [`Host ${HOST}`, `    IdentityFile ${path.join(jumpHost.keys, 'alice')}`, '    IdentitiesOnly yes', ''].join('\n'));
+    const config = await jumpHost.clientConfig(
+      'bob',
+      [`Host ${HOST}`, `    IdentityFile ${path.join(jumpHost.keys, 'alice')}`, '    IdentitiesOnly yes', ''].join('\n'),
+    );
     const throughJump = await jumpHost.sshFrom(jumpHost.clientNs, ['-F', config, '-J', `alice@${HOST}`, `root@${SHOP}`, ...PROBE]);
     expect(throughJump.exitCode).not.toBe(0);
     expect(throughJump.stderr).toMatch(/root@shop\.test: Permission denied \(publickey/);

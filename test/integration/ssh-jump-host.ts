@@ -70,13 +70,24 @@ async function prepareHostEtc(sandbox: Sandbox, options: JumpHostOptions): Promi
       '',
     ].join('\n'),
   );
-  await writeFile(path.join(etc, 'group'), ['root:x:0:', 'shadow:x:42:', 'nogroup:x:65534:', ...foreign.map((a) => `${a.name}:x:${a.uid}:`), ''].join('\n'));
+  await writeFile(
+    path.join(etc, 'group'),
+    ['root:x:0:', 'shadow:x:42:', 'nogroup:x:65534:', ...foreign.map((a) => `${a.name}:x:${a.uid}:`), ''].join('\n'),
+  );
   await writeFile(
     path.join(etc, 'shadow'),
-    ['root:*:20000:0:99999:7:::', 'sshd:*:20000:0:99999:7:::', 'nobody:*:20000:0:99999:7:::', ...foreign.map((a) => `${a.name}:!:20000:0:99999:7:::`), ''].join('\n'),
+    [
+      'root:*:20000:0:99999:7:::',
+      'sshd:*:20000:0:99999:7:::',
+      'nobody:*:20000:0:99999:7:::',
+      ...foreign.map((a) => `${a.name}:!:20000:0:99999:7:::`),
+      '',
+    ].join('\n'),
     { mode: 0o640 },
   );
-  await writeFile(path.join(etc, 'gshadow'), ['root:*::', 'shadow:*::', 'nogroup:*::', ...foreign.map((a) => `${a.name}:!::`), ''].join('\n'), { mode: 0o640 });
+  await writeFile(path.join(etc, 'gshadow'), ['root:*::', 'shadow:*::', 'nogroup:*::', ...foreign.map((a) => `${a.name}:!::`), ''].join('\n'), {
+    mode: 0o640,
+  });
   await writeFile(path.join(etc, 'hosts'), '127.0.0.1\tlocalhost\n');
   await writeFile(path.join(etc, 'nsswitch.conf'), 'passwd: files\ngroup: files\nshadow: files\nhosts: files\n');
   // sshd is dynamically linked: the loader needs the machine's cache under the /etc it will see.
@@ -129,12 +140,27 @@ export async function createJumpHost(sandbox: Sandbox, options: JumpHostOptions)
 
   let configs = 0;
   const startSshd = (netArg: string, script: string, args: string[], log: string): void => {
-    const child = execa('nsenter', [netArg, 'unshare', '-m', '--propagation', 'private', 'sh', '-c', `${script}; mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -D -e -f "$1"`, 'sh', ...args], {
-      reject: false,
-      stdin: 'ignore',
-      stdout: { file: log },
-      stderr: { file: log },
-    });
+    const child = execa(
+      'nsenter',
+      [
+        netArg,
+        'unshare',
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        `${script}; mount -t tmpfs tmpfs /run && mkdir /run/sshd && exec /usr/sbin/sshd -D -e -f "$1"`,
+        'sh',
+        ...args,
+      ],
+      {
+        reject: false,
+        stdin: 'ignore',
+        stdout: { file: log },
+        stderr: { file: log },
+      },
+    );
     if (child.pid !== undefined) sandbox.track(child.pid);
   };
   const clientConfig = async (key: string, extra = ''): Promise<string> => {
@@ -169,7 +195,12 @@ export async function createJumpHost(sandbox: Sandbox, options: JumpHostOptions)
     pub,
     startSshd,
     startHostSshd() {
-      startSshd(`--net=/run/netns/${sandbox.netns}`, 'mount --bind "$2" /etc', ['/etc/ssh/sshd_config', path.join(sandbox.root, 'etc')], path.join(sshdDir, 'host-sshd.log'));
+      startSshd(
+        `--net=/run/netns/${sandbox.netns}`,
+        'mount --bind "$2" /etc',
+        ['/etc/ssh/sshd_config', path.join(sandbox.root, 'etc')],
+        path.join(sshdDir, 'host-sshd.log'),
+      );
     },
     clientConfig,
     sshFrom,

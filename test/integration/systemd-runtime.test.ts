@@ -28,12 +28,15 @@ describe('the systemd runtime inside a booted Debian 13', () => {
       // No reverse proxy here: the guest has no haproxy package; this test is about the runtime.
       clusters: { test: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11', reverse_proxy: 'none' } } },
       users: { anna: { reseller: 'root', user_id: 1, uid: 20001 } },
-      containers: { [NAME]: { user: 'anna', host: HOST, type: 'busybox', ip: IP, enabled, mapped_ports: [{ proto: 'tcp', host_port: 8080, container_port: 80 }] } },
+      containers: {
+        [NAME]: { user: 'anna', host: HOST, type: 'busybox', ip: IP, enabled, mapped_ports: [{ proto: 'tcp', host_port: 8080, container_port: 80 }] },
+      },
     };
     for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(dir, `${name}.json`), JSON.stringify(doc));
   };
   /** From the test's side of the namespace: the host's namespace is the test's. */
-  const answers = async () => (await execa('ip', ['netns', 'exec', sandbox.netns, 'ping', '-n', '-q', '-c', '1', '-W', '1', IP], { reject: false })).exitCode === 0;
+  const answers = async () =>
+    (await execa('ip', ['netns', 'exec', sandbox.netns, 'ping', '-n', '-q', '-c', '1', '-W', '1', IP], { reject: false })).exitCode === 0;
   const unitState = async () => (await host.run(['systemctl', 'is-active', UNIT])).stdout.trim();
 
   beforeAll(async () => {
@@ -53,67 +56,85 @@ describe('the systemd runtime inside a booted Debian 13', () => {
     expect((await host.run(['node', host.scPath, '--version'])).exitCode).toBe(0);
   });
 
-  it('sc install-units writes units systemd-analyze accepts; the enabled timer fires sc reconcile --once, which converges', async () => {
-    const installed = await sc('install-units', '--interval', '30', '--jitter', '1');
-    expect(installed).toMatchObject({ exitCode: 0 });
-    expect(installed.stdout).toContain('written   /etc/systemd/system/srvctl-reconcile.timer');
-    const verify = await host.run(['systemd-analyze', 'verify', '--man=no', '/etc/systemd/system/srvctl-reconcile.service', '/etc/systemd/system/srvctl-reconcile.timer']);
-    expect({ exitCode: verify.exitCode, stderr: verify.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    expect((await host.run(['systemctl', 'daemon-reload'])).exitCode).toBe(0);
-    expect((await host.run(['systemctl', 'enable', '--now', 'srvctl-reconcile.timer'])).exitCode).toBe(0);
+  it(
+    'sc install-units writes units systemd-analyze accepts; the enabled timer fires sc reconcile --once, which converges',
+    async () => {
+      const installed = await sc('install-units', '--interval', '30', '--jitter', '1');
+      expect(installed).toMatchObject({ exitCode: 0 });
+      expect(installed.stdout).toContain('written   /etc/systemd/system/srvctl-reconcile.timer');
+      const verify = await host.run([
+        'systemd-analyze',
+        'verify',
+        '--man=no',
+        '/etc/systemd/system/srvctl-reconcile.service',
+        '/etc/systemd/system/srvctl-reconcile.timer',
+      ]);
+      expect({ exitCode: verify.exitCode, stderr: verify.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect((await host.run(['systemctl', 'daemon-reload'])).exitCode).toBe(0);
+      expect((await host.run(['systemctl', 'enable', '--now', 'srvctl-reconcile.timer'])).exitCode).toBe(0);
 
-    // The timer's first pass (OnBootSec has passed, so it fires at once): wait for its record.
-    const deadline = Date.now() + 240_000;
-    let record: { result?: string; counts?: { ok: number; failed: number } } = {};
-    while (Date.now() < deadline) {
-      const status = await host.run(['cat', '/var/lib/srvctl/reconcile-status.json']);
-      if (status.exitCode === 0) record = JSON.parse(status.stdout) as typeof record;
-      if (record.result !== undefined) break;
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-    }
-    expect(record).toMatchObject({ result: 'ok', counts: { failed: 0 } });
-    const service = await host.run(['systemctl', 'show', '--property=Result,ExecMainStatus', 'srvctl-reconcile.service']);
-    expect(service.stdout).toContain('Result=success');
-    expect(service.stdout).toContain('ExecMainStatus=0');
-  }, 10 * 60_000);
+      // The timer's first pass (OnBootSec has passed, so it fires at once): wait for its record.
+      const deadline = Date.now() + 240_000;
+      let record: { result?: string; counts?: { ok: number; failed: number } } = {};
+      while (Date.now() < deadline) {
+        const status = await host.run(['cat', '/var/lib/srvctl/reconcile-status.json']);
+        if (status.exitCode === 0) record = JSON.parse(status.stdout) as typeof record;
+        if (record.result !== undefined) break;
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }
+      expect(record).toMatchObject({ result: 'ok', counts: { failed: 0 } });
+      const service = await host.run(['systemctl', 'show', '--property=Result,ExecMainStatus', 'srvctl-reconcile.service']);
+      expect(service.stdout).toContain('Result=success');
+      expect(service.stdout).toContain('ExecMainStatus=0');
+    },
+    10 * 60_000,
+  );
 
-  it('the pass started the container as a systemd unit: bridge and nft in the host namespace, it answers, a second diff is clean', async () => {
-    // The timer keeps firing; the assertions below hold between passes too, as a converged host should.
-    expect(await unitState()).toBe('active');
-    expect((await host.run(['machinectl', 'show', NAME, '--property=State'])).stdout).toBe('State=running');
-    const bridges = await sandbox.ipJson<IpLink[]>('link', 'show', 'type', 'bridge');
-    expect(bridges.map((l) => l.ifname)).toEqual(['sc-16-1']);
-    // Read with the Debian host's own nft (1.1): this machine's nft 1.0.6 crashes (SIGSEGV) listing
-    // a table that nft 1.1 loaded. Same namespace either way: the host's is the test's.
-    const table = await host.run(['nft', 'list', 'table', 'ip', 'srvctl']);
-    expect(table.stdout).toContain(`8080 : ${IP} . 80`);
-    const netnsOfHost = await host.run(['readlink', '/proc/self/ns/net']);
-    expect(netnsOfHost.stdout).toBe((await execa('ip', ['netns', 'exec', sandbox.netns, 'readlink', '/proc/self/ns/net'])).stdout);
-    const deadline = Date.now() + 30_000;
-    while (!(await answers()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await answers()).toBe(true);
-    const page = await execa('ip', ['netns', 'exec', sandbox.netns, 'curl', '-s', '--max-time', '5', `http://${IP}/`], { reject: false });
-    expect(page.stdout).toBe(`hello from ${NAME}`);
-    const diff = await sc('diff');
-    expect({ exitCode: diff.exitCode, stdout: diff.stdout }).toEqual({ exitCode: 0, stdout: expect.stringContaining('No changes.') });
-  }, 5 * 60_000);
+  it(
+    'the pass started the container as a systemd unit: bridge and nft in the host namespace, it answers, a second diff is clean',
+    async () => {
+      // The timer keeps firing; the assertions below hold between passes too, as a converged host should.
+      expect(await unitState()).toBe('active');
+      expect((await host.run(['machinectl', 'show', NAME, '--property=State'])).stdout).toBe('State=running');
+      const bridges = await sandbox.ipJson<IpLink[]>('link', 'show', 'type', 'bridge');
+      expect(bridges.map((l) => l.ifname)).toEqual(['sc-16-1']);
+      // Read with the Debian host's own nft (1.1): this machine's nft 1.0.6 crashes (SIGSEGV) listing
+      // a table that nft 1.1 loaded. Same namespace either way: the host's is the test's.
+      const table = await host.run(['nft', 'list', 'table', 'ip', 'srvctl']);
+      expect(table.stdout).toContain(`8080 : ${IP} . 80`);
+      const netnsOfHost = await host.run(['readlink', '/proc/self/ns/net']);
+      expect(netnsOfHost.stdout).toBe((await execa('ip', ['netns', 'exec', sandbox.netns, 'readlink', '/proc/self/ns/net'])).stdout);
+      const deadline = Date.now() + 30_000;
+      while (!(await answers()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await answers()).toBe(true);
+      const page = await execa('ip', ['netns', 'exec', sandbox.netns, 'curl', '-s', '--max-time', '5', `http://${IP}/`], { reject: false });
+      expect(page.stdout).toBe(`hello from ${NAME}`);
+      const diff = await sc('diff');
+      expect({ exitCode: diff.exitCode, stdout: diff.stdout }).toEqual({ exitCode: 0, stdout: expect.stringContaining('No changes.') });
+    },
+    5 * 60_000,
+  );
 
-  it('sc apply stops the unit through systemctl when the container is disabled, and starts it again', async () => {
-    expect((await host.run(['systemctl', 'stop', 'srvctl-reconcile.timer'])).exitCode).toBe(0);
-    await host.run(['systemctl', 'stop', 'srvctl-reconcile.service']); // a pass in flight finishes first
-    await writeDatastore(false);
-    const stopped = await sc('apply');
-    expect({ exitCode: stopped.exitCode, stderr: stopped.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    expect(await unitState()).toBe('inactive');
-    expect(await answers()).toBe(false);
-    expect((await sc('diff')).exitCode).toBe(0);
+  it(
+    'sc apply stops the unit through systemctl when the container is disabled, and starts it again',
+    async () => {
+      expect((await host.run(['systemctl', 'stop', 'srvctl-reconcile.timer'])).exitCode).toBe(0);
+      await host.run(['systemctl', 'stop', 'srvctl-reconcile.service']); // a pass in flight finishes first
+      await writeDatastore(false);
+      const stopped = await sc('apply');
+      expect({ exitCode: stopped.exitCode, stderr: stopped.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect(await unitState()).toBe('inactive');
+      expect(await answers()).toBe(false);
+      expect((await sc('diff')).exitCode).toBe(0);
 
-    await writeDatastore(true);
-    const started = await sc('apply');
-    expect({ exitCode: started.exitCode, stderr: started.stderr }).toEqual({ exitCode: 0, stderr: '' });
-    expect(await unitState()).toBe('active');
-    expect((await sc('diff')).exitCode).toBe(0);
-  }, 5 * 60_000);
+      await writeDatastore(true);
+      const started = await sc('apply');
+      expect({ exitCode: started.exitCode, stderr: started.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect(await unitState()).toBe('active');
+      expect((await sc('diff')).exitCode).toBe(0);
+    },
+    5 * 60_000,
+  );
 
   it('sc shell opens a login shell on a terminal inside the container the systemd unit runs', async () => {
     // `script` gives sc a real terminal; the typed lines reach the container's shell through it.

@@ -51,11 +51,16 @@ beforeAll(async () => {
   device = path.join(client().root, 'device');
   await mkdir(datastore, { recursive: true });
   await mkdir(device, { recursive: true });
-  const cluster = Object.fromEntries(HOSTS.map((h, i) => [h, { hostnet: i + 1, host_ip: underlayIp(i + 1), interface: 'eth0', ...(i === 0 ? { ca: true } : {}) }]));
+  const cluster = Object.fromEntries(
+    HOSTS.map((h, i) => [h, { hostnet: i + 1, host_ip: underlayIp(i + 1), interface: 'eth0', ...(i === 0 ? { ca: true } : {}) }]),
+  );
   await writeFile(path.join(datastore, 'clusters.json'), JSON.stringify({ test: cluster }, null, 2));
   await writeFile(path.join(datastore, 'users.json'), JSON.stringify(users, null, 2));
   await writeFile(path.join(datastore, 'containers.json'), JSON.stringify(containers, null, 2));
-  await writeFile(path.join(datastore, 'settings.json'), JSON.stringify({ runtime: 'direct', images: { busybox: { builder: 'busybox' } }, user_vpn: { port: 1300 } }));
+  await writeFile(
+    path.join(datastore, 'settings.json'),
+    JSON.stringify({ runtime: 'direct', images: { busybox: { builder: 'busybox' } }, user_vpn: { port: 1300 } }),
+  );
   underlay = await createUnderlay(boxes);
 }, 60_000);
 
@@ -79,7 +84,8 @@ async function startClient(name: string, config: string): Promise<{ log: string 
   // openvpn writes its pid file once it has daemonized (possibly after the parent returned) and
   // removes it when it exits (a refused client exits at once): track it if it is there.
   let pid = 0;
-  const exited = async () => /Exiting due to fatal error|SIGTERM\[soft,auth-failure\]|process exiting/.test(await readFile(log, 'utf8').catch(() => ''));
+  const exited = async () =>
+    /Exiting due to fatal error|SIGTERM\[soft,auth-failure\]|process exiting/.test(await readFile(log, 'utf8').catch(() => ''));
   await eventually(async () => (pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim())) > 0 || (await exited()), 20);
   if (pid > 0) {
     clientPids.push(pid);
@@ -109,12 +115,43 @@ describe('user VPN (two hosts and a device)', () => {
 
   it('with a certificate from the cluster CA, the device gets .201 of its /24 and reaches its own containers here and over the mesh, nothing else', async () => {
     const pki = path.join((boxes[0] as Sandbox).root, 'etc/srvctl/pki');
-    await writeFile(path.join(device, 'client.ext'), 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=clientAuth\n');
-    const signed = await execa('openssl', ['x509', '-req', '-in', 'ua@laptop.csr', '-CA', path.join(pki, 'ca.crt'), '-CAkey', path.join(pki, 'ca.key'), '-set_serial', '0x77', '-days', '30', '-sha256', '-extfile', 'client.ext', '-out', 'ua@laptop.crt'], { cwd: device, reject: false });
+    await writeFile(
+      path.join(device, 'client.ext'),
+      'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=clientAuth\n',
+    );
+    const signed = await execa(
+      'openssl',
+      [
+        'x509',
+        '-req',
+        '-in',
+        'ua@laptop.csr',
+        '-CA',
+        path.join(pki, 'ca.crt'),
+        '-CAkey',
+        path.join(pki, 'ca.key'),
+        '-set_serial',
+        '0x77',
+        '-days',
+        '30',
+        '-sha256',
+        '-extfile',
+        'client.ext',
+        '-out',
+        'ua@laptop.crt',
+      ],
+      { cwd: device, reject: false },
+    );
     expect(signed.exitCode).toBe(0);
-    const printed = JSON.parse((await sc(0, '-o', 'json', 'vpn-config', 'ua', 'laptop')).stdout) as { ca_published: boolean; hosts: { host: string; address: string; port: number; config: string }[] };
+    const printed = JSON.parse((await sc(0, '-o', 'json', 'vpn-config', 'ua', 'laptop')).stdout) as {
+      ca_published: boolean;
+      hosts: { host: string; address: string; port: number; config: string }[];
+    };
     expect(printed.ca_published).toBe(true);
-    expect(printed.hosts.map((h) => [h.host, h.address, h.port])).toEqual([['h1.test', '10.16.1.201', 1300], ['h2.test', '10.32.1.201', 1300]]);
+    expect(printed.hosts.map((h) => [h.host, h.address, h.port])).toEqual([
+      ['h1.test', '10.16.1.201', 1300],
+      ['h2.test', '10.32.1.201', 1300],
+    ]);
     await startClient('laptop', printed.hosts[0]?.config as string);
     expect(await eventually(async () => JSON.stringify(await client().ipJson('addr', 'show')).includes('10.16.1.201'), 60)).toBe(true);
     expect(await eventually(() => reaches('10.16.1.20'))).toBe(true);
@@ -131,7 +168,14 @@ describe('user VPN (two hosts and a device)', () => {
   }, 240_000);
 
   it('sc status shows the connected device with its address (from the server status file)', async () => {
-    type Status = { user_vpn: { device: string; running: boolean; devices: string[]; connected: { common_name: string; address: string; connected_since: string | null }[] } | null };
+    type Status = {
+      user_vpn: {
+        device: string;
+        running: boolean;
+        devices: string[];
+        connected: { common_name: string; address: string; connected_since: string | null }[];
+      } | null;
+    };
     let status: Status | undefined;
     // openvpn rewrites its status file every 10 s.
     const seen = await eventually(async () => {
@@ -140,14 +184,19 @@ describe('user VPN (two hosts and a device)', () => {
     }, 40);
     expect(seen).toBe(true);
     expect(status?.user_vpn).toMatchObject({ device: 'scu-1', running: true, devices: ['ua@laptop'] });
-    expect(status?.user_vpn?.connected.find((c) => c.common_name === 'ua@laptop')).toMatchObject({ address: '10.16.1.201', connected_since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown });
+    expect(status?.user_vpn?.connected.find((c) => c.common_name === 'ua@laptop')).toMatchObject({
+      address: '10.16.1.201',
+      connected_since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) as unknown,
+    });
     expect((await sc(0, 'status')).stdout).toMatch(/User VPN: scu-1 running, 1 device\(s\), 1 connected\n.*\n\s*ua@laptop\s+10\.16\.1\.201/);
   }, 120_000);
 
   it("a host's certificate used as a client is refused (no client-config-dir file for its name)", async () => {
     const h2Pki = path.join((boxes[1] as Sandbox).root, 'etc/srvctl/pki');
     const printed = JSON.parse((await sc(0, '-o', 'json', 'vpn-config', 'ua', 'laptop')).stdout) as { hosts: { config: string }[] };
-    const config = (printed.hosts[0]?.config as string).replace('cert ua@laptop.crt', `cert ${path.join(h2Pki, 'host.crt')}`).replace('key ua@laptop.key', `key ${path.join(h2Pki, 'host.key')}`);
+    const config = (printed.hosts[0]?.config as string)
+      .replace('cert ua@laptop.crt', `cert ${path.join(h2Pki, 'host.crt')}`)
+      .replace('key ua@laptop.key', `key ${path.join(h2Pki, 'host.key')}`);
     const { log } = await startClient('impostor', config);
     expect(await eventually(async () => (await readFile(log, 'utf8').catch(() => '')).includes('AUTH_FAILED'), 60)).toBe(true);
     const serverLog = await readFile(path.join((boxes[0] as Sandbox).root, 'run/srvctl/openvpn/scu-1.log'), 'utf8');
@@ -176,7 +225,9 @@ describe('user VPN (two hosts and a device)', () => {
     expect(await reaches('10.16.1.20')).toBe(false);
     const key = await readFile(path.join(device, 'ua@laptop.key'), 'utf8');
     const secret = key.split('\n')[1] as string;
-    const stored = await Promise.all((await readdir(datastore)).filter((f) => f.endsWith('.json')).map((f) => readFile(path.join(datastore, f), 'utf8')));
+    const stored = await Promise.all(
+      (await readdir(datastore)).filter((f) => f.endsWith('.json')).map((f) => readFile(path.join(datastore, f), 'utf8')),
+    );
     for (const text of [...stored, ...outputs]) {
       expect(text).not.toContain('PRIVATE KEY');
       expect(text).not.toContain(secret);

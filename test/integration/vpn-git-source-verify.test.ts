@@ -58,7 +58,8 @@ async function sc(i: number, ...args: string[]): Promise<ScResult> {
 
 const tail = (text: string, max = 6_000) => (text.length > max ? `…${text.slice(-max)}` : text);
 function expectExit(result: ScResult, code: number, what: string): void {
-  if (result.exitCode !== code) throw new Error(`${what}: expected exit ${code}, got ${result.exitCode}\n--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`);
+  if (result.exitCode !== code)
+    throw new Error(`${what}: expected exit ${code}, got ${result.exitCode}\n--- stdout\n${tail(result.stdout)}\n--- stderr\n${tail(result.stderr)}`);
 }
 
 /** A commit on main from the operator's clone (brought up to date first): signed with `key`, or unsigned. */
@@ -83,8 +84,20 @@ beforeAll(async () => {
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'operator', '-f', operatorKey]);
   await writeFile(path.join(repos, 'allowed_signers'), `operator@example.invalid ${(await readFile(`${operatorKey}.pub`, 'utf8')).trim()}\n`);
   const config = path.join(repos, 'gitconfig');
-  await writeFile(config, ['[user]', '\tname = Operator', '\temail = operator@example.invalid', `\tsigningkey = ${operatorKey}`, '[gpg]', '\tformat = ssh',
-    '[gpg "ssh"]', `\tallowedSignersFile = ${path.join(repos, 'allowed_signers')}`, ''].join('\n'));
+  await writeFile(
+    config,
+    [
+      '[user]',
+      '\tname = Operator',
+      '\temail = operator@example.invalid',
+      `\tsigningkey = ${operatorKey}`,
+      '[gpg]',
+      '\tformat = ssh',
+      '[gpg "ssh"]',
+      `\tallowedSignersFile = ${path.join(repos, 'allowed_signers')}`,
+      '',
+    ].join('\n'),
+  );
   gitEnv = { GIT_CONFIG_GLOBAL: config, GIT_CONFIG_NOSYSTEM: '1' };
 
   bare = path.join(repos, 'farm.git');
@@ -92,7 +105,12 @@ beforeAll(async () => {
   await git(['init', '-q', '--bare', '-b', 'main', bare]);
   await git(['clone', '-q', bare, work]);
   await git(['symbolic-ref', 'HEAD', 'refs/heads/main'], work);
-  for (const [name, body] of Object.entries({ 'clusters.json': clusters, 'users.json': users, 'containers.json': containers, 'settings.json': settings })) {
+  for (const [name, body] of Object.entries({
+    'clusters.json': clusters,
+    'users.json': users,
+    'containers.json': containers,
+    'settings.json': settings,
+  })) {
     await writeFile(path.join(work, name), json(body));
   }
   await git(['add', '-A'], work);
@@ -110,7 +128,12 @@ async function convergeAll(rounds: number): Promise<number> {
     const results = await Promise.all([...HOSTS.keys()].map((i) => sc(i, 'apply')));
     if (results.every((r) => r.exitCode === 0)) return round;
   }
-  throw new Error(`the cluster did not converge in ${rounds} rounds; the last runs:\n${transcript.slice(-4).map((t) => tail(t, 3_000)).join('\n')}`);
+  throw new Error(
+    `the cluster did not converge in ${rounds} rounds; the last runs:\n${transcript
+      .slice(-4)
+      .map((t) => tail(t, 3_000))
+      .join('\n')}`,
+  );
 }
 
 describe('signed source (source.verify) with the cluster PKI, two hosts', () => {
@@ -120,17 +143,25 @@ describe('signed source (source.verify) with the cluster PKI, two hosts', () => 
     const results = await Promise.all([...HOSTS.keys()].map((i) => sc(i, 'apply')));
     for (const [i, result] of results.entries()) {
       expect(result.exitCode).not.toBe(0);
-      expect(`${result.stdout}${result.stderr}`).toContain(`Add this line to pki/host-signers in an operator-signed commit: ${HOSTS[i]} ssh-ed25519 `);
+      expect(`${result.stdout}${result.stderr}`).toContain(
+        `Add this line to pki/host-signers in an operator-signed commit: ${HOSTS[i]} ssh-ed25519 `,
+      );
     }
     expect(await git(['--git-dir', bare, 'ls-tree', '-r', '--name-only', 'main'])).toBe('clusters.json\ncontainers.json\nsettings.json\nusers.json');
   }, 900_000);
 
   it('with the host keys listed, both hosts converge through their own signed commits; diff exits 0 on both', async () => {
-    const lines = await Promise.all(HOSTS.map(async (h, i) => `${h} ${(await readFile(path.join(box(i).root, 'etc/srvctl/pki/git-signing.key.pub'), 'utf8')).trim()}`));
-    await commitOnMain(async () => {
-      await mkdir(path.join(work, 'pki'), { recursive: true });
-      await writeFile(path.join(work, 'pki/host-signers'), `${lines.join('\n')}\n`);
-    }, operatorKey, 'operator: the hosts\' signing keys');
+    const lines = await Promise.all(
+      HOSTS.map(async (h, i) => `${h} ${(await readFile(path.join(box(i).root, 'etc/srvctl/pki/git-signing.key.pub'), 'utf8')).trim()}`),
+    );
+    await commitOnMain(
+      async () => {
+        await mkdir(path.join(work, 'pki'), { recursive: true });
+        await writeFile(path.join(work, 'pki/host-signers'), `${lines.join('\n')}\n`);
+      },
+      operatorKey,
+      "operator: the hosts' signing keys",
+    );
     expect(await convergeAll(5)).toBeLessThanOrEqual(5);
     for (const i of HOSTS.keys()) expectExit(await sc(i, 'diff'), 0, `sc diff on ${HOSTS[i]}`);
     // A reconcile pass records the good revision (the one a refused revision leaves in force).
@@ -158,24 +189,38 @@ describe('signed source (source.verify) with the cluster PKI, two hosts', () => 
   const h2Key = () => path.join(box(1).root, 'etc/srvctl/pki/git-signing.key');
   const more = { ...containers, 'c3.test': { user: 'ua', host: 'h2.test', type: 'busybox', ip: '10.32.1.21' } };
   it.each([
-    ['an unsigned commit adding a container', () => commitOnMain(() => writeFile(path.join(work, 'containers.json'), json(more)), undefined, 'unsigned'), /no good signature/],
-    ['a commit signed by host h2 adding a container', () => commitOnMain(() => writeFile(path.join(work, 'containers.json'), json(more)), h2Key(), 'h2 adds a container'),
-      /signed by host h2\.test, which may change only its own PKI files, but it changes "containers\.json"/],
-    ['h2 publishing a request in h1\'s name', () => commitOnMain(() => writeFile(path.join(work, 'pki/requests/h1.test.csr'), 'forged\n'), h2Key(), 'h2 forges h1'),
-      /signed by host h2\.test, which may change only its own PKI files, but it changes "pki\/requests\/h1\.test\.csr"/],
-  ])('%s is refused (exit 1) by both hosts, which stay at the good revision', async (_what, make, reason) => {
-    const bad = await make();
-    for (const i of HOSTS.keys()) {
-      const result = await sc(i, 'reconcile', '--once');
-      expect(result.exitCode).toBe(1);
-      expect(result.stdout + result.stderr).toContain(`at ${bad.slice(0, 12)} has no good signature`);
-      expect(result.stdout + result.stderr).toMatch(reason);
-      const status = JSON.parse(await readFile(path.join(box(i).root, 'var/lib/srvctl/reconcile-status.json'), 'utf8')) as ReconcileStatus;
-      expect(status.last_good_revision).toBe(good);
-      expect(await git(['rev-parse', 'HEAD'], path.join(box(i).root, 'var/lib/srvctl/source'))).toBe(good);
-    }
-    // The operator takes the bad commit back: both hosts are in sync with the good revision.
-    await git(['push', '-q', '--force', 'origin', `${good}:refs/heads/main`], work);
-    for (const i of HOSTS.keys()) expectExit(await sc(i, 'diff'), 0, `sc diff on ${HOSTS[i]} after the refusal`);
-  }, 600_000);
+    [
+      'an unsigned commit adding a container',
+      () => commitOnMain(() => writeFile(path.join(work, 'containers.json'), json(more)), undefined, 'unsigned'),
+      /no good signature/,
+    ],
+    [
+      'a commit signed by host h2 adding a container',
+      () => commitOnMain(() => writeFile(path.join(work, 'containers.json'), json(more)), h2Key(), 'h2 adds a container'),
+      /signed by host h2\.test, which may change only its own PKI files, but it changes "containers\.json"/,
+    ],
+    [
+      "h2 publishing a request in h1's name",
+      () => commitOnMain(() => writeFile(path.join(work, 'pki/requests/h1.test.csr'), 'forged\n'), h2Key(), 'h2 forges h1'),
+      /signed by host h2\.test, which may change only its own PKI files, but it changes "pki\/requests\/h1\.test\.csr"/,
+    ],
+  ])(
+    '%s is refused (exit 1) by both hosts, which stay at the good revision',
+    async (_what, make, reason) => {
+      const bad = await make();
+      for (const i of HOSTS.keys()) {
+        const result = await sc(i, 'reconcile', '--once');
+        expect(result.exitCode).toBe(1);
+        expect(result.stdout + result.stderr).toContain(`at ${bad.slice(0, 12)} has no good signature`);
+        expect(result.stdout + result.stderr).toMatch(reason);
+        const status = JSON.parse(await readFile(path.join(box(i).root, 'var/lib/srvctl/reconcile-status.json'), 'utf8')) as ReconcileStatus;
+        expect(status.last_good_revision).toBe(good);
+        expect(await git(['rev-parse', 'HEAD'], path.join(box(i).root, 'var/lib/srvctl/source'))).toBe(good);
+      }
+      // The operator takes the bad commit back: both hosts are in sync with the good revision.
+      await git(['push', '-q', '--force', 'origin', `${good}:refs/heads/main`], work);
+      for (const i of HOSTS.keys()) expectExit(await sc(i, 'diff'), 0, `sc diff on ${HOSTS[i]} after the refusal`);
+    },
+    600_000,
+  );
 });

@@ -116,7 +116,12 @@ async function convergeAll(rounds: number): Promise<number> {
     const results = await Promise.all([...HOSTS.keys()].map((i) => sc(i, 'apply')));
     if (results.every((r) => r.exitCode === 0)) return round;
   }
-  throw new Error(`the cluster did not converge in ${rounds} rounds; the last runs:\n${transcript.slice(-4).map((t) => tail(t, 3_000)).join('\n')}`);
+  throw new Error(
+    `the cluster did not converge in ${rounds} rounds; the last runs:\n${transcript
+      .slice(-4)
+      .map((t) => tail(t, 3_000))
+      .join('\n')}`,
+  );
 }
 
 /** Pings `address` from c1.test on h1, retrying for about 15 s (the tunnel may still be coming up). */
@@ -160,7 +165,10 @@ describe('cluster PKI published through a git source (two hosts)', () => {
     const history = await git(['--git-dir', bare, 'log', '-p', '--all']);
     const objects = await git(['--git-dir', bare, 'cat-file', '--batch-all-objects', '--batch']);
     const leaks: string[] = [];
-    for (const [where, text] of [['git log -p --all', history], ['cat-file --batch-all-objects', objects]] as const) {
+    for (const [where, text] of [
+      ['git log -p --all', history],
+      ['cat-file --batch-all-objects', objects],
+    ] as const) {
       if (text.includes('PRIVATE KEY')) leaks.push(`${where}: "PRIVATE KEY"`);
       for (const [what, line] of secrets) if (text.includes(line)) leaks.push(`${where}: the body of ${what}`);
     }

@@ -107,7 +107,12 @@ describe('cluster VPN mesh (three hosts)', () => {
     expect(routes.find((r) => r.dst === '10.32.0.0/12')?.dev).toBe('scv-1-2');
     expect(routes.find((r) => r.dst === '10.48.0.0/12')?.dev).toBe('scv-1-3');
     const links = await (boxes[1] as Sandbox).ipJson<{ ifname: string }[]>('link', 'show');
-    expect(links.map((l) => l.ifname).filter((n) => n.startsWith('scv-')).sort()).toEqual(['scv-1-2', 'scv-2-3']);
+    expect(
+      links
+        .map((l) => l.ifname)
+        .filter((n) => n.startsWith('scv-'))
+        .sort(),
+    ).toEqual(['scv-1-2', 'scv-2-3']);
   });
 
   it('a container on h1 pings the containers on h2 and h3 by their 10.x addresses', async () => {
@@ -133,8 +138,19 @@ describe('cluster VPN mesh (three hosts)', () => {
     const h1Pki = path.join((boxes[0] as Sandbox).root, 'etc/srvctl/pki');
     const h2Root = (boxes[1] as Sandbox).root;
     const short = await execa('openssl', [
-      'x509', '-req', '-in', path.join(datastore, 'pki/requests/h2.test.csr'), '-CA', path.join(h1Pki, 'ca.crt'), '-CAkey', path.join(h1Pki, 'ca.key'),
-      '-set_serial', '0x42', '-days', '10', '-sha256',
+      'x509',
+      '-req',
+      '-in',
+      path.join(datastore, 'pki/requests/h2.test.csr'),
+      '-CA',
+      path.join(h1Pki, 'ca.crt'),
+      '-CAkey',
+      path.join(h1Pki, 'ca.key'),
+      '-set_serial',
+      '0x42',
+      '-days',
+      '10',
+      '-sha256',
     ]);
     await writeFile(path.join(datastore, 'pki/certs/h2.test.crt'), `${short.stdout}\n`);
     await writeFile(path.join(h2Root, 'etc/srvctl/pki/host.crt'), `${short.stdout}\n`);

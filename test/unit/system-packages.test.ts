@@ -13,7 +13,24 @@ describe('scripts/system-packages.txt', () => {
   it('names a Debian package for every program the integration tests drive, and the ones the issue lists', () => {
     for (const program of INTEGRATION_PROGRAMS) expect([program, packages.some((p) => p.programs.includes(program))]).toEqual([program, true]);
     const debian = packages.map((p) => p.debian);
-    for (const name of ['iproute2', 'nftables', 'systemd-container', 'busybox-static', 'git', 'openvpn', 'haproxy', 'iputils-ping', 'openssl', 'curl', 'debootstrap', 'procps', 'pebble', 'openssh-server', 'openssh-client', 'wrk']) {
+    for (const name of [
+      'iproute2',
+      'nftables',
+      'systemd-container',
+      'busybox-static',
+      'git',
+      'openvpn',
+      'haproxy',
+      'iputils-ping',
+      'openssl',
+      'curl',
+      'debootstrap',
+      'procps',
+      'pebble',
+      'openssh-server',
+      'openssh-client',
+      'wrk',
+    ]) {
       expect(debian).toContain(name);
     }
   });

@@ -42,7 +42,9 @@ export function registerAccess(program: Command): void {
     .command('vpn-config')
     .argument('<user>', 'the user')
     .argument('<device>', "one of the user's VPN client devices (sc add-vpn-client)")
-    .description("print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key), and the openssl command that makes its key and request")
+    .description(
+      "print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key), and the openssl command that makes its key and request",
+    )
     .action((user: string, device: string, _opts, command: Command) =>
       runCommand(command, async (ctx) => {
         assertUserName(user);
@@ -51,10 +53,18 @@ export function registerAccess(program: Command): void {
         findVpnClient(loaded.model, user, device);
         const caCert = await pkiExchange(datastorePlace(loaded), ctx.options.host, ctx.options.root).read(CA_CERT_FILE);
         const result = vpnClientConfig(loaded.model, user, device, caCert);
-        if (!result.caPublished) ctx.logger.warn('the cluster CA certificate is not published yet (pki/ca.crt): the configs name a ca.crt file instead');
+        if (!result.caPublished)
+          ctx.logger.warn('the cluster CA certificate is not published yet (pki/ca.crt): the configs name a ca.crt file instead');
         return {
           text: renderVpnClientConfig(result),
-          json: { user, device, common_name: result.commonName, openssl_command: result.opensslCommand, ca_published: result.caPublished, hosts: result.hosts },
+          json: {
+            user,
+            device,
+            common_name: result.commonName,
+            openssl_command: result.opensslCommand,
+            ca_published: result.caPublished,
+            hosts: result.hosts,
+          },
         };
       }),
     );
@@ -66,10 +76,12 @@ export function registerAccess(program: Command): void {
     .action((name: string, _opts, command: Command) =>
       runCommand(command, async (ctx) => {
         assertContainerName(name);
-        if (!process.stdin.isTTY || !process.stdout.isTTY) throw new UserError('sc shell needs a terminal (stdin and stdout); to run one command use: sc exec NAME -- CMD');
+        if (!process.stdin.isTTY || !process.stdout.isTTY)
+          throw new UserError('sc shell needs a terminal (stdin and stdout); to run one command use: sc exec NAME -- CMD');
         const loaded = await openDatastore(ctx);
         const host = hostContext(ctx, loaded);
-        if (loaded.model.containers[name]?.host !== host.name) throw new UserError(`container ${name} is not a container of host ${host.name} in the datastore`);
+        if (loaded.model.containers[name]?.host !== host.name)
+          throw new UserError(`container ${name} is not a container of host ${host.name} in the datastore`);
         const drivers = createDrivers(host, ctx.logger);
         if (!drivers.nspawn?.shell) throw new ScError('no container runtime available');
         const machine = (await drivers.nspawn.runtime(host.runtime).list()).find((m) => m.name === name && m.state === 'running');
@@ -78,7 +90,14 @@ export function registerAccess(program: Command): void {
         const passwd = await drivers.files.read(`${rootfsPath(name)}/etc/passwd`, { within: rootfsPath(name) }).catch(() => undefined);
         const declared = parsePasswd(passwd ?? '').find((p) => p.name === 'root')?.shell;
         const shell = declared !== undefined && SHELL_PATH.test(declared) && !declared.endsWith('nologin') ? declared : '/bin/sh';
-        const env = { TERM: process.env.TERM ?? 'xterm', HOME: '/root', USER: 'root', LOGNAME: 'root', SHELL: shell, PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+        const env = {
+          TERM: process.env.TERM ?? 'xterm',
+          HOME: '/root',
+          USER: 'root',
+          LOGNAME: 'root',
+          SHELL: shell,
+          PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        };
         const exitCode = await drivers.nspawn.shell(machine, [shell, '-l'], env);
         return { exitCode };
       }),

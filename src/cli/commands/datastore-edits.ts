@@ -24,7 +24,9 @@ import { sourceFromHostSettings } from '../../datastore/host-settings-source.js'
 
 async function editContext(ctx: CommandContext, command: Command): Promise<EditContext> {
   if (ctx.options.source !== undefined) {
-    throw new UserError(`--source ${redactUrl(ctx.options.source)} is read-only to sc: edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`);
+    throw new UserError(
+      `--source ${redactUrl(ctx.options.source)} is read-only to sc: edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`,
+    );
   }
   if (ctx.options.datastore === undefined) {
     const configured = await sourceFromHostSettings(ctx.options.root);
@@ -64,7 +66,9 @@ function commandLineOf(command: Command): string {
 
 function editOutput(result: EditResult): CommandResult {
   const files = result.files.length ? `\nWrote ${result.files.join(', ')}.` : '';
-  const commit = result.commit ? `\nCommitted ${result.commit.revision.slice(0, 12)}${result.commit.pushed ? ' and pushed' : ''}.${result.commit.pushProblem ? ` Not pushed: ${result.commit.pushProblem}.` : ''}` : '';
+  const commit = result.commit
+    ? `\nCommitted ${result.commit.revision.slice(0, 12)}${result.commit.pushed ? ' and pushed' : ''}.${result.commit.pushProblem ? ` Not pushed: ${result.commit.pushProblem}.` : ''}`
+    : '';
   return { text: `${result.message}${files}${commit}`, json: result };
 }
 
@@ -84,9 +88,7 @@ export function registerDatastoreEdits(program: Command): void {
     .argument('<name>', 'username of the new reseller (lowercase DNS label)')
     .option('--name <display>', 'display name')
     .description('add a reseller (allocates reseller_id, user_id and uid)')
-    .action((name: string, opts: { name?: string }, command: Command) =>
-      edit(command, (e) => addReseller(e, name, { displayName: opts.name })),
-    );
+    .action((name: string, opts: { name?: string }, command: Command) => edit(command, (e) => addReseller(e, name, { displayName: opts.name })));
 
   program
     .command('add-user')
@@ -106,11 +108,9 @@ export function registerDatastoreEdits(program: Command): void {
     .option('--host <fqdn>', 'the server it runs on (default: this host, --host/SC_HOST or the hostname)')
     .option('--type <type>', 'base image type (debian, fedora, busybox, …)', 'debian')
     .option('--disabled', 'add it with enabled: false')
-    .description('add a container (allocates its address in the owner\'s /24 on its host)')
+    .description("add a container (allocates its address in the owner's /24 on its host)")
     .action((name: string, opts: { user: string; host?: string; type: string; disabled?: boolean }, command: Command) =>
-      edit(command, (e) =>
-        addContainer(e, name, { user: opts.user, host: opts.host, type: opts.type, enabled: opts.disabled ? false : undefined }),
-      ),
+      edit(command, (e) => addContainer(e, name, { user: opts.user, host: opts.host, type: opts.type, enabled: opts.disabled ? false : undefined })),
     );
 
   program
@@ -126,7 +126,7 @@ export function registerDatastoreEdits(program: Command): void {
     .argument('<args...>', '[tcp|udp] PORT: the container port (protocol default tcp)')
     .option('--host-port <port>', 'the host port (default: chosen like srvctl 3: 22→2022, 8080→6080, …)', portNumber)
     .option('--comment <text>', 'a comment stored with the mapping')
-    .description('map a host port to a container port (DNAT on the container\'s host)')
+    .description("map a host port to a container port (DNAT on the container's host)")
     .action((ve: string, args: string[], opts: { hostPort?: number; comment?: string }, command: Command) => {
       let proto: 'tcp' | 'udp' = 'tcp';
       let rest = args;
@@ -171,7 +171,9 @@ export function registerDatastoreEdits(program: Command): void {
     .command('add-publickey')
     .argument('<user>', 'the user (root for the administrator)')
     .argument('<key...>', 'a public key ("ssh-ed25519 AAAA… comment", quoted or not) or a file of public keys (e.g. id_ed25519.pub)')
-    .description('add SSH public keys to a user (checked: no private keys, DSA, RSA under 2048 bits, options or several lines); sc apply installs them')
+    .description(
+      'add SSH public keys to a user (checked: no private keys, DSA, RSA under 2048 bits, options or several lines); sc apply installs them',
+    )
     // A pasted private key starts with "-----BEGIN": it must reach the key check (which refuses it
     // without showing it), not commander's "unknown option '…'" message, which would echo it.
     .allowUnknownOption()
@@ -187,7 +189,7 @@ export function registerDatastoreEdits(program: Command): void {
   program
     .command('remove-publickey')
     .argument('<user>', 'the user')
-    .argument('<fingerprint>', 'the key\'s fingerprint as ssh-keygen -l prints it (SHA256:…)')
+    .argument('<fingerprint>', "the key's fingerprint as ssh-keygen -l prints it (SHA256:…)")
     .description('remove an SSH public key from a user; the next sc apply takes it out of every container and jump account')
     .action((user: string, fingerprint: string, _opts, command: Command) => edit(command, (e) => removePublicKey(e, user, fingerprint)));
 
@@ -198,14 +200,21 @@ export function registerDatastoreEdits(program: Command): void {
     .option('--csr <file>', "the device's certificate request (or certificate) PEM file: public material only, a private key is refused")
     .description("add a VPN client device to a user (allocates its address in .201-.250 of the user's /24; stores public material only)")
     .action((user: string, device: string, opts: { csr?: string }, command: Command) =>
-      edit(command, async (e) => addVpnClient(e, user, device, opts.csr !== undefined ? parseVpnMaterial(await smallTextFile(opts.csr, VPN_MATERIAL_MAX_BYTES), opts.csr) : undefined)),
+      edit(command, async (e) =>
+        addVpnClient(
+          e,
+          user,
+          device,
+          opts.csr !== undefined ? parseVpnMaterial(await smallTextFile(opts.csr, VPN_MATERIAL_MAX_BYTES), opts.csr) : undefined,
+        ),
+      ),
     );
 
   program
     .command('remove-vpn-client')
     .argument('<user>', 'the user')
     .argument('<device>', 'the device name')
-    .description("remove a VPN client device from a user (its address is free again)")
+    .description('remove a VPN client device from a user (its address is free again)')
     .action((user: string, device: string, _opts, command: Command) => edit(command, (e) => removeVpnClient(e, user, device)));
 
   // When the datastore is a git work tree each edit is committed; --push also pushes it.
@@ -214,7 +223,20 @@ export function registerDatastoreEdits(program: Command): void {
   }
 }
 
-const EDIT_COMMANDS = new Set(['add-reseller', 'add-user', 'add-ve', 'destroy-ve', 'map-port', 'http-redirect', 'https-redirect', 'allocate', 'add-publickey', 'remove-publickey', 'add-vpn-client', 'remove-vpn-client']);
+const EDIT_COMMANDS = new Set([
+  'add-reseller',
+  'add-user',
+  'add-ve',
+  'destroy-ve',
+  'map-port',
+  'http-redirect',
+  'https-redirect',
+  'allocate',
+  'add-publickey',
+  'remove-publickey',
+  'add-vpn-client',
+  'remove-vpn-client',
+]);
 
 /** A regular file of at most `maxBytes`, read as text (never shown in errors). */
 async function smallTextFile(file: string, maxBytes: number): Promise<string> {

@@ -14,7 +14,11 @@ async function runningMachines(ctx: CommandContext) {
   const drivers = createDrivers(host, ctx.logger);
   if (!drivers.nspawn) throw new ScError('no container runtime available');
   const nspawn = drivers.nspawn;
-  const mine = new Set(Object.entries(loaded.model.containers).filter(([, c]) => c.host === host.name).map(([name]) => name));
+  const mine = new Set(
+    Object.entries(loaded.model.containers)
+      .filter(([, c]) => c.host === host.name)
+      .map(([name]) => name),
+  );
   const machines = (await nspawn.runtime(host.runtime).list()).filter((m) => m.state === 'running' && m.initPid !== undefined);
   return { nspawn, mine, machines, hostName: host.name };
 }
@@ -24,7 +28,13 @@ function requireArgv(argv: readonly string[]): void {
 }
 
 const prefixed = (name: string, text: string): string =>
-  text === '' ? '' : text.replace(/\n$/, '').split('\n').map((line) => `${name}: ${line}\n`).join('');
+  text === ''
+    ? ''
+    : text
+        .replace(/\n$/, '')
+        .split('\n')
+        .map((line) => `${name}: ${line}\n`)
+        .join('');
 
 export function registerExec(program: Command): void {
   program
@@ -58,7 +68,9 @@ export function registerExec(program: Command): void {
         for (const { machine, result } of results) process.stderr.write(prefixed(machine.name, result.stderr));
         const failed = results.filter(({ result }) => result.exitCode !== 0);
         const text = results.map(({ machine, result }) => prefixed(machine.name, result.stdout)).join('');
-        const summary = failed.length ? `\n${failed.length} of ${results.length} failed: ${failed.map((f) => `${f.machine.name} (exit ${f.result.exitCode})`).join(', ')}` : '';
+        const summary = failed.length
+          ? `\n${failed.length} of ${results.length} failed: ${failed.map((f) => `${f.machine.name} (exit ${f.result.exitCode})`).join(', ')}`
+          : '';
         return {
           exitCode: failed.length > 0 ? 1 : 0,
           text: `${text.replace(/\n$/, '')}${summary}`,

@@ -39,7 +39,8 @@ async function hostSetup(ctx: CommandContext, options: { lastGoodFallback?: bool
   return { loaded, host, drivers, handlers: resourceHandlers };
 }
 
-const targetOption = () => new Option('--target <kind/name>', 'limit to this resource (KIND/NAME) or kind (KIND), plus what it depends on (repeatable)').argParser(targetRef);
+const targetOption = () =>
+  new Option('--target <kind/name>', 'limit to this resource (KIND/NAME) or kind (KIND), plus what it depends on (repeatable)').argParser(targetRef);
 
 export function registerHostCommands(program: Command): void {
   program
@@ -65,70 +66,84 @@ export function registerHostCommands(program: Command): void {
     .option('--prune-data', 'removing a container also deletes its data under /srv/NAME (default: settings.prune.data, else kept)')
     .addOption(targetOption())
     .addOption(new Option('--concurrency <n>', 'independent actions run in parallel, at most N at once').argParser(positiveInt))
-    .option('--allow-mass-delete', 'let the plan delete more than settings prune.max_delete_share of this host\'s containers, or all of them')
+    .option('--allow-mass-delete', "let the plan delete more than settings prune.max_delete_share of this host's containers, or all of them")
     .description('converge this host to the datastore; exit 0 only when it converged')
-    .action((opts: { dryRun?: boolean; pruneData?: boolean; target?: ObjectRef[]; concurrency?: number; allowMassDelete?: boolean }, command: Command) =>
-      runCommand(command, async (ctx) => {
-        const { loaded, host, drivers, handlers } = await hostSetup(ctx);
-        const pruneData = opts.pruneData ?? loaded.model.settings.prune?.data ?? false;
-        const input = { model: loaded.model, host: { ...host, pruneData }, drivers, handlers, targets: opts.target };
-        if (opts.dryRun) {
-          const plan = await planHost(input);
-          return { text: renderPlanText(plan, { color: ctx.terminal.color }), json: { host: host.name, dry_run: true, ...planJson(plan) } };
-        }
-        const concurrency = opts.concurrency ?? loaded.model.settings.apply?.concurrency ?? 8;
-        const abort = new AbortController();
-        const onSignal = () => abort.abort();
-        // `on`, not `once`: a second signal must not kill sc mid-abort, and a library using
-        // signal-exit re-raises a signal no other listener is left for (a `once` one is removed as it runs).
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-        try {
-          const result = await applyHost({
-            ...input,
-            concurrency,
-            command: redactUrl(`sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`),
-            signal: abort.signal,
-            allowMassDelete: opts.allowMassDelete,
-            origin: await desiredStateOrigin(loaded.location),
-            onEvent: (event) => {
-              const line = renderApplyEvent(event, { color: ctx.terminal.color, tty: ctx.terminal.tty });
-              if (line) ctx.progress(line);
-            },
-          });
-          const lines: string[] = [];
-          if (result.plan.inSync) lines.push(renderPlanText(result.plan, { color: ctx.terminal.color }));
-          else lines.push(renderApplyReport(result.report, { color: ctx.terminal.color }));
-          if (result.report.failed === 0 && result.report.skipped === 0 && !result.remaining.inSync) {
-            lines.push('The host still differs from the datastore after apply:', renderPlanText(result.remaining, { color: ctx.terminal.color }));
+    .action(
+      (opts: { dryRun?: boolean; pruneData?: boolean; target?: ObjectRef[]; concurrency?: number; allowMassDelete?: boolean }, command: Command) =>
+        runCommand(command, async (ctx) => {
+          const { loaded, host, drivers, handlers } = await hostSetup(ctx);
+          const pruneData = opts.pruneData ?? loaded.model.settings.prune?.data ?? false;
+          const input = { model: loaded.model, host: { ...host, pruneData }, drivers, handlers, targets: opts.target };
+          if (opts.dryRun) {
+            const plan = await planHost(input);
+            return { text: renderPlanText(plan, { color: ctx.terminal.color }), json: { host: host.name, dry_run: true, ...planJson(plan) } };
           }
-          lines.push(...answerLines(result.answers));
-          return {
-            exitCode: result.converged ? 0 : 1,
-            text: lines.join('\n'),
-            json: {
-              host: host.name,
-              converged: result.converged,
-              plan: planJson(result.plan),
-              report: result.report,
-              remaining: planJson(result.remaining),
-              containers: result.answers
-                ? { answers: result.answers.answers, repaired: result.answers.repaired, not_answering: result.answers.notAnswering, unknown: result.answers.unknown }
-                : null,
-            },
-          };
-        } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
-      }),
+          const concurrency = opts.concurrency ?? loaded.model.settings.apply?.concurrency ?? 8;
+          const abort = new AbortController();
+          const onSignal = () => abort.abort();
+          // `on`, not `once`: a second signal must not kill sc mid-abort, and a library using
+          // signal-exit re-raises a signal no other listener is left for (a `once` one is removed as it runs).
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+          try {
+            const result = await applyHost({
+              ...input,
+              concurrency,
+              command: redactUrl(`sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`),
+              signal: abort.signal,
+              allowMassDelete: opts.allowMassDelete,
+              origin: await desiredStateOrigin(loaded.location),
+              onEvent: (event) => {
+                const line = renderApplyEvent(event, { color: ctx.terminal.color, tty: ctx.terminal.tty });
+                if (line) ctx.progress(line);
+              },
+            });
+            const lines: string[] = [];
+            if (result.plan.inSync) lines.push(renderPlanText(result.plan, { color: ctx.terminal.color }));
+            else lines.push(renderApplyReport(result.report, { color: ctx.terminal.color }));
+            if (result.report.failed === 0 && result.report.skipped === 0 && !result.remaining.inSync) {
+              lines.push('The host still differs from the datastore after apply:', renderPlanText(result.remaining, { color: ctx.terminal.color }));
+            }
+            lines.push(...answerLines(result.answers));
+            return {
+              exitCode: result.converged ? 0 : 1,
+              text: lines.join('\n'),
+              json: {
+                host: host.name,
+                converged: result.converged,
+                plan: planJson(result.plan),
+                report: result.report,
+                remaining: planJson(result.remaining),
+                containers: result.answers
+                  ? {
+                      answers: result.answers.answers,
+                      repaired: result.answers.repaired,
+                      not_answering: result.answers.notAnswering,
+                      unknown: result.answers.unknown,
+                    }
+                  : null,
+              },
+            };
+          } finally {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          }
+        }),
     );
 
   program
     .command('status')
-    .option('--check', 'for monitoring: exit 0 when in sync and every running container answers a ping, 2 when out of sync or a container does not answer, 1 on error or when it cannot tell (ping could not run)')
-    .description('this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the names its reverse proxy answers (route, certificate, HTTP status), the last apply and reconcile')
-    .addHelpText('after', '\n"In sync" means serving: status pings every running container and says which do not answer.\nExit codes: 0, or with --check 0 healthy / 2 out of sync or not answering / 1 error or cannot tell.')
+    .option(
+      '--check',
+      'for monitoring: exit 0 when in sync and every running container answers a ping, 2 when out of sync or a container does not answer, 1 on error or when it cannot tell (ping could not run)',
+    )
+    .description(
+      'this host: every resource sc manages and whether it is in sync, its containers (state, address, owner, answers), the names its reverse proxy answers (route, certificate, HTTP status), the last apply and reconcile',
+    )
+    .addHelpText(
+      'after',
+      '\n"In sync" means serving: status pings every running container and says which do not answer.\nExit codes: 0, or with --check 0 healthy / 2 out of sync or not answering / 1 error or cannot tell.',
+    )
     .action((opts: { check?: boolean }, command: Command) =>
       runCommand(command, async (ctx) => {
         // Status shows the host as it stands: against the last good revision when the source's newest is invalid.
@@ -154,7 +169,9 @@ function answerLines(answers: ContainerAnswers | undefined): string[] {
   if (total === 0) return [];
   const problem = answersSummary(answers);
   if (problem) return [`Warning: ${problem}${answers.repaired.length ? ` (waited for the ${answers.repaired.length} started or repaired)` : ''}.`];
-  return [`All ${total} running containers answer${answers.repaired.length ? ` (${answers.repaired.length} started or repaired: ${answers.repaired.join(', ')})` : ''}.`];
+  return [
+    `All ${total} running containers answer${answers.repaired.length ? ` (${answers.repaired.length} started or repaired: ${answers.repaired.join(', ')})` : ''}.`,
+  ];
 }
 
 function positiveInt(value: string): number {

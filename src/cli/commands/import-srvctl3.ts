@@ -11,7 +11,8 @@ function hostnetPair(value: string, previous: [number, number][] = []): [number,
   const m = /^([0-9]{1,3})=([0-9]{1,2})$/.exec(value);
   const old = Number(m?.[1]);
   const next = Number(m?.[2]);
-  if (!m || old > 255 || next < 1 || next > 15) throw new InvalidArgumentError('expected OLD=NEW: a srvctl 3 hostnet (0–255) = an sc hostnet (1–15), e.g. 78=1.');
+  if (!m || old > 255 || next < 1 || next > 15)
+    throw new InvalidArgumentError('expected OLD=NEW: a srvctl 3 hostnet (0–255) = an sc hostnet (1–15), e.g. 78=1.');
   if (previous.some(([o]) => o === old)) throw new InvalidArgumentError(`hostnet ${old} is mapped twice.`);
   return [...previous, [old, next]];
 }
@@ -33,17 +34,29 @@ interface ImportOptionsCli {
 }
 
 export function registerImport(program: Command): void {
-  const importCommand = program.command('import').description('make an sc datastore from another tool\'s (srvctl 3.2)');
+  const importCommand = program.command('import').description("make an sc datastore from another tool's (srvctl 3.2)");
   const srvctl3 = importCommand
     .command('srvctl3')
-    .argument('<src>', 'the srvctl 3.2 datastore directory (/var/srvctl3/datastore: users.json, containers.json, users/, and hosts.json or clusters.json)')
+    .argument(
+      '<src>',
+      'the srvctl 3.2 datastore directory (/var/srvctl3/datastore: users.json, containers.json, users/, and hosts.json or clusters.json)',
+    )
     .requiredOption('--out <dir>', 'the new sc datastore directory (made; an existing one must be empty unless --force)')
     .option('--force', 'write into a non-empty --out: replaces the files an import writes, keeps everything else (.git, …)')
-    .option('--hostnet <old=new>', 'put the host with srvctl 3 hostnet OLD on sc hostnet NEW (1–15), repeatable; the others follow in order of their old hostnet', hostnetPair)
+    .option(
+      '--hostnet <old=new>',
+      'put the host with srvctl 3 hostnet OLD on sc hostnet NEW (1–15), repeatable; the others follow in order of their old hostnet',
+      hostnetPair,
+    )
     .option('--container-host <name=host>', 'the host of a container whose address does not tell (a bridge container), repeatable', containerHostPair)
-    .option('--clusters <file>', 'read the hosts from this clusters.json (srvctl 3 kept it in /etc/srvctl/data) instead of SRC/clusters.json or SRC/hosts.json')
+    .option(
+      '--clusters <file>',
+      'read the hosts from this clusters.json (srvctl 3 kept it in /etc/srvctl/data) instead of SRC/clusters.json or SRC/hosts.json',
+    )
     .option('--cluster <name>', 'the cluster name for hosts read from SRC/hosts.json', 'srvctl3')
-    .description('import a srvctl 3.2 datastore into a new sc datastore, with a migration report (text, or JSON with -o json; also written as srvctl3-migration.json)')
+    .description(
+      'import a srvctl 3.2 datastore into a new sc datastore, with a migration report (text, or JSON with -o json; also written as srvctl3-migration.json)',
+    )
     .addHelpText(
       'after',
       `

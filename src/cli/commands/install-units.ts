@@ -76,7 +76,12 @@ export function registerInstallUnits(program: Command): void {
       runCommand(command, async (ctx) => {
         const { interval, jitter } = await timing(ctx, flags);
         if (interval <= 0) throw new InvalidArgumentError('--interval must be more than 0');
-        const units = renderUnits({ command: await scCommand(flags), globalArgs: bakedGlobalArgs(command, ctx), intervalSeconds: interval, jitterSeconds: jitter });
+        const units = renderUnits({
+          command: await scCommand(flags),
+          globalArgs: bakedGlobalArgs(command, ctx),
+          intervalSeconds: interval,
+          jitterSeconds: jitter,
+        });
         const dir = join(ctx.options.root, UNIT_DIR);
         await mkdir(dir, { recursive: true });
         const results: { unit: string; path: string; state: 'written' | 'unchanged' }[] = [];

@@ -62,9 +62,18 @@ export function registerReconcile(program: Command): void {
   program
     .command('reconcile')
     .option('--once', 'one pass (fetch, validate, plan, apply, record), then exit: for the systemd timer')
-    .addOption(new Option('--interval <seconds>', 'seconds between passes (default: settings reconcile.interval_seconds, else 300)').argParser(positiveSeconds))
-    .addOption(new Option('--jitter <seconds>', 'random extra delay per pass, up to this (default: settings reconcile.jitter_seconds, at most half the interval)').argParser(seconds))
-    .option('--allow-mass-delete', 'let a revision delete more than settings prune.max_delete_share of this host\'s containers, or all of them')
+    .addOption(
+      new Option('--interval <seconds>', 'seconds between passes (default: settings reconcile.interval_seconds, else 300)').argParser(
+        positiveSeconds,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--jitter <seconds>',
+        'random extra delay per pass, up to this (default: settings reconcile.jitter_seconds, at most half the interval)',
+      ).argParser(seconds),
+    )
+    .option('--allow-mass-delete', "let a revision delete more than settings prune.max_delete_share of this host's containers, or all of them")
     .option('--verify', 'require a good signature on every revision (git verify-commit); also settings source.verify')
     .addOption(new Option('--concurrency <n>', 'independent actions run in parallel, at most N at once').argParser(positiveInt))
     .description('keep this host converged to the source: every interval (+ jitter), at once when the revision moves; exit 0 on SIGTERM')

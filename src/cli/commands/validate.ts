@@ -18,7 +18,9 @@ export function registerValidate(program: Command): void {
           const { model, warnings: loadWarnings, documents } = await loadDatastore(location);
           const users = documents.users;
           // Keys sc would not install (only here, not on every diff/apply): see `sc add-publickey`.
-          const keys = keyDiagnostics(model, (path) => (users ? { file: users.displayPath, ...users.positionOf(path), path: jsonPointer(path) } : { path: jsonPointer(path) }));
+          const keys = keyDiagnostics(model, (path) =>
+            users ? { file: users.displayPath, ...users.positionOf(path), path: jsonPointer(path) } : { path: jsonPointer(path) },
+          );
           const keyErrors = keys.filter((d) => d.severity === 'error');
           if (keyErrors.length > 0) throw new UserError('', [...keys, ...loadWarnings]);
           const warnings = [...loadWarnings, ...keys];

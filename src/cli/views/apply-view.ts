@@ -47,7 +47,11 @@ export function renderApplyReport(r: ApplyReport, opts: { color: boolean }): str
     r.conflicts ? `${r.conflicts} conflict${r.conflicts === 1 ? '' : 's'}` : '',
   ].filter(Boolean);
   const lines = [`${c.red(c.bold('Apply incomplete:'))} ${totals}; ${problems.join(', ')}.`];
-  const label: Record<Exclude<ApplyResult['status'], 'ok'>, string> = { failed: c.red('failed  '), skipped: c.yellow('skipped '), conflict: c.red('conflict') };
+  const label: Record<Exclude<ApplyResult['status'], 'ok'>, string> = {
+    failed: c.red('failed  '),
+    skipped: c.yellow('skipped '),
+    conflict: c.red('conflict'),
+  };
   for (const status of ['failed', 'skipped', 'conflict'] as const) {
     for (const result of r.results.filter((x) => x.status === status)) {
       lines.push(`  ${label[status]} ${colorSymbol(result.type, c)} ${refString(result.ref)}: ${oneLine(result.error ?? status)}`);

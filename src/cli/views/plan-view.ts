@@ -103,13 +103,11 @@ export interface PlanJson {
 }
 
 export function planJson(plan: Plan): PlanJson {
-  const changes = plan.actions.map(
-    (action): PlanChangeJson => ({
-      action: action.type,
-      kind: action.ref.kind,
-      id: action.ref.id,
-      reasons: action.type === 'update' || action.type === 'replace' ? action.reasons.map((r) => ({ ...r })) : action.message ? [action.message] : [],
-    }),
-  );
+  const changes = plan.actions.map((action): PlanChangeJson => ({
+    action: action.type,
+    kind: action.ref.kind,
+    id: action.ref.id,
+    reasons: action.type === 'update' || action.type === 'replace' ? action.reasons.map((r) => ({ ...r })) : action.message ? [action.message] : [],
+  }));
   return { changes, summary: { ...plan.summary }, ...(plan.inSync ? { no_changes: true as const } : {}) };
 }

@@ -50,7 +50,14 @@ export function resourceStatuses(survey: HostSurvey): ResourceStatus[] {
         row.owned = have.owned;
         row.observed = have.spec;
       } else if (have.owned || pending.has(key)) {
-        rows.set(key, { kind, id: have.ref.id, state: stateOf[pending.get(key) ?? 'noop'], owned: have.owned, description: have.description, observed: have.spec });
+        rows.set(key, {
+          kind,
+          id: have.ref.id,
+          state: stateOf[pending.get(key) ?? 'noop'],
+          owned: have.owned,
+          description: have.description,
+          observed: have.spec,
+        });
       }
     }
   }
@@ -83,7 +90,7 @@ function containersHere(host: HostContext, model: Model, survey: HostSurvey, ans
         reseller: user?.reseller ?? 'root',
         type: c.type,
         enabled: c.enabled !== false,
-        state: states.get(name) ?? ('missing'),
+        state: states.get(name) ?? 'missing',
         /** true / false; null when not probed (not running) or unknown (ping could not run). */
         answers: answerFlag(answers?.answers[name]),
         /** yes / no / unknown; null when not probed. */
@@ -114,7 +121,9 @@ export function statusHealth(survey: HostSurvey, answers: ContainerAnswers | und
   const inSync = survey.plan.inSync;
   const notAnswering = answers?.notAnswering ?? [];
   const unknown = answers?.unknown ?? [];
-  const head = inSync ? 'in sync' : `out of sync (${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts; see sc diff)`;
+  const head = inSync
+    ? 'in sync'
+    : `out of sync (${s.add} to add, ${s.change} to change, ${s.destroy} to destroy, ${s.conflict} conflicts; see sc diff)`;
   const tail = answersSummary(answers);
   return {
     in_sync: inSync,
@@ -215,7 +224,9 @@ export function statusJson(
 export function renderReconcileLine(r: ReconcileStatus): string {
   const rev = (x: string | null) => (x ? x.slice(0, 12) : 'none');
   const c = r.counts;
-  const lines = [`Last reconcile: ${r.finished} ${r.result}, revision ${rev(r.revision)} of ${r.source} (${c.actions} actions: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped, ${c.conflicts} conflicts)`];
+  const lines = [
+    `Last reconcile: ${r.finished} ${r.result}, revision ${rev(r.revision)} of ${r.source} (${c.actions} actions: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped, ${c.conflicts} conflicts)`,
+  ];
   if (r.result !== 'ok') lines.push(`  ${r.message}`);
   if (r.last_good_revision !== r.revision) lines.push(`  last good revision: ${rev(r.last_good_revision)}`);
   for (const w of r.warnings) lines.push(`  warning: ${w}`);
@@ -237,7 +248,12 @@ export function renderStatus(
   const out: string[] = [`Host ${host.name} (cluster ${host.cluster}, hostnet ${host.host.hostnet})`, ''];
   const resources = resourceStatuses(survey);
   if (resources.length) {
-    out.push(textTable(['KIND', 'NAME', 'STATE', 'DETAIL'], resources.map((r) => [r.kind, r.id, r.state, r.description ?? ''])).replace(/(in sync|missing|drifted|to be removed|conflict)(?=\s{2}|$)/gm, (m) => paint(m as SyncState)));
+    out.push(
+      textTable(
+        ['KIND', 'NAME', 'STATE', 'DETAIL'],
+        resources.map((r) => [r.kind, r.id, r.state, r.description ?? '']),
+      ).replace(/(in sync|missing|drifted|to be removed|conflict)(?=\s{2}|$)/gm, (m) => paint(m as SyncState)),
+    );
   } else {
     out.push('No resources for this host.');
   }
@@ -255,20 +271,41 @@ export function renderStatus(
   const tunnels = vpnLinksHere(survey);
   if (tunnels.length) {
     out.push('', `VPN links: ${tunnels.length}`);
-    out.push(textTable(['DEVICE', 'PEER', 'STATE', 'LAST HANDSHAKE'], tunnels.map((t) => [t.device, t.peer, t.state, t.last_handshake ?? '-'])));
+    out.push(
+      textTable(
+        ['DEVICE', 'PEER', 'STATE', 'LAST HANDSHAKE'],
+        tunnels.map((t) => [t.device, t.peer, t.state, t.last_handshake ?? '-']),
+      ),
+    );
   }
   const userVpn = userVpnHere(survey);
   if (userVpn) {
-    out.push('', `User VPN: ${userVpn.device} ${userVpn.running ? 'running' : 'not running'}, ${userVpn.devices.length} device(s), ${userVpn.connected.length} connected`);
+    out.push(
+      '',
+      `User VPN: ${userVpn.device} ${userVpn.running ? 'running' : 'not running'}, ${userVpn.devices.length} device(s), ${userVpn.connected.length} connected`,
+    );
     if (userVpn.connected.length) {
-      out.push(textTable(['DEVICE', 'ADDRESS', 'FROM', 'CONNECTED SINCE', 'LAST SEEN'], userVpn.connected.map((d) => [d.common_name, d.address, d.real_address, d.connected_since ?? '-', d.last_seen ?? '-'])));
+      out.push(
+        textTable(
+          ['DEVICE', 'ADDRESS', 'FROM', 'CONNECTED SINCE', 'LAST SEEN'],
+          userVpn.connected.map((d) => [d.common_name, d.address, d.real_address, d.connected_since ?? '-', d.last_seen ?? '-']),
+        ),
+      );
     }
   }
   const proxy = proxyHere(survey, proxyCodes);
   if (proxy) {
-    out.push('', `Reverse proxy: ${proxy.running ? `HAProxy running (master pid ${proxy.master_pid})` : 'HAProxy not running'}, ${proxy.names.length} names`);
+    out.push(
+      '',
+      `Reverse proxy: ${proxy.running ? `HAProxy running (master pid ${proxy.master_pid})` : 'HAProxy not running'}, ${proxy.names.length} names`,
+    );
     const cert = (c: (typeof proxy.names)[number]['certificate']) => (c ? `${c.source} until ${c.not_after.slice(0, 10)}` : '-');
-    out.push(textTable(['NAME', 'SITE', 'PORT 80', 'PORT 443', 'CERTIFICATE', 'HTTP'], proxy.names.map((n) => [n.name, n.site, n.http, n.https, cert(n.certificate), n.http_status ?? '-'])));
+    out.push(
+      textTable(
+        ['NAME', 'SITE', 'PORT 80', 'PORT 443', 'CERTIFICATE', 'HTTP'],
+        proxy.names.map((n) => [n.name, n.site, n.http, n.https, cert(n.certificate), n.http_status ?? '-']),
+      ),
+    );
   }
   const s = survey.plan.summary;
   const health = statusHealth(survey, answers);
@@ -284,7 +321,9 @@ export function renderStatus(
   out.push(
     lastApply
       ? `Last apply: ${lastApply.finished} ${lastApply.converged ? 'converged' : `did not converge (${lastApply.failed} failed, ${lastApply.skipped} skipped, ${lastApply.conflicts} conflicts)`}` +
-          (lastApply.revision !== undefined ? `, revision ${lastApply.revision.slice(0, 12)}${lastApply.source !== undefined ? ` of ${lastApply.source}` : ''}` : '')
+          (lastApply.revision !== undefined
+            ? `, revision ${lastApply.revision.slice(0, 12)}${lastApply.source !== undefined ? ` of ${lastApply.source}` : ''}`
+            : '')
       : 'Last apply: never (on this --root)',
   );
   if (lastReconcile) out.push(renderReconcileLine(lastReconcile));

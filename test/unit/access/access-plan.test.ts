@@ -14,7 +14,10 @@ const [ed, rsa, , p256, p384] = lines as [string, string, string, string, string
 const rsa1024 = lines[2] as string;
 
 const model: Model = {
-  clusters: { c: { 'h1.test': { hostnet: 1, host_ip: '192.0.2.11' }, 'h2.test': { hostnet: 2, host_ip: '192.0.2.12' } }, other: { 'x.test': { hostnet: 3, host_ip: '192.0.2.13' } } },
+  clusters: {
+    c: { 'h1.test': { hostnet: 1, host_ip: '192.0.2.11' }, 'h2.test': { hostnet: 2, host_ip: '192.0.2.12' } },
+    other: { 'x.test': { hostnet: 3, host_ip: '192.0.2.13' } },
+  },
   users: {
     root: { reseller_id: 0, user_id: 0, uid: 0, ssh_keys: [p384] },
     alpha: { reseller: 'root', reseller_id: 1, user_id: 1, uid: 1001, ssh_keys: [p256] },
@@ -37,7 +40,7 @@ describe('container keys', () => {
   it('root, the reseller and the owner, labelled; bad keys are never installed', () => {
     expect(containerKeyLines(model, 'alice')).toEqual(['# root (administrator)', p384, '# alpha (reseller)', p256, '# alice (owner)', ed]);
   });
-  it('a key the owner shares with root is installed once; root\'s own users have no reseller', () => {
+  it("a key the owner shares with root is installed once; root's own users have no reseller", () => {
     expect(containerKeyLines(model, 'bob')).toEqual(['# root (administrator)', p384, '# bob (owner)', rsa]);
     expect(containerKeyLines(model, 'root')).toEqual(['# root (administrator)', p384]);
   });
@@ -52,7 +55,7 @@ describe('jump accounts', () => {
       ['bob', 1003, ['bike.test']],
     ]);
   });
-  it('each key line is restricted to port forwarding to the account\'s containers', () => {
+  it("each key line is restricted to port forwarding to the account's containers", () => {
     const alice = jumpAccounts(model, 'h1.test').find((p) => p.user === 'alice');
     expect(jumpKeyLines(alice as never)).toEqual([`restrict,port-forwarding,permitopen="blog.test:22",permitopen="shop.test:22" ${ed}`]);
   });
@@ -68,7 +71,7 @@ describe('hosts block and client config', () => {
       '10.17.1.20\tshop.test',
     ]);
   });
-  it('one Host entry per reachable container, jumping through the user\'s account on its host', () => {
+  it("one Host entry per reachable container, jumping through the user's account on its host", () => {
     const text = renderSshClientConfig(model, 'alpha');
     expect(text).toContain('Host blog.test\n    User root\n    ProxyJump alpha@h1.test\n');
     expect(text).toContain('Host far.test\n    User root\n    ProxyJump alpha@h2.test\n');

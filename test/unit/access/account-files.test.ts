@@ -41,7 +41,8 @@ describe('marked block', () => {
 
 describe('account files', () => {
   const texts: AccountTexts = {
-    passwd: 'root:x:0:0:root:/root:/bin/bash\n# comment\nsshd:x:102:65534::/run/sshd:/usr/sbin/nologin\ncarol:x:1005:1005:Carol,,,:/home/carol:/bin/bash\n',
+    passwd:
+      'root:x:0:0:root:/root:/bin/bash\n# comment\nsshd:x:102:65534::/run/sshd:/usr/sbin/nologin\ncarol:x:1005:1005:Carol,,,:/home/carol:/bin/bash\n',
     group: 'root:x:0:\nshadow:x:42:\ncarol:x:1005:\n',
     shadow: 'root:*:19000:0:99999:7:::\ncarol:$y$j9T$hash:19000:0:99999:7:::\n',
     gshadow: 'root:*::\n',
@@ -77,7 +78,9 @@ describe('account files', () => {
     expect(added.shadow).toBeUndefined();
   });
   it('refuses a field with a colon or newline', () => {
-    expect(() => withUser(texts, { name: 'a', uid: 1, gid: 1, gecos: 'x:y', home: '/', shell: '/bin/false' })).toThrow(/cannot go into an account file/);
+    expect(() => withUser(texts, { name: 'a', uid: 1, gid: 1, gecos: 'x:y', home: '/', shell: '/bin/false' })).toThrow(
+      /cannot go into an account file/,
+    );
   });
   it('picks the highest free system gid', () => {
     const db = parseAccounts({ passwd: 'x:x:5:998::/:/bin/false\n', group: 'a:x:999:\n' });

@@ -12,7 +12,8 @@ for (let i = 1; i + 1 < fixture.length; i += 2) {
   const [, bits, fp] = /^# (\d+) (SHA256:\S+)/.exec(fixture[i + 1] as string) ?? [];
   keys.set(fixture[i] as string, [Number(bits), fp as string]);
 }
-const keyOf = (type: string, bits?: number): string => [...keys.entries()].find(([l, [b]]) => l.startsWith(`${type} `) && (bits === undefined || b === bits))?.[0] as string;
+const keyOf = (type: string, bits?: number): string =>
+  [...keys.entries()].find(([l, [b]]) => l.startsWith(`${type} `) && (bits === undefined || b === bits))?.[0] as string;
 
 function refusal(text: string): PublicKeyError {
   try {
@@ -25,8 +26,14 @@ function refusal(text: string): PublicKeyError {
 }
 
 describe('parsePublicKey', () => {
-  it('reads ed25519, RSA 2048 and the three ECDSA curves with ssh-keygen\'s fingerprint and size', () => {
-    const accepted = [keyOf('ssh-ed25519'), keyOf('ssh-rsa', 2048), keyOf('ecdsa-sha2-nistp256'), keyOf('ecdsa-sha2-nistp384'), keyOf('ecdsa-sha2-nistp521')];
+  it("reads ed25519, RSA 2048 and the three ECDSA curves with ssh-keygen's fingerprint and size", () => {
+    const accepted = [
+      keyOf('ssh-ed25519'),
+      keyOf('ssh-rsa', 2048),
+      keyOf('ecdsa-sha2-nistp256'),
+      keyOf('ecdsa-sha2-nistp384'),
+      keyOf('ecdsa-sha2-nistp521'),
+    ];
     for (const line of accepted) {
       const key = parsePublicKey(line);
       const [bits, fingerprint] = keys.get(line) as [number, string];

@@ -11,10 +11,24 @@ const CA = '-----BEGIN CERTIFICATE-----\nMIIBfakeCAcertificateForTheRenderer\n--
 const CERT = '-----BEGIN CERTIFICATE-----\nMIIBfakeClientCertificate\n-----END CERTIFICATE-----\n';
 
 const model = (settings: Model['settings'] = {}): Model => ({
-  clusters: { c: { 'h1.test': { hostnet: 1, host_ip: '192.0.2.11' }, 'h2.test': { hostnet: 2, host_ip: '192.0.2.12' }, 'h3.test': { hostnet: 3, host_ip: '192.0.2.13' } } },
+  clusters: {
+    c: {
+      'h1.test': { hostnet: 1, host_ip: '192.0.2.11' },
+      'h2.test': { hostnet: 2, host_ip: '192.0.2.12' },
+      'h3.test': { hostnet: 3, host_ip: '192.0.2.13' },
+    },
+  },
   users: {
     alpha: { reseller: 'root', reseller_id: 1, user_id: 1, uid: 1001 },
-    alice: { reseller: 'alpha', user_id: 3, uid: 1002, vpn_clients: [{ device: 'laptop', host_part: 201, csr: CSR }, { device: 'phone', host_part: 202, certificate: CERT }] },
+    alice: {
+      reseller: 'alpha',
+      user_id: 3,
+      uid: 1002,
+      vpn_clients: [
+        { device: 'laptop', host_part: 201, csr: CSR },
+        { device: 'phone', host_part: 202, certificate: CERT },
+      ],
+    },
     bob: { reseller: 'root', user_id: 2, uid: 1003, vpn_clients: [{ device: 'pc', host_part: 201 }] },
   },
   containers: {
@@ -56,7 +70,9 @@ describe('vpn-config', () => {
 
   test('the text: the one openssl command (key made on the device), then the configs', () => {
     const text = renderVpnClientConfig(vpnClientConfig(model(), 'alice', 'laptop', CA));
-    expect(text).toContain('#   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout alice@laptop.key -subj /CN=alice@laptop -out alice@laptop.csr\n');
+    expect(text).toContain(
+      '#   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout alice@laptop.key -subj /CN=alice@laptop -out alice@laptop.csr\n',
+    );
     expect(text).toContain('sc add-vpn-client alice laptop --csr alice@laptop.csr');
     expect(text.match(/^### /gm)).toHaveLength(2);
     expect(text).toContain('### h1.test.ovpn\n');
@@ -70,7 +86,9 @@ describe('vpn-config', () => {
     expect(text).toContain('alice has no containers yet');
     expect(text).not.toContain('### ');
     expect(() => vpnClientConfig(m, 'carol', 'laptop', CA)).toThrow(/unknown user "carol"/);
-    expect(() => vpnClientConfig(m, 'alice', 'tablet', CA)).toThrow(/alice has no VPN client "tablet" \(add it with "sc add-vpn-client alice tablet"\)/);
+    expect(() => vpnClientConfig(m, 'alice', 'tablet', CA)).toThrow(
+      /alice has no VPN client "tablet" \(add it with "sc add-vpn-client alice tablet"\)/,
+    );
     expect(vpnClientConfig(m, 'bob', 'pc', CA).hosts.map((h) => h.address)).toEqual(['10.48.2.201']);
   });
 });

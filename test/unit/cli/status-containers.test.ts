@@ -173,5 +173,10 @@ describe('health: in sync is not enough', () => {
 
 function answers(record: Record<string, 'yes' | 'no' | 'unknown'>): ContainerAnswers {
   const names = Object.keys(record);
-  return { answers: record, repaired: [], notAnswering: names.filter((n) => record[n] === 'no'), unknown: names.filter((n) => record[n] === 'unknown') };
+  return {
+    answers: record,
+    repaired: [],
+    notAnswering: names.filter((n) => record[n] === 'no'),
+    unknown: names.filter((n) => record[n] === 'unknown'),
+  };
 }

@@ -47,15 +47,35 @@ async function examplePlan(): Promise<Plan> {
       dependsOnKinds: ['bridge'],
       canUpdate: (patch) => !patch.some((op) => op.path === '/image'),
       desired: [
-        want('container', 'blog.example.com', { image: 'fedora', bridge: 'sc-17-3' }, { dependsOn: [ref('bridge', 'sc-17-3')], description: 'user alice, 10.17.3.20' }),
-        want('container', 'shop.example.com', { image: 'fedora', bridge: 'sc-17-3' }, { dependsOn: [ref('bridge', 'sc-17-3')], description: 'user alice, 10.17.3.21' }),
+        want(
+          'container',
+          'blog.example.com',
+          { image: 'fedora', bridge: 'sc-17-3' },
+          { dependsOn: [ref('bridge', 'sc-17-3')], description: 'user alice, 10.17.3.20' },
+        ),
+        want(
+          'container',
+          'shop.example.com',
+          { image: 'fedora', bridge: 'sc-17-3' },
+          { dependsOn: [ref('bridge', 'sc-17-3')], description: 'user alice, 10.17.3.21' },
+        ),
       ],
     }),
   };
-  return planActions(handlers, desiredState(handlers, emptyModel, testHost), await observeHost(handlers, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() }));
+  return planActions(
+    handlers,
+    desiredState(handlers, emptyModel, testHost),
+    await observeHost(handlers, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() }),
+  );
 }
 
-const noChanges: Plan = { actions: [], noops: [ref('bridge', 'sc-17-3')], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false, inSync: true };
+const noChanges: Plan = {
+  actions: [],
+  noops: [ref('bridge', 'sc-17-3')],
+  summary: { add: 0, change: 0, destroy: 0, conflict: 0 },
+  hasChanges: false,
+  inSync: true,
+};
 
 describe('plan view', () => {
   it('renders terraform-like text grouped by kind (golden)', async () => {
@@ -85,10 +105,22 @@ describe('plan view', () => {
   });
 
   it('lists conflicts even when there is nothing to change', () => {
-    const conflict: PlannedAction = { type: 'conflict', ref: ref('bridge', 'sc-1-1'), patch: [], reasons: [], after: [], message: 'foreign bridge sc-1-1 (not created by sc) is in the way' };
+    const conflict: PlannedAction = {
+      type: 'conflict',
+      ref: ref('bridge', 'sc-1-1'),
+      patch: [],
+      reasons: [],
+      after: [],
+      message: 'foreign bridge sc-1-1 (not created by sc) is in the way',
+    };
     const plan: Plan = { actions: [conflict], noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 1 }, hasChanges: false, inSync: false };
     expect(renderPlanText(plan, { color: false })).toBe(
-      ['bridge', '  ! sc-1-1           conflict: foreign bridge sc-1-1 (not created by sc) is in the way', '', 'Plan: 0 to add, 0 to change, 0 to destroy. 1 conflict.'].join('\n'),
+      [
+        'bridge',
+        '  ! sc-1-1           conflict: foreign bridge sc-1-1 (not created by sc) is in the way',
+        '',
+        'Plan: 0 to add, 0 to change, 0 to destroy. 1 conflict.',
+      ].join('\n'),
     );
     expect(planJson(plan)).not.toHaveProperty('no_changes');
     expect(planJson(plan)).toMatchObject({ changes: [{ action: 'conflict', reasons: ['foreign bridge sc-1-1 (not created by sc) is in the way'] }] });
@@ -134,7 +166,13 @@ describe('apply view', () => {
     expect(stripAnsi(renderApplyEvent(all[1] as ApplyEvent, { color: true, tty: true }))).toBe(tty[1]);
   });
 
-  const result = (kind: string, id: string, type: ApplyReport['results'][number]['type'], status: ApplyReport['results'][number]['status'], error?: string) => ({
+  const result = (
+    kind: string,
+    id: string,
+    type: ApplyReport['results'][number]['type'],
+    status: ApplyReport['results'][number]['status'],
+    error?: string,
+  ) => ({
     ref: ref(kind, id),
     type,
     status,
@@ -145,7 +183,12 @@ describe('apply view', () => {
 
   it('summarises a converged apply like terraform', () => {
     const report: ApplyReport = {
-      results: [result('bridge', 'sc-17-3', 'create', 'ok'), result('bridge', 'sc-17-4', 'update', 'ok'), result('container', 'x', 'replace', 'ok'), result('bridge', 'sc-9', 'delete', 'ok')],
+      results: [
+        result('bridge', 'sc-17-3', 'create', 'ok'),
+        result('bridge', 'sc-17-4', 'update', 'ok'),
+        result('container', 'x', 'replace', 'ok'),
+        result('bridge', 'sc-9', 'delete', 'ok'),
+      ],
       ok: 4,
       failed: 0,
       skipped: 0,

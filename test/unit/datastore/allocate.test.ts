@@ -119,7 +119,10 @@ test('--dry-run reports the same allocations and writes nothing, even on a read-
 });
 
 test('an impossible allocation is reported with its place and nothing is written', async () => {
-  const resellers = Array.from({ length: 15 }, (_, i) => `r${i + 1}:\n  reseller: root\n  reseller_id: ${i + 1}\n  user_id: ${i + 1}\n  uid: ${2000 + i}\n`).join('');
+  const resellers = Array.from(
+    { length: 15 },
+    (_, i) => `r${i + 1}:\n  reseller: root\n  reseller_id: ${i + 1}\n  user_id: ${i + 1}\n  uid: ${2000 + i}\n`,
+  ).join('');
   const files: Files = {
     'clusters.yaml': CLUSTERS_YAML,
     'users.yaml': `${resellers}extra:\n  reseller: root\ncustomer:\n  reseller: extra\n`,

@@ -3,14 +3,7 @@
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import {
-  addContainer,
-  addReseller,
-  addUser,
-  destroyContainer,
-  mapPort,
-  setRedirect,
-} from '../../../src/datastore/datastore-edits.js';
+import { addContainer, addReseller, addUser, destroyContainer, mapPort, setRedirect } from '../../../src/datastore/datastore-edits.js';
 import { runDatastoreEdit } from '../../../src/datastore/edit-session.js';
 import { loadDatastore } from '../../../src/datastore/load-datastore.js';
 import { UserError } from '../../../src/errors.js';
@@ -36,7 +29,12 @@ describe('add-ve: container addresses', () => {
     const ctx = editContext(dir);
     const second = await addContainer(ctx, 'blog.example.com', { user: 'alice' });
     expect(second.changes).toEqual([
-      { kind: 'containers', key: 'blog.example.com', action: 'add', value: { user: 'alice', host: 'web1.example.net', type: 'debian', ip: '10.17.3.21' } },
+      {
+        kind: 'containers',
+        key: 'blog.example.com',
+        action: 'add',
+        value: { user: 'alice', host: 'web1.example.net', type: 'debian', ip: '10.17.3.21' },
+      },
     ]);
     expect(second.files).toEqual([join(dir, 'containers.yaml')]);
     await destroyContainer(ctx, 'shop.example.com');
@@ -93,7 +91,7 @@ describe('add-user and add-reseller: ids', () => {
     expect(text.startsWith(SMALL_YAML['users.yaml'] as string)).toBe(true);
   });
 
-  test('a reseller gets the lowest free reseller_id and a user_id among root\'s users', async () => {
+  test("a reseller gets the lowest free reseller_id and a user_id among root's users", async () => {
     const dir = await datastore();
     const result = await addReseller(editContext(dir), 'bravo', { displayName: 'Bravo' });
     expect(result.changes[0]?.value).toEqual({ name: 'Bravo', reseller: 'root', reseller_id: 2, user_id: 3, uid: 1004 });
@@ -112,7 +110,9 @@ describe('add-user and add-reseller: ids', () => {
     await expect(addUser(ctx, 'bob', { reseller: 'nobody' })).rejects.toThrow(/unknown reseller "nobody"/);
     await expect(addUser(ctx, 'bob', { reseller: 'alice' })).rejects.toThrow(/"alice" is not a reseller/);
     await expect(addUser(ctx, 'bob', { sshKeys: ['ssh-rsa AAA\nssh-rsa BBB'] })).rejects.toThrow(/invalid ssh key #1: one key per line/);
-    await expect(addUser(ctx, 'bob', { sshKeys: ['ssh-ed25519 AAAAC3Nza bob@laptop'] })).rejects.toThrow(/invalid ssh key #1: the ssh-ed25519 key data is not base64/);
+    await expect(addUser(ctx, 'bob', { sshKeys: ['ssh-ed25519 AAAAC3Nza bob@laptop'] })).rejects.toThrow(
+      /invalid ssh key #1: the ssh-ed25519 key data is not base64/,
+    );
     expect(await snapshot(dir)).toEqual(SMALL_YAML);
   });
 });
@@ -121,7 +121,11 @@ describe('names are checked before any lock or load', () => {
   // A location that does not exist: reaching the lock or the loader would fail differently.
   const nowhere = editContext('/nonexistent/sc-datastore');
   test.each([
-    ['a container name with shell metacharacters', () => addContainer(nowhere, 'a;rm -rf x', { user: 'alice' }), /invalid container name "a;rm -rf x"/],
+    [
+      'a container name with shell metacharacters',
+      () => addContainer(nowhere, 'a;rm -rf x', { user: 'alice' }),
+      /invalid container name "a;rm -rf x"/,
+    ],
     ['a path as a user name', () => addUser(nowhere, '../../etc', {}), /invalid user name "..\/..\/etc"/],
     ['a path as a reseller name', () => addReseller(nowhere, '../x'), /invalid reseller name/],
     ['an uppercase container name', () => destroyContainer(nowhere, 'Shop.example.com'), /lowercase DNS name/],
@@ -165,7 +169,10 @@ describe('refused edits write nothing', () => {
   });
 
   test('a datastore that is invalid before the edit is refused with its diagnostics', async () => {
-    const broken = { ...SMALL_YAML, 'containers.yaml': `${SMALL_YAML['containers.yaml']}bad.example.com:\n  user: ghost\n  host: web1.example.net\n  type: debian\n  ip: 10.17.3.30\n` };
+    const broken = {
+      ...SMALL_YAML,
+      'containers.yaml': `${SMALL_YAML['containers.yaml']}bad.example.com:\n  user: ghost\n  host: web1.example.net\n  type: debian\n  ip: 10.17.3.30\n`,
+    };
     const dir = await datastore(broken);
     const error = await addUser(editContext(dir), 'bob', {}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UserError);

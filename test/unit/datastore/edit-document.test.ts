@@ -99,7 +99,12 @@ describe('YAML edits touch only their lines', () => {
   test('random sequences of edits always render exactly the edited data, comments kept', () => {
     const names = ['shop.example.com', 'blog.example.com', 'wiki.example.com', 'a.example.com', 'b.example.com'];
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('set' as const), name: fc.constantFrom(...names), field: fc.constantFrom('ip', 'type', 'enabled', 'http-redirect'), value: fc.oneof(fc.constantFrom('none', 'x', '10.17.3.99'), fc.boolean()) }),
+      fc.record({
+        kind: fc.constant('set' as const),
+        name: fc.constantFrom(...names),
+        field: fc.constantFrom('ip', 'type', 'enabled', 'http-redirect'),
+        value: fc.oneof(fc.constantFrom('none', 'x', '10.17.3.99'), fc.boolean()),
+      }),
       fc.record({ kind: fc.constant('add' as const), name: fc.constantFrom(...names) }),
       fc.record({ kind: fc.constant('delete' as const), name: fc.constantFrom(...names) }),
       fc.record({ kind: fc.constant('append' as const), name: fc.constantFrom(...names), port: fc.integer({ min: 1, max: 65535 }) }),

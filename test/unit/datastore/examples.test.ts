@@ -79,9 +79,23 @@ describe('examples/invalid', () => {
 
   test('covers the required cases', () => {
     for (const required of [
-      'malformed-json', 'malformed-yaml', 'unknown-user', 'unknown-host', 'unknown-reseller', 'duplicate-hostnet',
-      'hostnet-16', 'duplicate-ip', 'ip-outside-plan', 'ip-in-gateway-range', 'bad-container-name', 'path-traversal-name',
-      'user-id-duplicate', 'missing-allocation', 'duplicate-mapped-port', 'user-subnet-full', 'two-formats',
+      'malformed-json',
+      'malformed-yaml',
+      'unknown-user',
+      'unknown-host',
+      'unknown-reseller',
+      'duplicate-hostnet',
+      'hostnet-16',
+      'duplicate-ip',
+      'ip-outside-plan',
+      'ip-in-gateway-range',
+      'bad-container-name',
+      'path-traversal-name',
+      'user-id-duplicate',
+      'missing-allocation',
+      'duplicate-mapped-port',
+      'user-subnet-full',
+      'two-formats',
     ]) {
       expect(cases).toContain(required);
     }

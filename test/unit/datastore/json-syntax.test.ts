@@ -79,13 +79,16 @@ describe('limits', () => {
     expect(syntaxError(block, '/tmp/x/users.yaml')).toMatch(/users\.yaml:1:1: YAML: nesting deeper than 64 levels; sc refuses it$/);
   });
   test('YAML aliases that expand exponentially are refused', () => {
-    const bomb = ['a: &a [x,x,x,x,x,x,x,x,x]', ...'bcdef'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdef'[i]}`).join(',')}]`)].join('\n');
+    const bomb = [
+      'a: &a [x,x,x,x,x,x,x,x,x]',
+      ...'bcdef'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdef'[i]}`).join(',')}]`),
+    ].join('\n');
     expect(syntaxError(bomb, '/tmp/x/users.yaml')).toMatch(/users\.yaml:1:1: YAML: Excessive alias count/);
   });
 });
 
 describe('JSON positions without a YAML document', () => {
-  test('agree with the YAML document\'s positions for every key and element of the example datastore', async () => {
+  test("agree with the YAML document's positions for every key and element of the example datastore", async () => {
     const { readFile } = await import('node:fs/promises');
     for (const kind of ['clusters', 'users', 'containers', 'settings'] as const) {
       const file = new URL(`../../../examples/datastore-json/${kind}.json`, import.meta.url).pathname;

@@ -36,7 +36,9 @@ describe('parseKeyInputs', () => {
     const secret = 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ';
     let message = '';
     try {
-      parseKeyInputs([{ text: `-----BEGIN OPENSSH PRIVATE KEY-----\n${secret}\n-----END OPENSSH PRIVATE KEY-----\n`, where: 'id_ed25519', file: true }]);
+      parseKeyInputs([
+        { text: `-----BEGIN OPENSSH PRIVATE KEY-----\n${secret}\n-----END OPENSSH PRIVATE KEY-----\n`, where: 'id_ed25519', file: true },
+      ]);
     } catch (error) {
       message = (error as Error).message;
     }

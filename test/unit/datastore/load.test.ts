@@ -172,9 +172,7 @@ describe('loadDatastore: files', () => {
       'var/srvctl3/datastore/rw/containers.yaml': CONTAINERS,
     });
     const error = await rejection(await resolveDatastoreLocation({ root }));
-    expect(error.diagnostics.map(formatDiagnostic)).toEqual([
-      expect.stringContaining('users is in both the datastore and the static data dir'),
-    ]);
+    expect(error.diagnostics.map(formatDiagnostic)).toEqual([expect.stringContaining('users is in both the datastore and the static data dir')]);
   });
 
   test('two formats of one kind in one dir is an error naming both files', async () => {
@@ -187,7 +185,9 @@ describe('loadDatastore: files', () => {
   test('an unreadable file is reported, not thrown raw', async () => {
     const dir = tree({ 'clusters.yaml': CLUSTERS, 'users.yaml': USERS }, ['containers.json']);
     const error = await rejection(option(dir));
-    expect(error.diagnostics.map(formatDiagnostic)).toEqual([expect.stringMatching(/containers\.json: refused: the file is a directory, not a regular file/)]);
+    expect(error.diagnostics.map(formatDiagnostic)).toEqual([
+      expect.stringMatching(/containers\.json: refused: the file is a directory, not a regular file/),
+    ]);
   });
 
   test('a datastore dir that vanished after it was found is a UserError', async () => {
@@ -289,7 +289,7 @@ describe('loadDatastore: problems', () => {
     expect(loaded.warnings[0]?.severity).toBe('warning');
   });
 
-  test('the model is frozen; the documents stay the caller\'s', async () => {
+  test("the model is frozen; the documents stay the caller's", async () => {
     const { model, documents } = await loadDatastore(option(tree(VALID)));
     expect(Object.isFrozen(model.users.alice)).toBe(true);
     expect(Object.isFrozen(documents.users?.data)).toBe(false);
@@ -334,7 +334,10 @@ describe('source documents', () => {
   });
 
   test('YAML with many aliases is refused, not expanded', () => {
-    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`)].join('\n');
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefgh'[i]}`).join(', ')}]`),
+    ].join('\n');
     expect(() => sourceDocumentFromText('settings', 'settings.yaml', bomb)).toThrow(UserError);
   });
 });

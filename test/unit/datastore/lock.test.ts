@@ -29,7 +29,11 @@ async function writeHolder(holder: Record<string, unknown>): Promise<void> {
 }
 
 test('holds the lock file while fn runs and removes it afterwards', async () => {
-  const seen = await withDatastoreLock(dir, 'sc add-user bob', async () => JSON.parse(await fs.readFile(lockPath, 'utf8')) as Record<string, unknown>);
+  const seen = await withDatastoreLock(
+    dir,
+    'sc add-user bob',
+    async () => JSON.parse(await fs.readFile(lockPath, 'utf8')) as Record<string, unknown>,
+  );
   expect(seen).toMatchObject({ pid: process.pid, host: hostname(), command: 'sc add-user bob' });
   expect(typeof seen.since).toBe('string');
   await expect(fs.access(lockPath)).rejects.toThrow(/ENOENT/);
@@ -72,7 +76,7 @@ test('serializes holders: critical sections never overlap', async () => {
   for (let k = 0; k < events.length; k += 2) expect(events[k + 1]).toBe(events[k]?.replace('enter', 'leave'));
 });
 
-test("takes over the lock of a dead process on this host", async () => {
+test('takes over the lock of a dead process on this host', async () => {
   await writeHolder({ pid: deadPid(), host: hostname(), command: 'sc add-ve x', since: '2020-01-01T00:00:00Z', token: randomUUID() });
   const ran = await withDatastoreLock(dir, 'sc add-user y', async () => 'ran', { timeoutMs: 2000 });
   expect(ran).toBe('ran');

@@ -50,7 +50,12 @@ test('out container: C= then the fields, derived bridge/gateway/reseller, shell-
     "cluster='eu'",
   ]);
   expect(record).toMatchObject({ container: 'shop.example.com', 'http-redirect': 'none', bridge: 'sc-17-3', mapped_ports: [{ host_port: 2022 }] });
-  expect(evalInShell(lines, ['C', 'ip', 'http_redirect', 'bridge'])).toEqual({ C: 'shop.example.com', ip: '10.17.3.20', http_redirect: 'none', bridge: 'sc-17-3' });
+  expect(evalInShell(lines, ['C', 'ip', 'http_redirect', 'bridge'])).toEqual({
+    C: 'shop.example.com',
+    ip: '10.17.3.20',
+    http_redirect: 'none',
+    bridge: 'sc-17-3',
+  });
 });
 
 test('out user: quotes, $() and backticks in values stay literal under eval', () => {

@@ -164,7 +164,7 @@ describe('schema messages', () => {
     ]);
   });
 
-  test('settings.user_vpn.port: not one of the host links\' ports; a port number', () => {
+  test("settings.user_vpn.port: not one of the host links' ports; a port number", () => {
     expect(errorsOf({ ...base(), settings: { user_vpn: { port: 1300 } } })).toEqual([]);
     expect(errorsOf({ ...base(), settings: { user_vpn: { port: 11018 } } })).toEqual([
       '/user_vpn/port udp port 11018 is in 11000–11255, the ports of the VPN links between hosts; choose another port for the user VPN (default 1194)',
@@ -227,7 +227,7 @@ describe('users', () => {
     ]);
   });
 
-  test('user_id is per reseller, 0 is root\'s; uid is global and not a system uid', () => {
+  test("user_id is per reseller, 0 is root's; uid is global and not a system uid", () => {
     expect(
       errorsOf(
         withUsers({
@@ -270,7 +270,7 @@ describe('containers', () => {
     expect(errorsOf(farm)).toEqual(['/old.example.com/ip ip 10.17.3.20 is also the address of "shop.example.com"']);
   });
 
-  test('an address on the wrong host\'s hostnet does not fit the plan', () => {
+  test("an address on the wrong host's hostnet does not fit the plan", () => {
     const farm = base();
     farm.containers['eu2.example.com'] = { ...container('alice', '10.17.3.21'), host: 'web2.example.net' };
     expect(errorsOf(farm)).toEqual([
@@ -292,10 +292,12 @@ describe('containers', () => {
       host: 'web2.example.net',
       mapped_ports: [{ proto: 'tcp', host_port: 2022, container_port: 22 }],
     };
-    expect(errorsOf(farm)).toEqual(['/www.example.com/mapped_ports/2/host_port tcp port 2080 on web1.example.net is taken: this container already maps it']);
+    expect(errorsOf(farm)).toEqual([
+      '/www.example.com/mapped_ports/2/host_port tcp port 2080 on web1.example.net is taken: this container already maps it',
+    ]);
   });
 
-  test('aliases are not other containers\' names or aliases', () => {
+  test("aliases are not other containers' names or aliases", () => {
     const farm = base();
     farm.containers['shop.example.com'] = container('alice', '10.17.3.20', { aliases: ['shop.example.com', 'shop.example.org'] });
     farm.containers['blog.example.com'] = container('alice', '10.17.3.21', { aliases: ['shop.example.org', 'www.example.com'] });

@@ -33,7 +33,9 @@ describe('parseVpnMaterial', () => {
     expect(parseVpnMaterial(`\n${CSR.replace(/\n/g, '\r\n')}\n`, 'laptop.csr')).toEqual({ csr: CSR });
     expect(() => parseVpnMaterial('hello', 'x.csr')).toThrow(/^x\.csr: not one PEM certificate request/);
     expect(() => parseVpnMaterial(`${CSR}${CSR}`, 'two.csr')).toThrow(/not one PEM/);
-    expect(() => parseVpnMaterial('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', 'short.csr')).toThrow(/does not hold DER data/);
+    expect(() => parseVpnMaterial('-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n', 'short.csr')).toThrow(
+      /does not hold DER data/,
+    );
   });
   test('a private key is refused and never shown', () => {
     let message = '';
@@ -63,7 +65,11 @@ describe('add-vpn-client / remove-vpn-client', () => {
     ]);
     await removeVpnClient(ctx, 'alice', 'phone');
     await addVpnClient(ctx, 'alice', 'desktop');
-    expect((await clients(dir))?.map((c) => [c.device, c.host_part])).toEqual([['laptop', 201], ['tablet', 203], ['desktop', 202]]);
+    expect((await clients(dir))?.map((c) => [c.device, c.host_part])).toEqual([
+      ['laptop', 201],
+      ['tablet', 203],
+      ['desktop', 202],
+    ]);
     // Another user's devices are numbered on their own.
     await addVpnClient(ctx, 'r', 'laptop');
     expect(await clients(dir, 'r')).toEqual([{ device: 'laptop', host_part: 201 }]);
@@ -92,7 +98,9 @@ describe('add-vpn-client / remove-vpn-client', () => {
     (doc.alice as Record<string, unknown>).vpn_clients = Array.from({ length: 50 }, (_, i) => ({ device: `d${i}`, host_part: 201 + i }));
     await fs.writeFile(join(dir, 'users.yaml'), stringify(doc));
     const before = await snapshot(dir);
-    await expect(addVpnClient(ctx, 'alice', 'one-more')).rejects.toThrow(/alice has no free VPN client address: all 50 addresses \.201–\.250.*nothing was written/);
+    await expect(addVpnClient(ctx, 'alice', 'one-more')).rejects.toThrow(
+      /alice has no free VPN client address: all 50 addresses \.201–\.250.*nothing was written/,
+    );
     expect(await snapshot(dir)).toEqual(before);
   });
 
@@ -106,7 +114,10 @@ describe('add-vpn-client / remove-vpn-client', () => {
       { device: 'tablet', host_part: 205, key: PRIVATE },
     ];
     await fs.writeFile(join(dir, 'users.yaml'), stringify(doc));
-    const error = await loadDatastore(writableLocation(dir)).then(() => undefined, (e: unknown) => e as UserError);
+    const error = await loadDatastore(writableLocation(dir)).then(
+      () => undefined,
+      (e: unknown) => e as UserError,
+    );
     expect(error).toBeInstanceOf(UserError);
     const text = [error?.message, ...(error?.diagnostics ?? []).map((d) => `${d.path ?? ''} ${d.message}`)].join('\n');
     expect(text).toMatch(/\/alice\/vpn_clients\/1\/device .*"laptop" is listed twice/);
@@ -125,7 +136,10 @@ describe('add-vpn-client --csr on an existing device', () => {
     await addVpnClient(ctx, 'alice', 'phone');
     const stored = await addVpnClient(ctx, 'alice', 'laptop', parseVpnMaterial(CSR, 'laptop.csr'));
     expect(stored.message).toMatch(/stored the certificate request of alice's VPN client laptop .*\.201/);
-    expect(await clients(dir)).toEqual([{ device: 'laptop', host_part: 201, csr: CSR }, { device: 'phone', host_part: 202 }]);
+    expect(await clients(dir)).toEqual([
+      { device: 'laptop', host_part: 201, csr: CSR },
+      { device: 'phone', host_part: 202 },
+    ]);
     const again = await addVpnClient(ctx, 'alice', 'laptop', parseVpnMaterial(CSR, 'laptop.csr'));
     expect(again.files).toEqual([]);
     expect(again.message).toMatch(/nothing to change/);

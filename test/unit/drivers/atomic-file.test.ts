@@ -14,7 +14,9 @@ afterEach(async () => {
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-const thisHost = hostname().replace(/[^A-Za-z0-9-]/g, '_').slice(0, 64);
+const thisHost = hostname()
+  .replace(/[^A-Za-z0-9-]/g, '_')
+  .slice(0, 64);
 
 function deadPid(): number {
   const child = spawnSync(process.execPath, ['-e', '']);

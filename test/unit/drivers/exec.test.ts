@@ -52,7 +52,12 @@ describe('createExec', () => {
 
   it('logs every command at debug with its duration', async () => {
     const lines: string[] = [];
-    const sink = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(chunk.toString()); done(); } });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
     const logged = createExec({ logger: pino({ level: 'debug' }, sink) });
     await logged.run(node, ['-e', '0']);
     const entry = JSON.parse(lines[0] ?? '{}') as { level: number; command: string[]; durationMs: number; exitCode: number };
@@ -93,7 +98,9 @@ describe('a failed command never shows its stdout', () => {
     const exec = createExec();
     // The key comes from the environment, so the command line itself holds no secret.
     const env = { KEY: '-----BEGIN PRIVATE KEY-----\nSECRETKEYBYTES\n' };
-    const error = await exec.run(process.execPath, ['-e', 'process.stdout.write(process.env.KEY); process.exit(3)'], { env }).catch((e: unknown) => e);
+    const error = await exec
+      .run(process.execPath, ['-e', 'process.stdout.write(process.env.KEY); process.exit(3)'], { env })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HostCommandError);
     expect((error as Error).message).toMatch(/failed \(exit 3\): no message on stderr$/);
     const everything = `${(error as Error).message} ${JSON.stringify(error)} ${String((error as Error).stack)}`;

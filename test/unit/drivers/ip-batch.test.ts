@@ -19,9 +19,12 @@ describe('encodeBatchArg', () => {
     expect(() => encodeBatchArg(arg)).toThrow(TypeError);
   });
   it('writes one line per command', () => {
-    expect(encodeBatchScript([['link', 'add', 'name', 'b1', 'type', 'bridge'], ['link', 'set', 'dev', 'b1', 'alias', 'a b']])).toBe(
-      'link add name b1 type bridge\nlink set dev b1 alias "a b"\n',
-    );
+    expect(
+      encodeBatchScript([
+        ['link', 'add', 'name', 'b1', 'type', 'bridge'],
+        ['link', 'set', 'dev', 'b1', 'alias', 'a b'],
+      ]),
+    ).toBe('link add name b1 type bridge\nlink set dev b1 alias "a b"\n');
   });
 });
 

@@ -58,7 +58,9 @@ describe('createIpDriver', () => {
 
   it('gives up on a dump that stays interrupted, with a retryable error', async () => {
     const exec = scriptedExec(Array.from({ length: 10 }, () => ({ exitCode: 1, stderr: 'Dump was interrupted and may be inconsistent.\n' })));
-    const error = await createIpDriver(exec).listAddresses().catch((e: unknown) => e);
+    const error = await createIpDriver(exec)
+      .listAddresses()
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HostCommandError);
     expect((error as HostCommandError).retryable).toBe(true);
     expect(exec.calls).toHaveLength(5);
@@ -92,20 +94,26 @@ describe('createIpDriver', () => {
   it('throws an IpBatchError naming exactly the failed lines', async () => {
     const exec = scriptedExec([{ exitCode: 1, stderr: fixture('batch-failed.stderr') }]);
     const commands = [['a'], ['b'], ['c'], ['d']];
-    const error = await createIpDriver(exec).batch(commands).catch((e: unknown) => e);
+    const error = await createIpDriver(exec)
+      .batch(commands)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IpBatchError);
     expect([...(error as IpBatchError).failedIndices]).toEqual([0, 1, 2]);
   });
 
   it('counts every line failed when ip stops without naming one', async () => {
     const exec = scriptedExec([{ exitCode: 1, stderr: 'Unterminated quoted string\n' }]);
-    const error = await createIpDriver(exec).batch([['a'], ['b']]).catch((e: unknown) => e);
+    const error = await createIpDriver(exec)
+      .batch([['a'], ['b']])
+      .catch((e: unknown) => e);
     expect([...(error as IpBatchError).failedIndices]).toEqual([0, 1]);
   });
 
   it('a lone failed command keeps its own message', async () => {
     const exec = scriptedExec([{ exitCode: 2, stderr: 'RTNETLINK answers: File exists\n' }]);
-    const error = await createIpDriver(exec).batch([['link', 'add', 'name', 'b1', 'type', 'bridge']]).catch((e: unknown) => e);
+    const error = await createIpDriver(exec)
+      .batch([['link', 'add', 'name', 'b1', 'type', 'bridge']])
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IpBatchError);
     expect((error as IpBatchError).message).toMatch(/ip link add name b1 type bridge failed \(exit 2\): RTNETLINK answers: File exists$/);
   });

@@ -20,14 +20,23 @@ afterEach(async () => {
 const livePid = process.ppid;
 
 async function plant(extra: Record<string, unknown>): Promise<void> {
-  await writeFile(path, JSON.stringify({ pid: livePid, host: hostname(), command: 'sc apply (old)', since: '2026-01-01T00:00:00Z', token: 'old', ...extra }));
+  await writeFile(
+    path,
+    JSON.stringify({ pid: livePid, host: hostname(), command: 'sc apply (old)', since: '2026-01-01T00:00:00Z', token: 'old', ...extra }),
+  );
 }
 
 describe('lock file', () => {
   it('records pid, host, boot id and process start time', async () => {
     const lock = await acquireLockFile(path, { command: 'sc apply' });
     const record = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
-    expect(record).toMatchObject({ pid: process.pid, host: hostname(), command: 'sc apply', bootId: currentBootId(), startTime: processStartTime(process.pid) });
+    expect(record).toMatchObject({
+      pid: process.pid,
+      host: hostname(),
+      command: 'sc apply',
+      bootId: currentBootId(),
+      startTime: processStartTime(process.pid),
+    });
     expect(typeof record.startTime).toBe('number');
     await lock.release();
     expect(await readdir(dir)).toEqual([]);
@@ -65,7 +74,9 @@ describe('lock file', () => {
   });
 
   it('a missing directory is a UserError unless asked to create it', async () => {
-    await expect(acquireLockFile(join(dir, 'no/x.lock'), { command: 'c', what: 'the datastore' })).rejects.toThrow(/cannot lock the datastore: directory .* does not exist/);
+    await expect(acquireLockFile(join(dir, 'no/x.lock'), { command: 'c', what: 'the datastore' })).rejects.toThrow(
+      /cannot lock the datastore: directory .* does not exist/,
+    );
     const lock = await acquireLockFile(join(dir, 'no/x.lock'), { command: 'c', createDir: true });
     await lock.release();
   });

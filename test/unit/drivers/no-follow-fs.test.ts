@@ -4,7 +4,13 @@ import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FileTooLargeError, listNoFollow as listBeneath, readTextNoFollow as readTextBeneath, UnsafePathError, writeNoFollow as writeTextBeneath } from '../../../src/drivers/no-follow-fs.js';
+import {
+  FileTooLargeError,
+  listNoFollow as listBeneath,
+  readTextNoFollow as readTextBeneath,
+  UnsafePathError,
+  writeNoFollow as writeTextBeneath,
+} from '../../../src/drivers/no-follow-fs.js';
 
 let dir: string;
 let outside: string;
@@ -68,7 +74,7 @@ test('a write replaces a planted link instead of writing through it, and creates
   expect(await fs.readFile(join(outside, 'secret'), 'utf8')).toBe('TOPSECRET-bytes');
   await writeTextBeneath(dir, 'pki/requests/h.csr', 'CSR', { mode: 0o640 });
   expect(((await fs.stat(join(dir, 'pki/requests/h.csr'))).mode & 0o777).toString(8)).toBe('640');
-  expect((await fs.readdir(join(dir, 'pki/requests')))).toEqual(['h.csr']);
+  expect(await fs.readdir(join(dir, 'pki/requests'))).toEqual(['h.csr']);
 });
 
 test('paths that leave the base are refused', async () => {

@@ -18,9 +18,29 @@ describe('openssl command lines', () => {
   it('EC P-256 keys, CN-only requests, a CA with CA:TRUE, host certs with serverAuth+clientAuth', () => {
     expect(generateKeyArgs()).toEqual(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']);
     expect(createRequestArgs('/r/host.key', 'h1.test')).toEqual(['req', '-new', '-key', '/r/host.key', '-subj', '/CN=h1.test', '-out', '-']);
-    expect(createCaArgs('/r/ca.key', 'srvctl cluster CA test', 3650)).toEqual(expect.arrayContaining(['-x509', 'basicConstraints=critical,CA:TRUE', '3650']));
+    expect(createCaArgs('/r/ca.key', 'srvctl cluster CA test', 3650)).toEqual(
+      expect.arrayContaining(['-x509', 'basicConstraints=critical,CA:TRUE', '3650']),
+    );
     const sign = signRequestArgs('/t/r.csr', '/t/h.ext', { request: '', caCertPath: '/r/ca.crt', caKeyPath: '/r/ca.key', days: 825 }, 'ab');
-    expect(sign).toEqual(['x509', '-req', '-in', '/t/r.csr', '-CA', '/r/ca.crt', '-CAkey', '/r/ca.key', '-set_serial', '0xab', '-days', '825', '-extfile', '/t/h.ext', '-sha256', '-out', '-']);
+    expect(sign).toEqual([
+      'x509',
+      '-req',
+      '-in',
+      '/t/r.csr',
+      '-CA',
+      '/r/ca.crt',
+      '-CAkey',
+      '/r/ca.key',
+      '-set_serial',
+      '0xab',
+      '-days',
+      '825',
+      '-extfile',
+      '/t/h.ext',
+      '-sha256',
+      '-out',
+      '-',
+    ]);
     expect(HOST_CERT_EXTENSIONS).toContain('extendedKeyUsage=serverAuth,clientAuth');
   });
 });

@@ -26,12 +26,17 @@ describe('openvpn driver command lines', () => {
       status: '/run/srvctl/openvpn/scv-1-2.status',
       log: '/run/srvctl/openvpn/scv-1-2.log',
     });
-    expect(directStartArgs('/r/etc/openvpn/srvctl/scv-1-2.conf', 'scv-1-2')).toEqual(['--config', '/r/etc/openvpn/srvctl/scv-1-2.conf', '--daemon', 'sc-scv-1-2']);
+    expect(directStartArgs('/r/etc/openvpn/srvctl/scv-1-2.conf', 'scv-1-2')).toEqual([
+      '--config',
+      '/r/etc/openvpn/srvctl/scv-1-2.conf',
+      '--daemon',
+      'sc-scv-1-2',
+    ]);
   });
 });
 
 describe('parseMark', () => {
-  it('reads peer and role from sc\'s first line, nothing from a foreign config', () => {
+  it("reads peer and role from sc's first line, nothing from a foreign config", () => {
     expect(parseMark('# srvctl vpn-link peer=h2.test role=server\ndev scv-1-2\n')).toEqual({ peer: 'h2.test', role: 'server' });
     expect(parseMark('dev tun0\n# srvctl vpn-link peer=h2.test role=server\n')).toBeUndefined();
     expect(parseMark('# srvctl vpn-link peer=h2.test role=boss\n')).toBeUndefined();

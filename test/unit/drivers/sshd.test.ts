@@ -33,7 +33,11 @@ test('systemd: reloads the active unit (Debian ssh.service, else sshd.service); 
   const files = createFilesDriver(root);
   const fedora = recordingExec(['sshd.service']);
   expect(await createSshdDriver({ exec: fedora.exec, files, runtime: 'systemd', root }).reload()).toBe('reloaded');
-  expect(fedora.calls).toEqual(['systemctl is-active --quiet ssh.service', 'systemctl is-active --quiet sshd.service', 'systemctl reload sshd.service']);
+  expect(fedora.calls).toEqual([
+    'systemctl is-active --quiet ssh.service',
+    'systemctl is-active --quiet sshd.service',
+    'systemctl reload sshd.service',
+  ]);
   const none = recordingExec([]);
   expect(await createSshdDriver({ exec: none.exec, files, runtime: 'systemd', root }).reload()).toBe('not running');
   expect(none.calls.some((c) => c.includes('reload'))).toBe(false);

@@ -48,14 +48,20 @@ describe('symlinks and submodules in a source revision', () => {
     ['users.json', async (w: string) => symlink(secretFile, path.join(w, 'users.json'))],
     ['settings.yaml', async (w: string) => symlink('/dev/zero', path.join(w, 'settings.yaml'))],
     ['pki', async (w: string) => symlink('/etc', path.join(w, 'pki'))],
-    ['pki/requests/h1.test.csr', async (w: string) => {
-      await mkdir(path.join(w, 'pki/requests'), { recursive: true });
-      await symlink(secretFile, path.join(w, 'pki/requests/h1.test.csr'));
-    }],
+    [
+      'pki/requests/h1.test.csr',
+      async (w: string) => {
+        await mkdir(path.join(w, 'pki/requests'), { recursive: true });
+        await symlink(secretFile, path.join(w, 'pki/requests/h1.test.csr'));
+      },
+    ],
   ])('a symlink at %s is refused before checkout, naming it; nothing of the target shown', async (name, populate) => {
     const bare = await repo(populate);
     const root = await freshRoot();
-    const error = await syncGitSource(parseGitSource(`${bare}#main`), { root }).then(() => new Error('no error'), (e: unknown) => e as Error);
+    const error = await syncGitSource(parseGitSource(`${bare}#main`), { root }).then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
     expect(error).toBeInstanceOf(Error);
     expect(error.message).toContain(`has a symbolic link at "${name}", where sc reads plain files`);
     expect(error.message).toContain('nothing applied');
@@ -65,11 +71,17 @@ describe('symlinks and submodules in a source revision', () => {
   });
 
   test('a submodule (gitlink) at pki is refused', async () => {
-    const bare = await repo(async () => undefined, async (w) => {
-      const sha = (await execa('git', ['hash-object', '-w', '--stdin'], { cwd: w, input: 'x' })).stdout.trim();
-      await git(w, 'update-index', '--add', '--cacheinfo', `160000,${sha},pki`);
-    });
-    const error = await syncGitSource(parseGitSource(`${bare}#main`), { root: await freshRoot() }).then(() => new Error('no error'), (e: unknown) => e as Error);
+    const bare = await repo(
+      async () => undefined,
+      async (w) => {
+        const sha = (await execa('git', ['hash-object', '-w', '--stdin'], { cwd: w, input: 'x' })).stdout.trim();
+        await git(w, 'update-index', '--add', '--cacheinfo', `160000,${sha},pki`);
+      },
+    );
+    const error = await syncGitSource(parseGitSource(`${bare}#main`), { root: await freshRoot() }).then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
     expect(error.message).toContain('has a submodule at "pki"');
   });
 
@@ -86,7 +98,11 @@ describe('symlinks and submodules in a source revision', () => {
 
 describe('credentials in source URLs', () => {
   test.each([
-    ['https://alice:s3cr3t-token@git.example.net/farm.git#main', 'https://alice:***@git.example.net/farm.git#main', 'https://alice@git.example.net/farm.git'],
+    [
+      'https://alice:s3cr3t-token@git.example.net/farm.git#main',
+      'https://alice:***@git.example.net/farm.git#main',
+      'https://alice@git.example.net/farm.git',
+    ],
     ['https://ghp_TOKEN123@github.com/o/farm.git', 'https://***@github.com/o/farm.git', 'https://github.com/o/farm.git'],
     ['http://u:p%40ss@127.0.0.1:8080/r.git', 'http://u:***@127.0.0.1:8080/r.git', 'http://u@127.0.0.1:8080/r.git'],
     ['ssh://git@git.example.net/farm.git', 'ssh://git@git.example.net/farm.git', 'ssh://git@git.example.net/farm.git'],
@@ -107,7 +123,10 @@ describe('credentials in source URLs', () => {
   });
 
   test('a clone that fails with a token URL never shows the token', async () => {
-    const error = await syncGitSource(parseGitSource('http://bob:SECRETTOKEN@127.0.0.1:1/x.git#main'), { root: await freshRoot() }).then(() => new Error('no error'), (e: unknown) => e as Error);
+    const error = await syncGitSource(parseGitSource('http://bob:SECRETTOKEN@127.0.0.1:1/x.git#main'), { root: await freshRoot() }).then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
     expect(error.message).toMatch(/^cannot fetch the source http:\/\/bob:\*\*\*@127\.0\.0\.1:1\/x\.git#main/);
     expect(error.message).not.toContain('SECRETTOKEN');
   });
@@ -131,7 +150,10 @@ describe('size limits of a source', () => {
     });
     const root = await freshRoot();
     limits[limit] = value;
-    const error = await syncGitSource(parseGitSource(`${bare}#main`), { root }).then(() => new Error('no error'), (e: unknown) => e as Error);
+    const error = await syncGitSource(parseGitSource(`${bare}#main`), { root }).then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
     expect(error.message).toMatch(message);
     await expect(lstat(path.join(root, 'var/lib/srvctl/source/users.json'))).rejects.toThrow(/ENOENT/);
   });

@@ -6,7 +6,13 @@ import type { ActionType, DesiredObject, ObservedObject, PlannedAction } from '.
 const action = (type: ActionType, kind: string, id: string): PlannedAction => ({ type, ref: { kind, id }, patch: [], reasons: [], after: [] });
 
 function plan(actions: PlannedAction[]): Plan {
-  return { actions, noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: actions.length > 0, inSync: actions.length === 0 };
+  return {
+    actions,
+    noops: [],
+    summary: { add: 0, change: 0, destroy: 0, conflict: 0 },
+    hasChanges: actions.length > 0,
+    inSync: actions.length === 0,
+  };
 }
 
 const observedContainers = (owned: number, foreign = 0): Map<string, ObservedObject<unknown>[]> =>
@@ -37,17 +43,28 @@ describe('prune guardrail', () => {
   });
 
   it('uses the configured share', () => {
-    expect(pruneVerdict({ plan: plan(deletes(3)), desired: desiredSome, observed: observedContainers(4), maxDeleteShare: 0.8 }).refusal).toBeUndefined();
-    expect(pruneVerdict({ plan: plan(deletes(1)), desired: desiredSome, observed: observedContainers(4), maxDeleteShare: 0.2 }).refusal).toContain('delete 1 of the 4');
+    expect(
+      pruneVerdict({ plan: plan(deletes(3)), desired: desiredSome, observed: observedContainers(4), maxDeleteShare: 0.8 }).refusal,
+    ).toBeUndefined();
+    expect(pruneVerdict({ plan: plan(deletes(1)), desired: desiredSome, observed: observedContainers(4), maxDeleteShare: 0.2 }).refusal).toContain(
+      'delete 1 of the 4',
+    );
   });
 
   it('refuses deleting all containers, even the only one and even with a share of 1', () => {
     expect(pruneVerdict({ plan: plan(deletes(1)), desired: desiredSome, observed: observedContainers(1) }).refusal).toContain('all 1 containers');
-    expect(pruneVerdict({ plan: plan(deletes(5)), desired: desiredSome, observed: observedContainers(5), maxDeleteShare: 1 }).refusal).toContain('all 5 containers');
+    expect(pruneVerdict({ plan: plan(deletes(5)), desired: desiredSome, observed: observedContainers(5), maxDeleteShare: 1 }).refusal).toContain(
+      'all 5 containers',
+    );
   });
 
   it('counts only owned containers, and only container deletes', () => {
-    const mixed = [action('delete', 'container', 'c0'), action('delete', 'bridge', 'sc-16-2'), action('create', 'container', 'new'), action('replace', 'container', 'c1')];
+    const mixed = [
+      action('delete', 'container', 'c0'),
+      action('delete', 'bridge', 'sc-16-2'),
+      action('create', 'container', 'new'),
+      action('replace', 'container', 'c1'),
+    ];
     expect(pruneVerdict({ plan: plan(mixed), desired: desiredSome, observed: observedContainers(2, 10) })).toEqual({ owned: 2, deletes: 1 });
   });
 
@@ -61,12 +78,16 @@ describe('prune guardrail', () => {
   });
 
   it('--allow-mass-delete lets every case through', () => {
-    expect(pruneVerdict({ plan: plan(deletes(4)), desired: new Map(), observed: observedContainers(4), allowMassDelete: true }).refusal).toBeUndefined();
+    expect(
+      pruneVerdict({ plan: plan(deletes(4)), desired: new Map(), observed: observedContainers(4), allowMassDelete: true }).refusal,
+    ).toBeUndefined();
   });
 
   it('assertPruneAllowed throws a PruneRefusedError (a UserError: exit 1) saying nothing changed', () => {
     expect(() => assertPruneAllowed({ plan: plan(deletes(2)), desired: desiredSome, observed: observedContainers(2) })).toThrow(PruneRefusedError);
-    expect(() => assertPruneAllowed({ plan: plan(deletes(2)), desired: desiredSome, observed: observedContainers(2) })).toThrow(/nothing was changed/);
+    expect(() => assertPruneAllowed({ plan: plan(deletes(2)), desired: desiredSome, observed: observedContainers(2) })).toThrow(
+      /nothing was changed/,
+    );
     expect(assertPruneAllowed({ plan: plan(deletes(1)), desired: desiredSome, observed: observedContainers(2) })).toEqual({ owned: 2, deletes: 1 });
   });
 });

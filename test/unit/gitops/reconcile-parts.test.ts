@@ -113,7 +113,9 @@ describe('resource counts and metrics', () => {
 
   it('exports per-container answering: 1 yes, 0 no, nothing for an unknown answer; and how many do not answer', () => {
     const text = renderMetrics({ ...status, containers_answering: { 'b.test': 'no', 'a.test': 'yes', 'c.test': 'unknown' } });
-    expect(text).toContain('# TYPE srvctl_container_answering gauge\nsrvctl_container_answering{container="a.test"} 1\nsrvctl_container_answering{container="b.test"} 0\n');
+    expect(text).toContain(
+      '# TYPE srvctl_container_answering gauge\nsrvctl_container_answering{container="a.test"} 1\nsrvctl_container_answering{container="b.test"} 0\n',
+    );
     expect(text).not.toContain('c.test');
     expect(text).toContain('srvctl_containers_not_answering 1\n');
   });
@@ -124,12 +126,19 @@ describe('resource counts and metrics', () => {
 });
 
 describe('systemd unit texts', () => {
-  const options = { command: ['/usr/bin/node', '/opt/sc/dist/cli/main.js'], globalArgs: ['--source', 'https://g.example/farm.git#main', '--host', 'web1.example.net'], intervalSeconds: 300, jitterSeconds: 30 };
+  const options = {
+    command: ['/usr/bin/node', '/opt/sc/dist/cli/main.js'],
+    globalArgs: ['--source', 'https://g.example/farm.git#main', '--host', 'web1.example.net'],
+    intervalSeconds: 300,
+    jitterSeconds: 30,
+  };
 
   it('the service runs one pass with the global options baked in', () => {
     const text = renderReconcileService(options);
     expect(text).toContain('Type=oneshot\n');
-    expect(text).toContain('ExecStart=/usr/bin/node /opt/sc/dist/cli/main.js --source https://g.example/farm.git#main --host web1.example.net reconcile --once\n');
+    expect(text).toContain(
+      'ExecStart=/usr/bin/node /opt/sc/dist/cli/main.js --source https://g.example/farm.git#main --host web1.example.net reconcile --once\n',
+    );
   });
 
   it('the timer repeats every interval with the jitter as RandomizedDelaySec, persistently', () => {
@@ -152,7 +161,7 @@ describe('systemd unit texts', () => {
     expect(systemdWord('')).toBe('""');
   });
 
-  it('installs the reconcile service, its timer and the containers\' template unit', () => {
+  it("installs the reconcile service, its timer and the containers' template unit", () => {
     expect([...renderUnits(options).keys()]).toEqual(['srvctl-reconcile.service', 'srvctl-reconcile.timer', 'srvctl-nspawn@.service']);
   });
 });

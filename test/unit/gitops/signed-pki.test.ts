@@ -42,7 +42,11 @@ const rootOf = (name: Name) => path.join(base, 'roots', name);
 
 function driversFor(root: string): Drivers {
   const exec = createExec();
-  return { ...baseDrivers(exec, createFilesDriver(root)), openssl: createOpensslDriver(exec), ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined } };
+  return {
+    ...baseDrivers(exec, createFilesDriver(root)),
+    openssl: createOpensslDriver(exec),
+    ip: { listLinks: async () => [], listAddresses: async () => [], batch: async () => undefined },
+  };
 }
 
 beforeAll(async () => {
@@ -52,8 +56,20 @@ beforeAll(async () => {
   await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'operator', '-f', operatorKey]);
   await writeFile(path.join(base, 'allowed_signers'), `operator@example.invalid ${(await readFile(`${operatorKey}.pub`, 'utf8')).trim()}\n`);
   const config = path.join(base, 'gitconfig');
-  await writeFile(config, ['[user]', '\tname = Operator', '\temail = operator@example.invalid', `\tsigningkey = ${operatorKey}`, '[gpg]', '\tformat = ssh',
-    '[gpg "ssh"]', `\tallowedSignersFile = ${path.join(base, 'allowed_signers')}`, ''].join('\n'));
+  await writeFile(
+    config,
+    [
+      '[user]',
+      '\tname = Operator',
+      '\temail = operator@example.invalid',
+      `\tsigningkey = ${operatorKey}`,
+      '[gpg]',
+      '\tformat = ssh',
+      '[gpg "ssh"]',
+      `\tallowedSignersFile = ${path.join(base, 'allowed_signers')}`,
+      '',
+    ].join('\n'),
+  );
   savedConfig = process.env.GIT_CONFIG_GLOBAL;
   process.env.GIT_CONFIG_GLOBAL = config;
   process.env.GIT_CONFIG_NOSYSTEM = '1';
@@ -83,7 +99,13 @@ async function applyFrom(name: Name) {
   const root = rootOf(name);
   await mkdir(root, { recursive: true });
   const checkout = await syncGitSource(spec, { root, verify: true });
-  const host: HostContext = { name, cluster: 'test', host: clusters.test[name], root, pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, name, root) };
+  const host: HostContext = {
+    name,
+    cluster: 'test',
+    host: clusters.test[name],
+    root,
+    pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, name, root),
+  };
   return applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
 }
 
@@ -107,17 +129,25 @@ describe('source.verify with the cluster PKI', () => {
   it('a host whose signing key is not in pki/host-signers publishes nothing and says which line to add', async () => {
     for (const name of NAMES) {
       const errors = errorsOf(await applyFrom(name));
-      expect(errors.join('\n')).toContain(`does not list this host's signing key, so the other hosts would refuse its commit. Add this line to ${HOST_SIGNERS_FILE} in an operator-signed commit: ${name} ssh-ed25519 `);
+      expect(errors.join('\n')).toContain(
+        `does not list this host's signing key, so the other hosts would refuse its commit. Add this line to ${HOST_SIGNERS_FILE} in an operator-signed commit: ${name} ssh-ed25519 `,
+      );
     }
     expect(await git(bare, 'ls-tree', '-r', '--name-only', 'main')).toBe('clusters.json\nsettings.json');
   }, 120_000);
 
   it('once the operator lists the host keys, the hosts grow the PKI with their own signed commits and every host accepts them', async () => {
-    const lines = await Promise.all(NAMES.map(async (name) => `${name} ${(await readFile(path.join(rootOf(name), `${HOST_SIGNING_KEY}.pub`), 'utf8')).trim()}`));
-    await commitOnMain(async (dir) => {
-      await mkdir(path.join(dir, 'pki'), { recursive: true });
-      await writeFile(path.join(dir, HOST_SIGNERS_FILE), `${lines.join('\n')}\n`);
-    }, path.join(base, 'operator'), 'operator: host signing keys');
+    const lines = await Promise.all(
+      NAMES.map(async (name) => `${name} ${(await readFile(path.join(rootOf(name), `${HOST_SIGNING_KEY}.pub`), 'utf8')).trim()}`),
+    );
+    await commitOnMain(
+      async (dir) => {
+        await mkdir(path.join(dir, 'pki'), { recursive: true });
+        await writeFile(path.join(dir, HOST_SIGNERS_FILE), `${lines.join('\n')}\n`);
+      },
+      path.join(base, 'operator'),
+      'operator: host signing keys',
+    );
     // h1 (CA) certifies itself; h2 and h3 publish requests; h1 signs them; h2 and h3 take their certificates.
     expect((await applyFrom('h1.test')).converged).toBe(true);
     expect((await applyFrom('h2.test')).converged).toBe(false);
@@ -138,18 +168,50 @@ describe('source.verify with the cluster PKI', () => {
 
   const h2Key = () => path.join(rootOf('h2.test'), HOST_SIGNING_KEY);
   it.each([
-    ['an unsigned commit', async () => commitOnMain(async (d) => writeFile(path.join(d, 'containers.json'), '{}\n'), undefined, 'unsigned'), /has no good signature.*it has no good signature of an operator or of a host listed in pki\/host-signers/],
-    ['a host-signed commit touching containers.json', async () => commitOnMain(async (d) => writeFile(path.join(d, 'containers.json'), '{}\n'), h2Key(), 'h2 edits containers'), /signed by host h2\.test, which may change only its own PKI files, but it changes "containers\.json"/],
-    ['a request published in another host\'s name', async () => commitOnMain(async (d) => writeFile(path.join(d, 'pki/requests/h3.test.csr'), 'forged\n'), h2Key(), 'h2 forges h3'), /signed by host h2\.test, which may change only its own PKI files, but it changes "pki\/requests\/h3\.test\.csr"/],
-    ['a host adding a signer', async () => commitOnMain(async (d) => writeFile(path.join(d, HOST_SIGNERS_FILE), 'evil.test ssh-ed25519 AAAA\n', { flag: 'a' }), h2Key(), 'h2 adds a signer'), /but it changes "pki\/host-signers"/],
-    ['a non-CA host issuing a certificate', async () => commitOnMain(async (d) => writeFile(path.join(d, 'pki/certs/h2.test.crt'), 'self-made\n'), h2Key(), 'h2 certifies itself'), /but it changes "pki\/certs\/h2\.test\.crt"/],
-  ])('%s is refused by a verifying host, which stays at the good revision', async (_what, make, reason) => {
-    const bad = await make();
-    const root = rootOf('h3.test');
-    const error = await syncGitSource(spec, { root, verify: true }).then(() => undefined, (e: unknown) => e as Error);
-    expect(error?.message).toMatch(new RegExp(`at ${bad.slice(0, 12)} `));
-    expect(error?.message).toMatch(reason);
-    expect(await git(path.join(root, 'var/lib/srvctl/source'), 'rev-parse', 'HEAD')).toBe(good);
-    await git(work, 'push', '--quiet', '--force', 'origin', `${good}:refs/heads/main`);
-  }, 60_000);
+    [
+      'an unsigned commit',
+      async () => commitOnMain(async (d) => writeFile(path.join(d, 'containers.json'), '{}\n'), undefined, 'unsigned'),
+      /has no good signature.*it has no good signature of an operator or of a host listed in pki\/host-signers/,
+    ],
+    [
+      'a host-signed commit touching containers.json',
+      async () => commitOnMain(async (d) => writeFile(path.join(d, 'containers.json'), '{}\n'), h2Key(), 'h2 edits containers'),
+      /signed by host h2\.test, which may change only its own PKI files, but it changes "containers\.json"/,
+    ],
+    [
+      "a request published in another host's name",
+      async () => commitOnMain(async (d) => writeFile(path.join(d, 'pki/requests/h3.test.csr'), 'forged\n'), h2Key(), 'h2 forges h3'),
+      /signed by host h2\.test, which may change only its own PKI files, but it changes "pki\/requests\/h3\.test\.csr"/,
+    ],
+    [
+      'a host adding a signer',
+      async () =>
+        commitOnMain(
+          async (d) => writeFile(path.join(d, HOST_SIGNERS_FILE), 'evil.test ssh-ed25519 AAAA\n', { flag: 'a' }),
+          h2Key(),
+          'h2 adds a signer',
+        ),
+      /but it changes "pki\/host-signers"/,
+    ],
+    [
+      'a non-CA host issuing a certificate',
+      async () => commitOnMain(async (d) => writeFile(path.join(d, 'pki/certs/h2.test.crt'), 'self-made\n'), h2Key(), 'h2 certifies itself'),
+      /but it changes "pki\/certs\/h2\.test\.crt"/,
+    ],
+  ])(
+    '%s is refused by a verifying host, which stays at the good revision',
+    async (_what, make, reason) => {
+      const bad = await make();
+      const root = rootOf('h3.test');
+      const error = await syncGitSource(spec, { root, verify: true }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(error?.message).toMatch(new RegExp(`at ${bad.slice(0, 12)} `));
+      expect(error?.message).toMatch(reason);
+      expect(await git(path.join(root, 'var/lib/srvctl/source'), 'rev-parse', 'HEAD')).toBe(good);
+      await git(work, 'push', '--quiet', '--force', 'origin', `${good}:refs/heads/main`);
+    },
+    60_000,
+  );
 });

@@ -49,7 +49,18 @@ async function srvctl3Layout(root: string, name: string): Promise<void> {
   await fs.mkdir(path.join(dir, 'rootfs/var/www/html'), { recursive: true });
   await fs.writeFile(path.join(dir, 'rootfs/var/www/html/index.html'), `site ${name}\n`);
   const ports = c.mapped_ports.map((p) => `Port=${p.proto}:${p.host_port}:${p.container_port}`);
-  await fs.writeFile(path.join(dir, `${name}.nspawn`), [`## srvctl generated - ${name}`, '[Network]', `VirtualEthernetExtra=${veth}`, ...(ports.length ? ports : ['## no mapped ports']), '[Exec]', 'PrivateUsers=1234567', ''].join('\n'));
+  await fs.writeFile(
+    path.join(dir, `${name}.nspawn`),
+    [
+      `## srvctl generated - ${name}`,
+      '[Network]',
+      `VirtualEthernetExtra=${veth}`,
+      ...(ports.length ? ports : ['## no mapped ports']),
+      '[Exec]',
+      'PrivateUsers=1234567',
+      '',
+    ].join('\n'),
+  );
   await fs.mkdir(path.join(dir, 'network'));
   await fs.writeFile(path.join(dir, 'network/ethernet.network'), `[Match]\nName=${veth}\n[Network]\nAddress=${c.old_ip}/24\n`);
   await fs.writeFile(path.join(dir, 'ctype'), `${c.type}\n`);
@@ -65,7 +76,13 @@ function adopt(root: string, options: { dryRun?: boolean; model?: Model } = {}):
   const ref = findHost(model, BUSYBOX_HOST);
   if (!ref) throw new Error('no host');
   const host: HostContext = { ...ref, root, runtime: 'direct' };
-  return adoptSrvctl3Containers({ drivers: createDrivers(host), host, model: options.model ?? model, report, ...(options.dryRun ? { dryRun: true } : {}) });
+  return adoptSrvctl3Containers({
+    drivers: createDrivers(host),
+    host,
+    model: options.model ?? model,
+    report,
+    ...(options.dryRun ? { dryRun: true } : {}),
+  });
 }
 
 async function listTree(root: string): Promise<string[]> {
@@ -126,24 +143,33 @@ test('what does not match is left alone; what is not there is listed; what stand
   await fs.writeFile(wiki, (await fs.readFile(wiki, 'utf8')).replace('79-39-3', '79-39-9'));
   await fs.rm(path.join(root, 'srv/mirror.charlie.example.org'), { recursive: true });
   await fs.mkdir(path.join(root, 'var/srvctl3/rootfs/busybox'), { recursive: true });
-  const withoutShop: Model = { ...model, containers: Object.fromEntries(Object.entries(model.containers).filter(([n]) => n !== 'shop.tina.example.com')) };
+  const withoutShop: Model = {
+    ...model,
+    containers: Object.fromEntries(Object.entries(model.containers).filter(([n]) => n !== 'shop.tina.example.com')),
+  };
   const result = await adopt(root, { model: withoutShop });
   expect(result.adopted.map((a) => a.name)).toEqual(['tina.example.com', 'blog.tina.example.com']);
   expect(result.unmatched).toEqual([
-    { name: 'tom.example.com', reasons: ['no srvctl 3 settings (/srv/tom.example.com/tom.example.com.nspawn or /etc/systemd/nspawn/tom.example.com.nspawn)'] },
-    { name: 'wiki.tom.example.com', reasons: ['/srv/wiki.tom.example.com/wiki.tom.example.com.nspawn has VirtualEthernetExtra=79-39-9, not 79-39-3 of 10.79.39.3'] },
+    {
+      name: 'tom.example.com',
+      reasons: ['no srvctl 3 settings (/srv/tom.example.com/tom.example.com.nspawn or /etc/systemd/nspawn/tom.example.com.nspawn)'],
+    },
+    {
+      name: 'wiki.tom.example.com',
+      reasons: ['/srv/wiki.tom.example.com/wiki.tom.example.com.nspawn has VirtualEthernetExtra=79-39-9, not 79-39-3 of 10.79.39.3'],
+    },
   ]);
   expect(result.absent).toEqual(['mirror.charlie.example.org']);
   expect(result.notes).toEqual([
     'shop.tina.example.com: the datastore no longer has it on t2.test.vm; not adopted',
-    '/var/srvctl3/rootfs/busybox was not built by sc (srvctl 3\'s image): sc leaves it alone and cannot build its own there; move it away before `sc apply`',
+    "/var/srvctl3/rootfs/busybox was not built by sc (srvctl 3's image): sc leaves it alone and cannot build its own there; move it away before `sc apply`",
   ]);
   expect(await fs.readFile(wiki, 'utf8')).toContain('79-39-9');
   await expect(fs.access(path.join(root, 'etc/systemd/nspawn/wiki.tom.example.com.nspawn'))).rejects.toThrow();
   await expect(fs.access(path.join(root, 'run/srvctl/wiki.tom.example.com.json'))).rejects.toThrow();
 });
 
-test('the container kind sees a srvctl 3 container as foreign (a conflict naming sc adopt), and as sc\'s once adopted', async () => {
+test("the container kind sees a srvctl 3 container as foreign (a conflict naming sc adopt), and as sc's once adopted", async () => {
   const root = await newRoot();
   const ref = findHost(model, BUSYBOX_HOST);
   if (!ref) throw new Error('no host');
@@ -159,7 +185,9 @@ test('the container kind sees a srvctl 3 container as foreign (a conflict naming
       .map((c) => [c.name, false, `srvctl 3 container (/srv/${c.name}/${c.name}.nspawn)`])
       .sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
   );
-  expect(containerHandler.conflict(tina, before)).toBe('srvctl 3 container (/srv/tina.example.com/tina.example.com.nspawn): sc leaves it alone until `sc adopt` takes it over');
+  expect(containerHandler.conflict(tina, before)).toBe(
+    'srvctl 3 container (/srv/tina.example.com/tina.example.com.nspawn): sc leaves it alone until `sc adopt` takes it over',
+  );
 
   await adopt(root);
   const after = await containerHandler.observe(drivers);
@@ -183,6 +211,13 @@ test('on a systemd host, a running srvctl 3 container is its active srvctl-nspaw
   const running = await findRunningMachines({ exec, files }, 'systemd', ['tina.example.com', 'tom.example.com']);
   expect(running).toEqual([{ name: 'tina.example.com', pid: 4242 }]);
   expect(calls).toEqual([
-    ['systemctl', 'show', '--property=Id,ActiveState,MainPID,ControlGroup', '--', 'srvctl-nspawn@tina.example.com.service', 'srvctl-nspawn@tom.example.com.service'],
+    [
+      'systemctl',
+      'show',
+      '--property=Id,ActiveState,MainPID,ControlGroup',
+      '--',
+      'srvctl-nspawn@tina.example.com.service',
+      'srvctl-nspawn@tom.example.com.service',
+    ],
   ]);
 });

@@ -14,14 +14,14 @@ export async function runCli(args: readonly string[]): Promise<CliResult> {
   const err: string[] = [];
   const writeOut = process.stdout.write.bind(process.stdout);
   const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((chunk: string | Uint8Array) => {
+  process.stdout.write = (chunk: string | Uint8Array) => {
     out.push(String(chunk));
     return true;
-  });
-  process.stderr.write = ((chunk: string | Uint8Array) => {
+  };
+  process.stderr.write = (chunk: string | Uint8Array) => {
     err.push(String(chunk));
     return true;
-  });
+  };
   const previous = process.exitCode;
   process.exitCode = undefined;
   let exitCode: number;

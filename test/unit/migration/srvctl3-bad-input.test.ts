@@ -55,7 +55,14 @@ test('two containers with one address', async () => {
   const { src, errors } = await importBroken((f) => {
     (f.containers['tom.example.com'] as Record<string, unknown>).ip = '10.79.38.2';
   });
-  expect(errors).toEqual([{ file: 'containers.json', line: expect.any(Number), path: '/tom.example.com/ip', message: 'address 10.79.38.2 is also the address of "tina.example.com"' }]);
+  expect(errors).toEqual([
+    {
+      file: 'containers.json',
+      line: expect.any(Number),
+      path: '/tom.example.com/ip',
+      message: 'address 10.79.38.2 is also the address of "tina.example.com"',
+    },
+  ]);
   expect(await lineOf(src, 'containers.json', errors[0]?.line ?? 0)).toMatch(/^"ip": "10\.79\.38\.2",?$/);
 });
 
@@ -64,7 +71,12 @@ test('an address whose hostnet matches no host', async () => {
     (f.containers['wiki.alice.example.com'] as Record<string, unknown>).ip = '10.77.25.6';
   });
   expect(errors).toEqual([
-    { file: 'containers.json', line: expect.any(Number), path: '/wiki.alice.example.com/ip', message: 'address 10.77.25.6: hostnet 77 matches no host (hostnets: 20 d1.dev.vm, 78 t1.test.vm, 79 t2.test.vm)' },
+    {
+      file: 'containers.json',
+      line: expect.any(Number),
+      path: '/wiki.alice.example.com/ip',
+      message: 'address 10.77.25.6: hostnet 77 matches no host (hostnets: 20 d1.dev.vm, 78 t1.test.vm, 79 t2.test.vm)',
+    },
   ]);
   expect(await lineOf(src, 'containers.json', errors[0]?.line ?? 0)).toMatch(/^"ip": "10\.77\.25\.6",?$/);
 });
@@ -76,7 +88,11 @@ test("srvctl 3.2's new_reseller bug: a NaN address and a NaN uid", async () => {
     f.containers['newco.example.com'] = { user: 'newco', ip: '10.78.NaN.2', creation_time: '2020.03.01-10:00:00', type: 'fedora' };
   });
   expect(errors.map((e) => [e.file, e.path, e.message])).toEqual([
-    ['users.json', '/newco/uid', 'uid null: srvctl 3.2 stored NaN here (its new_reseller bug counted from a user without user_id); set the uid the Linux account really has (`id -u newco`)'],
+    [
+      'users.json',
+      '/newco/uid',
+      'uid null: srvctl 3.2 stored NaN here (its new_reseller bug counted from a user without user_id); set the uid the Linux account really has (`id -u newco`)',
+    ],
     [
       'containers.json',
       '/newco.example.com/ip',
@@ -106,7 +122,8 @@ test('malformed JSON: every file that does not parse, with line and column', asy
       await fs.writeFile(path.join(src, 'users.json'), '{\n  "root": {"uid": 0},\n  "a": {"uid": 1001}\n');
     },
   );
-  const containersLine = (await fs.readFile(path.join(work, `src${counter}`, 'containers.json'), 'utf8')).split('\n').findIndex((l) => l.includes('"mail",,')) + 1;
+  const containersLine =
+    (await fs.readFile(path.join(work, `src${counter}`, 'containers.json'), 'utf8')).split('\n').findIndex((l) => l.includes('"mail",,')) + 1;
   expect(stderr).toMatch(new RegExp(`error: \\S*users\\.json:4:1: JSON syntax: .+`));
   expect(stderr).toMatch(new RegExp(`error: \\S*containers\\.json:${containersLine}:\\d+: JSON syntax: .+`));
   expect(stderr).toContain('is not a readable srvctl 3 datastore: 2 errors');
@@ -136,14 +153,18 @@ test('more than 15 resellers with users or containers: listed, with what they ow
   );
 });
 
-test('two hosts with one hostnet (stranding the other\'s containers), a container of an unknown user, a duplicate uid', async () => {
+test("two hosts with one hostnet (stranding the other's containers), a container of an unknown user, a duplicate uid", async () => {
   const { errors } = await importBroken((f) => {
     (f.clusters.test_cluster?.[HOSTS.t2] as Record<string, unknown>).hostnet = 78;
     (f.containers['tom.example.com'] as Record<string, unknown>).user = 'nobody';
     (f.users.tom as Record<string, unknown>).uid = 1039;
   });
   expect(errors.map((e) => [e.file, e.path, e.message])).toEqual([
-    ['clusters.json', `/test_cluster/${HOSTS.t2}/hostnet`, `hostnet 78 is also the hostnet of ${HOSTS.t1}: the containers' addresses cannot tell the two hosts apart`],
+    [
+      'clusters.json',
+      `/test_cluster/${HOSTS.t2}/hostnet`,
+      `hostnet 78 is also the hostnet of ${HOSTS.t1}: the containers' addresses cannot tell the two hosts apart`,
+    ],
     ['users.json', '/tom/uid', 'uid 1039 is also the uid of "tina"'],
     [
       'containers.json',
@@ -159,7 +180,11 @@ test('a container name sc cannot take (the name is the machine and directory)', 
     f.containers['Upper.Example.com'] = { user: 'tina', ip: '10.79.38.9', type: 'busybox' };
   });
   expect(errors.map((e) => [e.file, e.path, e.message])).toEqual([
-    ['containers.json', '/Upper.Example.com', 'sc cannot take this: invalid container name "Upper.Example.com": must be a lowercase DNS name (letters, digits, \'-\' and \'.\'), at most 64 characters'],
+    [
+      'containers.json',
+      '/Upper.Example.com',
+      "sc cannot take this: invalid container name \"Upper.Example.com\": must be a lowercase DNS name (letters, digits, '-' and '.'), at most 64 characters",
+    ],
   ]);
 });
 
@@ -167,7 +192,12 @@ test('a host without hostnet (srvctl 3 silently used 250)', async () => {
   const { errors } = await importBroken((f) => {
     delete (f.clusters.dev_cluster?.[HOSTS.d1] as Record<string, unknown>).hostnet;
   });
-  expect(errors.map((e) => [e.file, e.path])).toEqual([['clusters.json', `/dev_cluster/${HOSTS.d1}`], ['containers.json', '/boris.example.com/ip']]);
+  expect(errors.map((e) => [e.file, e.path])).toEqual([
+    ['clusters.json', `/dev_cluster/${HOSTS.d1}`],
+    ['containers.json', '/boris.example.com/ip'],
+  ]);
   expect(errors[0]?.message).toMatch(/^no hostnet: give the host the hostnet srvctl 3 really used/);
-  expect(errors[1]?.message).toMatch(/^address 10\.20\.32\.2: hostnet 20 matches no host \(hostnets: 78 t1\.test\.vm, 79 t2\.test\.vm\); so do 22 more: /);
+  expect(errors[1]?.message).toMatch(
+    /^address 10\.20\.32\.2: hostnet 20 matches no host \(hostnets: 78 t1\.test\.vm, 79 t2\.test\.vm\); so do 22 more: /,
+  );
 });

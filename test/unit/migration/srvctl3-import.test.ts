@@ -102,7 +102,13 @@ describe('a realistic srvctl 3.2 datastore', () => {
       ['webshop', 25, 5, 3, 12],
     ]);
     const users = doc('users.json');
-    expect(users.e).toEqual({ name: 'Echo', reseller: 'root', user_id: 5, uid: 1005, ssh_keys: [expect.stringMatching(/^ssh-rsa \S+ e@t1\.test\.vm$/)] });
+    expect(users.e).toEqual({
+      name: 'Echo',
+      reseller: 'root',
+      user_id: 5,
+      uid: 1005,
+      ssh_keys: [expect.stringMatching(/^ssh-rsa \S+ e@t1\.test\.vm$/)],
+    });
     expect(report.users.find((u) => u.name === 'e')?.note).toMatch(/reseller without users or containers/);
     // new_reseller's reseller without user_id gets the lowest free one under root.
     expect(users.webshop).toMatchObject({ reseller: 'root', reseller_id: 5, user_id: 25, uid: 1025, added_by_username: 'root' });
@@ -118,7 +124,7 @@ describe('a realistic srvctl 3.2 datastore', () => {
     for (const [name, user] of Object.entries(fixture.users)) expect(users[name]?.uid).toBe(user.uid);
   });
 
-  test('public keys become ssh_keys, deduplicated; srvctl\'s internal keys and symlinked reseller keys do not', () => {
+  test("public keys become ssh_keys, deduplicated; srvctl's internal keys and symlinked reseller keys do not", () => {
     const users = doc('users.json');
     const keys = users.alice?.ssh_keys as string[];
     expect(keys).toHaveLength(3);
@@ -147,11 +153,16 @@ describe('a realistic srvctl 3.2 datastore', () => {
     expect(report.left_behind).toContainEqual({ path: 'users/alice/id_rsa', what: 'private key' });
   });
 
-  test('containers: host from the old address, a new address from .20 in the owner\'s /24, bridge kept', () => {
+  test("containers: host from the old address, a new address from .20 in the owner's /24, bridge kept", () => {
     const containers = doc('containers.json');
     const row = (name: string) => report.containers.find((c) => c.name === name);
     expect(row('alice.example.com')).toEqual({
-      name: 'alice.example.com', user: 'alice', host: HOSTS.t1, type: 'fedora', old_ip: '10.78.25.2', ip: '10.33.25.20',
+      name: 'alice.example.com',
+      user: 'alice',
+      host: HOSTS.t1,
+      type: 'fedora',
+      old_ip: '10.78.25.2',
+      ip: '10.33.25.20',
       mapped_ports: [{ proto: 'tcp', host_port: 2022, container_port: 22 }],
     });
     expect(row('old.alice.example.com')?.ip).toBe('10.33.25.25');
@@ -178,12 +189,15 @@ describe('a realistic srvctl 3.2 datastore', () => {
     expect(report.dropped).toEqual([
       { file: 'containers.json', entry: 'old.alice.example.com', field: 'notes', reason: 'neither sc nor srvctl 3.2 defines this field' },
       ...['br', 'gateway', 'interface'].map((field) => ({
-        file: 'containers.json', entry: 'engine.ada.example.com', field, reason: 'srvctl 3 network override: sc derives the bridge, gateway and interface from its plan',
+        file: 'containers.json',
+        entry: 'engine.ada.example.com',
+        field,
+        reason: 'srvctl 3 network override: sc derives the bridge, gateway and interface from its plan',
       })),
     ]);
   });
 
-  test('settings: dnf image builders for srvctl 3\'s types, and a warning to review them', () => {
+  test("settings: dnf image builders for srvctl 3's types, and a warning to review them", () => {
     expect(doc('settings.json')).toEqual({
       images: {
         codepad: { builder: 'dnf', packages: ['git', 'nodejs', 'openssh-server'] },
@@ -278,7 +292,11 @@ describe('options', () => {
     const src = await sourceDir();
     const source = await readSrvctl3Source(src);
     const { report } = importSrvctl3(source, { hostnets: new Map([[79, 1]]), containerHosts: new Map([['lan.example.com', HOSTS.t1]]) });
-    expect(report.hosts.map((h) => [h.old_hostnet, h.hostnet])).toEqual([[79, 1], [20, 2], [78, 3]]);
+    expect(report.hosts.map((h) => [h.old_hostnet, h.hostnet])).toEqual([
+      [79, 1],
+      [20, 2],
+      [78, 3],
+    ]);
     expect(report.containers.find((c) => c.name === 'tina.example.com')?.ip).toBe('10.20.38.20');
   });
 
@@ -287,7 +305,9 @@ describe('options', () => {
     const out = outDir();
     const result = await runCli(['import', 'srvctl3', src, '--out', out]);
     expect(result.exitCode).toBe(1);
-    expect(result.stderr).toMatch(/containers\.json:\d+:\d+ \/lan\.example\.com: bridge container \(bridge br0\) without a srvctl 3 address: its host cannot be told from the datastore; pass --container-host lan\.example\.com=HOST/);
+    expect(result.stderr).toMatch(
+      /containers\.json:\d+:\d+ \/lan\.example\.com: bridge container \(bridge br0\) without a srvctl 3 address: its host cannot be told from the datastore; pass --container-host lan\.example\.com=HOST/,
+    );
     await expect(fs.access(out)).rejects.toThrow();
     const unknown = await runCli(['import', 'srvctl3', src, '--out', out, '--container-host', 'lan.example.com=nowhere.vm', '--hostnet', '99=2']);
     expect(unknown.exitCode).toBe(1);
@@ -298,15 +318,20 @@ describe('options', () => {
     expect(usage.stderr).toContain('expected OLD=NEW: a srvctl 3 hostnet (0–255) = an sc hostnet (1–15)');
   });
 
-  test('the datastore\'s own hosts.json (no clusters.json) becomes one cluster', async () => {
+  test("the datastore's own hosts.json (no clusters.json) becomes one cluster", async () => {
     const fixture = srvctl3Fixture();
     const src = await sourceDir(fixture);
     await fs.rm(path.join(src, 'clusters.json'));
     await fs.writeFile(path.join(src, 'hosts.json'), JSON.stringify(fixture.clusters.test_cluster, null, 2));
     for (const [name, c] of Object.entries(fixture.containers)) if (String(c.ip).startsWith('10.20.')) delete fixture.containers[name];
     await fs.writeFile(path.join(src, 'containers.json'), JSON.stringify(fixture.containers, null, 2));
-    const { report, files } = importSrvctl3(await readSrvctl3Source(src, { cluster: 'test_cluster' }), { containerHosts: new Map([['lan.example.com', HOSTS.t1]]) });
+    const { report, files } = importSrvctl3(await readSrvctl3Source(src, { cluster: 'test_cluster' }), {
+      containerHosts: new Map([['lan.example.com', HOSTS.t1]]),
+    });
     expect(Object.keys(JSON.parse(files['clusters.json'] as string) as Rec)).toEqual(['test_cluster']);
-    expect(report.hosts.map((h) => [h.name, h.hostnet])).toEqual([[HOSTS.t1, 1], [HOSTS.t2, 2]]);
+    expect(report.hosts.map((h) => [h.name, h.hostnet])).toEqual([
+      [HOSTS.t1, 1],
+      [HOSTS.t2, 2],
+    ]);
   });
 });

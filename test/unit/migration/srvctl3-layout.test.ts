@@ -57,12 +57,18 @@ describe('srvctl 3 .nspawn files', () => {
     const bridged = { ...record, old_ip: null, bridge: 'br0', mapped_ports: [] };
     const text = '## srvctl generated - a-three.ve\n[Network]\nBridge=br0\n## no mapped ports\n';
     expect(layoutMismatches(bridged, layout(text, { networkFiles: ['[Match]\nName=host0\n[Network]\nDHCP=yes\n'] }))).toEqual([]);
-    expect(layoutMismatches(bridged, layout(text.replace('br0', 'br1')))).toEqual(['/srv/a-three.ve/a-three.ve.nspawn has Bridge=br1, the record says bridge br0']);
+    expect(layoutMismatches(bridged, layout(text.replace('br0', 'br1')))).toEqual([
+      '/srv/a-three.ve/a-three.ve.nspawn has Bridge=br1, the record says bridge br0',
+    ]);
   });
 
   test('every way a layout can differ from the record is named', () => {
-    const wrong = A_THREE.replace('78-1-4', '78-1-5').replace('Port=tcp:2022:22', 'Port=tcp:2023:22\nPort=udp:1194:1194').replace('- a-three.ve', '- a-four.ve');
-    expect(layoutMismatches(record, layout(wrong, { networkFiles: ['[Network]\nAddress=10.78.1.5/24\n'], ctype: 'mail', rootfs: 'symlink' }))).toEqual([
+    const wrong = A_THREE.replace('78-1-4', '78-1-5')
+      .replace('Port=tcp:2022:22', 'Port=tcp:2023:22\nPort=udp:1194:1194')
+      .replace('- a-three.ve', '- a-four.ve');
+    expect(
+      layoutMismatches(record, layout(wrong, { networkFiles: ['[Network]\nAddress=10.78.1.5/24\n'], ctype: 'mail', rootfs: 'symlink' })),
+    ).toEqual([
       '/srv/a-three.ve/rootfs is a symlink',
       '/srv/a-three.ve/a-three.ve.nspawn was generated for a-four.ve',
       '/srv/a-three.ve/a-three.ve.nspawn has VirtualEthernetExtra=78-1-5, not 78-1-4 of 10.78.1.4',

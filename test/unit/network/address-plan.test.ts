@@ -26,7 +26,7 @@ function hostParts(first: number, last: number, prefix = '10.17.3'): string[] {
 }
 
 describe('SPEC §2 worked examples', () => {
-  it("alice (reseller alpha 1, user 3) on hostnet 1: bridge 10.17.3.1/24, containers .20 then .21", () => {
+  it('alice (reseller alpha 1, user 3) on hostnet 1: bridge 10.17.3.1/24, containers .20 then .21', () => {
     const subnet = userSubnet(alice);
     expect(subnet).toEqual({
       network: '10.17.3.0',
@@ -136,9 +136,7 @@ describe('allocateContainerAddress', () => {
     expect(() => allocateContainerAddress(alice, full, 'alice')).toThrow(
       /^user alice's \/24 10\.17\.3\.0\/24 on hostnet 1 is full: all 181 container addresses \.20–\.200 are in use/,
     );
-    expect(() => allocateContainerAddress(alice, full)).toThrow(
-      /^the \/24 10\.17\.3\.0\/24 \(reseller_id 1, user_id 3\) on hostnet 1 is full/,
-    );
+    expect(() => allocateContainerAddress(alice, full)).toThrow(/^the \/24 10\.17\.3\.0\/24 \(reseller_id 1, user_id 3\) on hostnet 1 is full/);
   });
 
   it('does not spill into VPN client addresses when full', () => {

@@ -24,10 +24,10 @@ const USERS_PER_RESELLER = 250;
 const farmArbitrary = fc.record({
   hostnets: fc.uniqueArray(fc.integer({ min: 1, max: 15 }), { minLength: 2, maxLength: 4 }),
   resellerIds: fc.shuffledSubarray(USER_IDS.slice(0, 15), { minLength: 15, maxLength: 15 }),
-  userIdsPerReseller: fc.array(
-    fc.shuffledSubarray(USER_IDS, { minLength: USERS_PER_RESELLER, maxLength: USERS_PER_RESELLER }),
-    { minLength: 16, maxLength: 16 },
-  ),
+  userIdsPerReseller: fc.array(fc.shuffledSubarray(USER_IDS, { minLength: USERS_PER_RESELLER, maxLength: USERS_PER_RESELLER }), {
+    minLength: 16,
+    maxLength: 16,
+  }),
 });
 
 function buildFarm(resellerIds: number[], userIdsPerReseller: number[][]): Users {
@@ -79,12 +79,7 @@ describe('a farm of 16 resellers × 250 users on several hostnets', () => {
               problems.push(`${username}@${hostnet}: ${subnet.cidr} outside ${hostnetCidr(hostnet)}`);
             }
             const located = locateAddress(subnet.bridgeAddress);
-            if (
-              located?.role !== 'bridge' ||
-              located.hostnet !== hostnet ||
-              located.resellerId !== n.resellerId ||
-              located.userId !== n.userId
-            ) {
+            if (located?.role !== 'bridge' || located.hostnet !== hostnet || located.resellerId !== n.resellerId || located.userId !== n.userId) {
               problems.push(`${username}@${hostnet}: ${subnet.bridgeAddress} located as ${JSON.stringify(located)}`);
             }
           }

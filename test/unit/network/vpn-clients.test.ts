@@ -12,7 +12,9 @@ describe('vpn client addresses', () => {
     const all = Array.from({ length: VPN_CLIENT_CAPACITY }, (_, i) => 201 + i);
     expect(VPN_CLIENT_CAPACITY).toBe(50);
     expect(() => allocateVpnHostPart(all, 'alice')).toThrow(PlanError);
-    expect(() => allocateVpnHostPart(all, 'alice')).toThrow(/alice has no free VPN client address: all 50 addresses \.201–\.250.*sc remove-vpn-client alice DEVICE/);
+    expect(() => allocateVpnHostPart(all, 'alice')).toThrow(
+      /alice has no free VPN client address: all 50 addresses \.201–\.250.*sc remove-vpn-client alice DEVICE/,
+    );
   });
   test("the address is .host_part of the user's /24 on each host", () => {
     expect(vpnClientAddress({ hostnet: 1, resellerId: 1, userId: 3 }, 201)).toBe('10.17.3.201');

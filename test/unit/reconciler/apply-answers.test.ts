@@ -10,18 +10,17 @@ import type { HostContext } from '../../../src/host-context.js';
 import { applyHost } from '../../../src/reconciler/host-pass.js';
 import { fakeHandler, RecordingDrivers, seen, testHost, want, worldOf } from './fake-handler.js';
 
-const model = (answerWait?: number): Model =>
-  ({
-    clusters: {},
-    users: {},
-    containers: {
-      'a.test': { user: 'u', host: testHost.name, type: 'busybox', ip: '10.17.1.20' },
-      'b.test': { user: 'u', host: testHost.name, type: 'busybox', ip: '10.17.1.21' },
-      'off.test': { user: 'u', host: testHost.name, type: 'busybox', ip: '10.17.1.22', enabled: false },
-      'away.test': { user: 'u', host: 'other.example.net', type: 'busybox', ip: '10.33.1.20' },
-    },
-    settings: answerWait === undefined ? {} : { apply: { answer_wait_seconds: answerWait } },
-  });
+const model = (answerWait?: number): Model => ({
+  clusters: {},
+  users: {},
+  containers: {
+    'a.test': { user: 'u', host: testHost.name, type: 'busybox', ip: '10.17.1.20' },
+    'b.test': { user: 'u', host: testHost.name, type: 'busybox', ip: '10.17.1.21' },
+    'off.test': { user: 'u', host: testHost.name, type: 'busybox', ip: '10.17.1.22', enabled: false },
+    'away.test': { user: 'u', host: 'other.example.net', type: 'busybox', ip: '10.33.1.20' },
+  },
+  settings: answerWait === undefined ? {} : { apply: { answer_wait_seconds: answerWait } },
+});
 
 class PingingDrivers extends RecordingDrivers {
   readonly asked: { targets: string[]; waitFor: string[]; timeoutMs: number }[] = [];

@@ -6,10 +6,19 @@ import { refString, type HandlerRegistry } from '../../../src/resources/contract
 import { emptyModel, fakeHandler, RecordingDrivers, ref, seen, testHost, until, want, worldOf, type FakeWorld } from './fake-handler.js';
 
 async function planOf(handlers: HandlerRegistry): Promise<Plan> {
-  return planActions(handlers, desiredState(handlers, emptyModel, testHost), await observeHost(handlers, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() }));
+  return planActions(
+    handlers,
+    desiredState(handlers, emptyModel, testHost),
+    await observeHost(handlers, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() }),
+  );
 }
 
-function apply(plan: Plan, handlers: HandlerRegistry, drivers: RecordingDrivers, extra: { concurrency?: number; events?: ApplyEvent[]; signal?: AbortSignal } = {}): Promise<ApplyReport> {
+function apply(
+  plan: Plan,
+  handlers: HandlerRegistry,
+  drivers: RecordingDrivers,
+  extra: { concurrency?: number; events?: ApplyEvent[]; signal?: AbortSignal } = {},
+): Promise<ApplyReport> {
   return executePlan(plan, {
     handlers,
     drivers,
@@ -61,11 +70,17 @@ describe('executePlan', () => {
     const world: FakeWorld = new Map();
     const handlers = farm(world, { 'c-a': 'sc-bad', 'c-b': 'sc-good' }, ['sc-bad', 'sc-good', 'sc-other']);
     const drivers = new RecordingDrivers().failWhen((line) =>
-      line === 'create bridge/sc-bad' ? new HostCommandError(['ip', 'link', 'add', 'sc-bad'], 2, 'RTNETLINK answers: Operation not permitted') : undefined,
+      line === 'create bridge/sc-bad'
+        ? new HostCommandError(['ip', 'link', 'add', 'sc-bad'], 2, 'RTNETLINK answers: Operation not permitted')
+        : undefined,
     );
     const events: ApplyEvent[] = [];
     const report = await apply(await planOf(handlers), handlers, drivers, { events });
-    expect(statusOf(report, 'bridge/sc-bad')).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringContaining('Operation not permitted') });
+    expect(statusOf(report, 'bridge/sc-bad')).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      error: expect.stringContaining('Operation not permitted'),
+    });
     expect(statusOf(report, 'container/c-a')).toMatchObject({ status: 'skipped', attempts: 0, error: 'dependency bridge/sc-bad failed' });
     expect(statusOf(report, 'container/c-b')?.status).toBe('ok');
     expect(statusOf(report, 'bridge/sc-other')?.status).toBe('ok');
@@ -78,7 +93,11 @@ describe('executePlan', () => {
     const world: FakeWorld = new Map();
     const handlers: HandlerRegistry = {
       svc: fakeHandler('svc', world, {
-        desired: [want('svc', 'a', {}), want('svc', 'b', {}, { dependsOn: [ref('svc', 'a')] }), want('svc', 'c', {}, { dependsOn: [ref('svc', 'b'), ref('svc', 'a')] })],
+        desired: [
+          want('svc', 'a', {}),
+          want('svc', 'b', {}, { dependsOn: [ref('svc', 'a')] }),
+          want('svc', 'c', {}, { dependsOn: [ref('svc', 'b'), ref('svc', 'a')] }),
+        ],
       }),
     };
     const drivers = new RecordingDrivers().failWhen((line) => (line === 'create svc/a' ? new Error('boom') : undefined));
@@ -198,7 +217,15 @@ describe('executePlan', () => {
     const plan: Plan = {
       actions: [
         { type: 'delete', ref: foreign.ref, have: foreign, patch: [], reasons: [], after: [] },
-        { type: 'update', ref: ref('bridge', 'eth0'), want: want('bridge', 'eth0', {}), have: seen('bridge', 'eth0', {}, false), patch: [], reasons: [], after: [] },
+        {
+          type: 'update',
+          ref: ref('bridge', 'eth0'),
+          want: want('bridge', 'eth0', {}),
+          have: seen('bridge', 'eth0', {}, false),
+          patch: [],
+          reasons: [],
+          after: [],
+        },
       ],
       noops: [],
       summary: { add: 0, change: 1, destroy: 1, conflict: 0 },
@@ -242,7 +269,11 @@ describe('executePlan', () => {
 
   it('returns an empty converged report for an empty plan, and skips a cycle instead of hanging', async () => {
     const handlers = farm(new Map(), {}, []);
-    const empty = await apply({ actions: [], noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false, inSync: true }, handlers, new RecordingDrivers());
+    const empty = await apply(
+      { actions: [], noops: [], summary: { add: 0, change: 0, destroy: 0, conflict: 0 }, hasChanges: false, inSync: true },
+      handlers,
+      new RecordingDrivers(),
+    );
     expect(empty).toMatchObject({ results: [], converged: true });
     const a = want('bridge', 'a', {});
     const b = want('bridge', 'b', {});

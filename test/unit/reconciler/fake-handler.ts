@@ -145,7 +145,12 @@ export function fakeHandler(kind: string, world: FakeWorld, options: FakeHandler
 
 export const ref = (kind: string, id: string): ObjectRef => ({ kind, id });
 
-export function want(kind: string, id: string, spec: FakeSpec, extra: { dependsOn?: ObjectRef[]; description?: string } = {}): DesiredObject<FakeSpec> {
+export function want(
+  kind: string,
+  id: string,
+  spec: FakeSpec,
+  extra: { dependsOn?: ObjectRef[]; description?: string } = {},
+): DesiredObject<FakeSpec> {
   return { ref: ref(kind, id), spec, ...extra };
 }
 

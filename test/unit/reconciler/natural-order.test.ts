@@ -25,7 +25,21 @@ function reference(a: string, b: string): number {
 describe('compareNatural', () => {
   test('orders names as people read them', () => {
     const names = ['sc-17-10', 'sc-17-9', 'sc-2-1', 'sc-17-09', 'sc-17', 'a', '', 'sc-17-9a', 'sc-17-9-1', 'B', '007', '7', '10'];
-    expect([...names].sort(compareNatural)).toEqual(['', '7', '007', '10', 'B', 'a', 'sc-2-1', 'sc-17', 'sc-17-9', 'sc-17-9-1', 'sc-17-9a', 'sc-17-09', 'sc-17-10']);
+    expect([...names].sort(compareNatural)).toEqual([
+      '',
+      '7',
+      '007',
+      '10',
+      'B',
+      'a',
+      'sc-2-1',
+      'sc-17',
+      'sc-17-9',
+      'sc-17-9-1',
+      'sc-17-9a',
+      'sc-17-09',
+      'sc-17-10',
+    ]);
   });
 
   test('agrees with the run-by-run definition (sign), on names made of digits, letters and separators', () => {

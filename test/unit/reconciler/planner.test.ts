@@ -46,7 +46,9 @@ describe('planActions: action selection', () => {
 
   it('gives field-level reasons with the old value from the observed view and the patch for the handler', async () => {
     const world = worldOf(seen('bridge', 'b', { address: '10.17.4.9/24', up: false, mtu: 1500, extra: [1, 2] }));
-    const handlers = { bridge: fakeHandler('bridge', world, { desired: [want('bridge', 'b', { address: '10.17.4.1/24', up: true, name: 'x', extra: [1] })] }) };
+    const handlers = {
+      bridge: fakeHandler('bridge', world, { desired: [want('bridge', 'b', { address: '10.17.4.1/24', up: true, name: 'x', extra: [1] })] }),
+    };
     const action = byRef(await planOf(handlers), 'bridge', 'b');
     expect(action.type).toBe('update');
     expect(action.reasons).toEqual([
@@ -149,7 +151,14 @@ describe('planActions: ordering', () => {
   it('puts a container after its bridge, and only waits for dependencies that have pending actions', async () => {
     const world = worldOf(seen('bridge', 'sc-1', { up: true }));
     const plan = await planOf(
-      farm(world, [{ id: 'c-a', bridge: 'sc-1' }, { id: 'c-b', bridge: 'sc-2' }], ['sc-2', 'sc-1']),
+      farm(
+        world,
+        [
+          { id: 'c-a', bridge: 'sc-1' },
+          { id: 'c-b', bridge: 'sc-2' },
+        ],
+        ['sc-2', 'sc-1'],
+      ),
     );
     expect(keys(plan)).toEqual(['create bridge/sc-2', 'create container/c-a', 'create container/c-b']);
     expect(byRef(plan, 'container', 'c-b').after).toEqual([ref('bridge', 'sc-2')]);
@@ -166,7 +175,16 @@ describe('planActions: ordering', () => {
 
   it('lets a bridge delete wait for updates of existing containers (they may be moving off it), not for creates', async () => {
     const world = worldOf(seen('bridge', 'sc-old', {}), seen('container', 'c-move', { bridge: 'sc-old' }));
-    const plan = await planOf(farm(world, [{ id: 'c-move', bridge: 'sc-new' }, { id: 'c-fresh', bridge: 'sc-new' }], ['sc-new']));
+    const plan = await planOf(
+      farm(
+        world,
+        [
+          { id: 'c-move', bridge: 'sc-new' },
+          { id: 'c-fresh', bridge: 'sc-new' },
+        ],
+        ['sc-new'],
+      ),
+    );
     expect(byRef(plan, 'bridge', 'sc-old').after).toEqual([ref('container', 'c-move')]);
     expect(byRef(plan, 'container', 'c-move').after).toEqual([ref('bridge', 'sc-new')]);
     expect(keys(plan)).toEqual(['create bridge/sc-new', 'create container/c-fresh', 'update container/c-move', 'delete bridge/sc-old']);
@@ -192,9 +210,13 @@ describe('planActions: ordering', () => {
   });
 
   it('rejects a dependency on an object of a managed kind that is not desired; ignores unmanaged kinds', async () => {
-    const missing = { container: fakeHandler('container', new Map(), { desired: [want('container', 'c', {}, { dependsOn: [ref('container', 'nope')] })] }) };
+    const missing = {
+      container: fakeHandler('container', new Map(), { desired: [want('container', 'c', {}, { dependsOn: [ref('container', 'nope')] })] }),
+    };
     await expect(planOf(missing)).rejects.toThrow(/container\/c depends on container\/nope, which is not desired/);
-    const unmanaged = { container: fakeHandler('container', new Map(), { desired: [want('container', 'c', {}, { dependsOn: [ref('image', 'fedora')] })] }) };
+    const unmanaged = {
+      container: fakeHandler('container', new Map(), { desired: [want('container', 'c', {}, { dependsOn: [ref('image', 'fedora')] })] }),
+    };
     expect(keys(await planOf(unmanaged))).toEqual(['create container/c']);
   });
 
@@ -211,7 +233,10 @@ describe('selectTargets', () => {
   const handlers = (w: FakeWorld): HandlerRegistry => ({
     container: fakeHandler('container', w, {
       dependsOnKinds: ['bridge'],
-      desired: [want('container', 'c-1', {}, { dependsOn: [ref('bridge', 'sc-1')] }), want('container', 'c-2', {}, { dependsOn: [ref('bridge', 'sc-2')] })],
+      desired: [
+        want('container', 'c-1', {}, { dependsOn: [ref('bridge', 'sc-1')] }),
+        want('container', 'c-2', {}, { dependsOn: [ref('bridge', 'sc-2')] }),
+      ],
     }),
     bridge: fakeHandler('bridge', w, { desired: [want('bridge', 'sc-1', {}), want('bridge', 'sc-2', {}), want('bridge', 'sc-ok', { up: true })] }),
   });
@@ -241,7 +266,9 @@ describe('selectTargets', () => {
 
 describe('desiredState and observeHost', () => {
   it('rejects duplicate desired refs and refs of another kind', () => {
-    const handlers = { bridge: fakeHandler('bridge', new Map(), { desired: [want('bridge', 'a', {}), want('bridge', 'a', {}), want('vpn', 'x', {})] }) };
+    const handlers = {
+      bridge: fakeHandler('bridge', new Map(), { desired: [want('bridge', 'a', {}), want('bridge', 'a', {}), want('vpn', 'x', {})] }),
+    };
     expect(() => desiredState(handlers, emptyModel, testHost)).toThrow(UserError);
     expect(() => desiredState(handlers, emptyModel, testHost)).toThrow(/bridge\/a appears more than once.*another kind/);
   });
@@ -269,7 +296,9 @@ describe('desiredState and observeHost', () => {
 
   it('fails when one observation fails, and rejects duplicate observed refs', async () => {
     const broken = { ...fakeHandler('a', new Map()), observe: async () => Promise.reject(new Error('ip: not found')) };
-    await expect(observeHost({ a: broken, b: fakeHandler('b', new Map()) }, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() })).rejects.toThrow('ip: not found');
+    await expect(
+      observeHost({ a: broken, b: fakeHandler('b', new Map()) }, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() }),
+    ).rejects.toThrow('ip: not found');
     const twice = { ...fakeHandler('a', new Map()), observe: async () => [seen('a', 'x', {}), seen('a', 'x', {}, false)] };
     await expect(observeHost({ a: twice }, new RecordingDrivers(), testHost, { model: emptyModel, desired: new Map() })).rejects.toThrow(ScError);
   });

@@ -36,7 +36,9 @@ const containerStandIn = {
       .map(([name]) => ({ ref: { kind: 'container', id: name }, spec: {} })),
   // Every tree under /srv is an existing container: only the access kinds have work to do.
   observe: async (d: Drivers) =>
-    ((await d.files.list('/srv')) ?? []).filter((e) => e.type === 'dir').map((e) => ({ ref: { kind: 'container', id: e.name }, spec: {}, owned: true })),
+    ((await d.files.list('/srv')) ?? [])
+      .filter((e) => e.type === 'dir')
+      .map((e) => ({ ref: { kind: 'container', id: e.name }, spec: {}, owned: true })),
   create: async () => undefined,
   delete: async () => undefined,
 };
@@ -167,7 +169,12 @@ describe('access kinds on a temporary root', () => {
     const dropin = at('etc/ssh/sshd_config.d/srvctl-jump.conf');
     await writeFile(dropin, (await readFile(dropin, 'utf8')).replace('AllowTcpForwarding local', 'AllowTcpForwarding yes'));
     const p = await apply(model());
-    expect(actions(p).sort()).toEqual(['update container-keys/shop.test', 'update jump-account/alice', 'update jump-account/bob', 'update ssh-jump/srvctl-jump']);
+    expect(actions(p).sort()).toEqual([
+      'update container-keys/shop.test',
+      'update jump-account/alice',
+      'update jump-account/bob',
+      'update ssh-jump/srvctl-jump',
+    ]);
     expect(await readFile(dropin, 'utf8')).toContain('\tAllowTcpForwarding local\n');
     expect(reloads).toBe(2);
     const after = await readFile(file, 'utf8');
@@ -210,11 +217,18 @@ describe('access kinds on a temporary root', () => {
   });
 
   test('an account sc did not create with the same name or uid, or a system uid, is a conflict and nothing is touched', async () => {
-    const m = model({ carol: { reseller: 'root', user_id: 3, uid: 31060 }, dave: { reseller: 'root', user_id: 4, uid: 31050 }, eve: { reseller: 'root', user_id: 5, uid: 0 } }, {
-      'c.test': { user: 'carol', host: 'h1.test', type: 'busybox', ip: '10.16.3.20' },
-      'd.test': { user: 'dave', host: 'h1.test', type: 'busybox', ip: '10.16.4.20' },
-      'e.test': { user: 'eve', host: 'h1.test', type: 'busybox', ip: '10.16.5.20' },
-    });
+    const m = model(
+      {
+        carol: { reseller: 'root', user_id: 3, uid: 31060 },
+        dave: { reseller: 'root', user_id: 4, uid: 31050 },
+        eve: { reseller: 'root', user_id: 5, uid: 0 },
+      },
+      {
+        'c.test': { user: 'carol', host: 'h1.test', type: 'busybox', ip: '10.16.3.20' },
+        'd.test': { user: 'dave', host: 'h1.test', type: 'busybox', ip: '10.16.4.20' },
+        'e.test': { user: 'eve', host: 'h1.test', type: 'busybox', ip: '10.16.5.20' },
+      },
+    );
     const p = await plan(m);
     const conflicts = p.actions.filter((a) => a.type === 'conflict').map((a) => `${a.ref.id}: ${a.message}`);
     expect(conflicts).toEqual([
@@ -224,7 +238,9 @@ describe('access kinds on a temporary root', () => {
     ]);
     const before = await readFile(at('etc/passwd'), 'utf8');
     await executePlan(p, { handlers, drivers, host: host(), concurrency: 4 });
-    expect((await readFile(at('etc/passwd'), 'utf8')).split('\n').filter((l) => /^(carol|dave|eve):/.test(l))).toEqual(before.split('\n').filter((l) => l.startsWith('carol:')));
+    expect((await readFile(at('etc/passwd'), 'utf8')).split('\n').filter((l) => /^(carol|dave|eve):/.test(l))).toEqual(
+      before.split('\n').filter((l) => l.startsWith('carol:')),
+    );
   });
 
   test('a group srvctl-jump that sc did not make, or a foreign drop-in, is a conflict', async () => {
@@ -241,7 +257,7 @@ describe('access kinds on a temporary root', () => {
     expect(reloads).toBe(0);
   });
 
-  test("an authorized_keys that is a symlink (out of the container) is a conflict; nothing is written through it", async () => {
+  test('an authorized_keys that is a symlink (out of the container) is a conflict; nothing is written through it', async () => {
     await mkdir(at('srv/shop.test/rootfs/root/.ssh'), { recursive: true });
     await writeFile(at('outside'), 'host file\n');
     await symlink(at('outside'), at('srv/shop.test/rootfs/root/.ssh/authorized_keys'));
@@ -250,7 +266,7 @@ describe('access kinds on a temporary root', () => {
     expect(await readFile(at('outside'), 'utf8')).toBe('host file\n');
   });
 
-  test('the account files lock: a live holder makes the edit wait and fail; a dead holder\'s lock is taken over', async () => {
+  test("the account files lock: a live holder makes the edit wait and fail; a dead holder's lock is taken over", async () => {
     await writeFile(at('etc/passwd.lock'), String(process.pid));
     await expect(drivers.accounts?.edit((t) => t)).rejects.toThrow(/passwd\.lock is held by process/);
     await writeFile(at('etc/passwd.lock'), '999999999');

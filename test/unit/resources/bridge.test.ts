@@ -51,9 +51,21 @@ describe('bridge desired()', () => {
     const m = model();
     const bridges = bridgeHandler.desired(m, host(m));
     expect(bridges).toEqual([
-      { ref: { kind: 'bridge', id: 'sc-17-3' }, spec: { addresses: ['10.17.3.1/24'], up: true, alias: 'srvctl:bridge user=alice' }, description: 'user alice (reseller alpha)' },
-      { ref: { kind: 'bridge', id: 'sc-16-2' }, spec: { addresses: ['10.16.2.1/24'], up: true, alias: 'srvctl:bridge user=r' }, description: 'user r (reseller root)' },
-      { ref: { kind: 'bridge', id: 'sc-16-0' }, spec: { addresses: ['10.16.0.1/24'], up: true, alias: 'srvctl:bridge user=root' }, description: 'user root' },
+      {
+        ref: { kind: 'bridge', id: 'sc-17-3' },
+        spec: { addresses: ['10.17.3.1/24'], up: true, alias: 'srvctl:bridge user=alice' },
+        description: 'user alice (reseller alpha)',
+      },
+      {
+        ref: { kind: 'bridge', id: 'sc-16-2' },
+        spec: { addresses: ['10.16.2.1/24'], up: true, alias: 'srvctl:bridge user=r' },
+        description: 'user r (reseller root)',
+      },
+      {
+        ref: { kind: 'bridge', id: 'sc-16-0' },
+        spec: { addresses: ['10.16.0.1/24'], up: true, alias: 'srvctl:bridge user=root' },
+        description: 'user root',
+      },
     ]);
   });
 
@@ -80,14 +92,22 @@ describe('bridge observe()', () => {
   it('sees sc bridges as owned, with sorted IPv4 addresses and admin state', async () => {
     const observed = await bridgeHandler.observe(recordingDrivers());
     const byId = new Map(observed.map((o) => [o.ref.id, o]));
-    expect(byId.get('sc-17-3')).toMatchObject({ owned: true, spec: { addresses: ['10.17.3.1/24'], up: true, linkKind: 'bridge' }, description: 'user alice' });
+    expect(byId.get('sc-17-3')).toMatchObject({
+      owned: true,
+      spec: { addresses: ['10.17.3.1/24'], up: true, linkKind: 'bridge' },
+      description: 'user alice',
+    });
     expect(byId.get('sc-17-4')).toMatchObject({ owned: true, spec: { addresses: ['10.17.4.9/24'], up: false } });
     for (const o of observed) expect(o.spec.addresses.every((a) => !a.includes(':'))).toBe(true);
   });
 
   it('owns a bridge an interrupted run created (sc group and name, no alias yet)', async () => {
     const observed = await bridgeHandler.observe(recordingDrivers());
-    expect(observed.find((o) => o.ref.id === 'sc-16-1')).toMatchObject({ owned: true, spec: { addresses: [], up: false }, description: 'unfinished (no alias yet)' });
+    expect(observed.find((o) => o.ref.id === 'sc-16-1')).toMatchObject({
+      owned: true,
+      spec: { addresses: [], up: false },
+      description: 'unfinished (no alias yet)',
+    });
   });
 
   it('keeps foreign bridges and foreign links in the way, never owned; ignores the rest', async () => {
@@ -148,7 +168,11 @@ describe('bridge conflict()', () => {
   });
 
   it('sees wider foreign prefixes that cover the /24', () => {
-    const wide: ObservedObject<BridgeSpec> = { ref: { kind: 'bridge', id: 'eth1' }, owned: false, spec: { addresses: ['10.17.0.5/16'], up: true, linkKind: 'veth' } };
+    const wide: ObservedObject<BridgeSpec> = {
+      ref: { kind: 'bridge', id: 'eth1' },
+      owned: false,
+      spec: { addresses: ['10.17.0.5/16'], up: true, linkKind: 'veth' },
+    };
     expect(bridgeHandler.conflict(want('sc-17-9', ['10.17.9.1/24']), [wide])).toContain('eth1 holds 10.17.0.5/16');
   });
 
@@ -256,7 +280,11 @@ describe('bridge actions', () => {
     });
     const actions = [
       action('delete', undefined, owned('sc-33-1', { addresses: ['10.33.1.1/24'], up: true })),
-      action('update', want('sc-17-4', ['10.17.4.1/24'], 'srvctl:bridge user=bob'), owned('sc-17-4', { addresses: ['10.17.4.9/24'], up: true, alias: 'srvctl:bridge user=bob' })),
+      action(
+        'update',
+        want('sc-17-4', ['10.17.4.1/24'], 'srvctl:bridge user=bob'),
+        owned('sc-17-4', { addresses: ['10.17.4.9/24'], up: true, alias: 'srvctl:bridge user=bob' }),
+      ),
       action('create', want('sc-17-6', ['10.17.6.1/24'], 'srvctl:bridge user=f')),
       action('create', want('sc-17-7', ['10.17.7.1/24'], 'srvctl:bridge user=g')),
     ];

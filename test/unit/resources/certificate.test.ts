@@ -34,7 +34,27 @@ describe('certificate handler', () => {
     try {
       const dir = path.join(root, 'etc/srvctl/cert/example.com');
       execFileSync('mkdir', ['-p', dir]);
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${dir}/k`, '-out', `${dir}/c`, '-days', '30', '-subj', '/CN=*.example.com'], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-keyout',
+          `${dir}/k`,
+          '-out',
+          `${dir}/c`,
+          '-days',
+          '30',
+          '-subj',
+          '/CN=*.example.com',
+        ],
+        { stdio: 'ignore' },
+      );
       execFileSync('sh', ['-c', 'cat "$1/c" "$1/k" > "$1/wild.pem"; rm "$1/c" "$1/k"', 'sh', dir]);
       const drivers = { files: createFilesDriver(root) } as unknown as Drivers;
       const wants = certificateHandler.desired(model({ proxy: { acme: {} } }), host);

@@ -21,7 +21,13 @@ function model(containers: Record<string, Partial<Container>>): Model {
   };
 }
 
-const wildcard: CertificateInfo = { path: '/etc/srvctl/cert/example.com/wild.pem', source: 'operator', names: ['*.example.com'], notAfter: '2027-01-01T00:00:00.000Z', usable: true };
+const wildcard: CertificateInfo = {
+  path: '/etc/srvctl/cert/example.com/wild.pem',
+  source: 'operator',
+  names: ['*.example.com'],
+  notAfter: '2027-01-01T00:00:00.000Z',
+  usable: true,
+};
 
 describe('renderHaproxy', () => {
   const golden = () =>
@@ -91,11 +97,15 @@ backend sc_unknown_host
   it('puts every name in the map of what it gets on each port, URLs as written', () => {
     const maps = Object.fromEntries(golden().maps.map((m) => [m.path.replace(/-[0-9a-f]{16}\.map$/, ''), m.text]));
     expect(maps).toEqual({
-      '/etc/haproxy/srvctl-maps/http-location': 'u.example.com https://x.example.org/a?b=1&c=%20\nwww.u.example.com https://x.example.org/a?b=1&c=%20\n',
-      '/etc/haproxy/srvctl-maps/http-prefix': 'a.example.com https://a.example.com\na.example.org https://a.example.com\nwww.a.example.com https://a.example.com\nwww.b.example.com http://b.example.com\n',
+      '/etc/haproxy/srvctl-maps/http-location':
+        'u.example.com https://x.example.org/a?b=1&c=%20\nwww.u.example.com https://x.example.org/a?b=1&c=%20\n',
+      '/etc/haproxy/srvctl-maps/http-prefix':
+        'a.example.com https://a.example.com\na.example.org https://a.example.com\nwww.a.example.com https://a.example.com\nwww.b.example.com http://b.example.com\n',
       '/etc/haproxy/srvctl-maps/http-backend': 'b.example.com site_b.example.com\n',
-      '/etc/haproxy/srvctl-maps/https-prefix': 'a.example.org https://a.example.com\nwww.a.example.com https://a.example.com\nwww.b.example.com https://b.example.com\nwww.u.example.com https://u.example.com\n',
-      '/etc/haproxy/srvctl-maps/https-backend': 'a.example.com site_a.example.com\nb.example.com site_b.example.com\nu.example.com site_u.example.com\n',
+      '/etc/haproxy/srvctl-maps/https-prefix':
+        'a.example.org https://a.example.com\nwww.a.example.com https://a.example.com\nwww.b.example.com https://b.example.com\nwww.u.example.com https://u.example.com\n',
+      '/etc/haproxy/srvctl-maps/https-backend':
+        'a.example.com site_a.example.com\nb.example.com site_b.example.com\nu.example.com site_u.example.com\n',
     });
     for (const m of golden().maps) expect(golden().config).toContain(`/r${m.path}`);
   });
@@ -113,17 +123,27 @@ backend sc_unknown_host
 
   it('keeps the config the same size whatever the number of names: they live in the maps', () => {
     const few = renderHaproxy(proxyRoutes(model({ 'a.example.com': { aliases: ['x.example.org'] } }), 'main', H1, []), paths);
-    const many = renderHaproxy(proxyRoutes(model({ 'a.example.com': { aliases: Array.from({ length: 500 }, (_, i) => `alias${i}.example.org`) } }), 'main', H1, []), paths);
+    const many = renderHaproxy(
+      proxyRoutes(model({ 'a.example.com': { aliases: Array.from({ length: 500 }, (_, i) => `alias${i}.example.org`) } }), 'main', H1, []),
+      paths,
+    );
     const frontendOf = (text: string) => text.slice(text.indexOf('frontend sc_http'), text.indexOf('backend '));
     expect(frontendOf(many.config).split('\n')).toHaveLength(frontendOf(few.config).split('\n').length);
-    expect(many.maps.find((m) => m.path.includes('http-prefix'))?.text.split('\n').filter(Boolean)).toHaveLength(501);
+    expect(
+      many.maps
+        .find((m) => m.path.includes('http-prefix'))
+        ?.text.split('\n')
+        .filter(Boolean),
+    ).toHaveLength(501);
   });
 
   it('refuses a root path HAProxy could not take inside a sample expression', () => {
-    expect(() => renderHaproxy(proxyRoutes(model({ 'a.example.com': {} }), 'main', H1, []), { ...paths, resolve: (p: string) => `/my root${p}` })).toThrow(/map path/);
+    expect(() =>
+      renderHaproxy(proxyRoutes(model({ 'a.example.com': {} }), 'main', H1, []), { ...paths, resolve: (p: string) => `/my root${p}` }),
+    ).toThrow(/map path/);
   });
 
-  it('with ACME on, port 80 sends challenges to sc\'s responder before any redirect', () => {
+  it("with ACME on, port 80 sends challenges to sc's responder before any redirect", () => {
     const m = model({ 'a.example.com': {} });
     const text = renderHaproxy(proxyRoutes(m, 'main', H1, [wildcard]), { ...paths, acmeResponder: '127.0.0.1:8402' }).config;
     const http = text.slice(text.indexOf('frontend sc_http'), text.indexOf('frontend sc_https'));
@@ -132,6 +152,6 @@ backend sc_unknown_host
     expect(lines[5]).toMatch(/^http-request redirect prefix .* -m found } !acme_challenge$/);
     expect(lines[6]).toBe('use_backend sc_acme if acme_challenge');
     expect(text.slice(text.indexOf('frontend sc_https'))).not.toContain('acme_challenge');
-    expect(text).toContain('backend sc_acme\n    # sc\'s ACME responder, up while sc orders certificates\n    server acme 127.0.0.1:8402\n');
+    expect(text).toContain("backend sc_acme\n    # sc's ACME responder, up while sc orders certificates\n    server acme 127.0.0.1:8402\n");
   });
 });

@@ -68,7 +68,19 @@ describe('builder command lines', () => {
   it('dnf: installroot, releasever, no weak deps, the base packages', () => {
     expect(dnfCommand('41', '/d', {})).toEqual([
       'dnf',
-      ['--installroot=/d', '--releasever=41', '--setopt=install_weak_deps=False', '-y', 'install', 'systemd', 'passwd', 'dnf', 'fedora-release', 'iproute', 'iputils'],
+      [
+        '--installroot=/d',
+        '--releasever=41',
+        '--setopt=install_weak_deps=False',
+        '-y',
+        'install',
+        'systemd',
+        'passwd',
+        'dnf',
+        'fedora-release',
+        'iproute',
+        'iputils',
+      ],
     ]);
   });
 
@@ -132,8 +144,7 @@ describe('building and observing images under --root', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  const driversFor = (calls: string[][]): Drivers =>
-    ({ ...baseDrivers(recordingExec(calls), createFilesDriver(root)) });
+  const driversFor = (calls: string[][]): Drivers => ({ ...baseDrivers(recordingExec(calls), createFilesDriver(root)) });
 
   it('builds the busybox image with its marker, atomically, and observes it as owned', async () => {
     const calls: string[][] = [];
@@ -151,7 +162,9 @@ describe('building and observing images under --root', () => {
     expect(await readdir(path.join(root, 'var/srvctl3/rootfs'))).toEqual(['busybox']);
 
     const observed = await imageHandler.observe(drivers);
-    expect(observed).toEqual([expect.objectContaining({ ref: { kind: 'image', id: 'busybox' }, owned: true, spec: { builder: 'busybox', params: {} } })]);
+    expect(observed).toEqual([
+      expect.objectContaining({ ref: { kind: 'image', id: 'busybox' }, owned: true, spec: { builder: 'busybox', params: {} } }),
+    ]);
   });
 
   it('observes a directory without marker (foreign or half-built) as not owned, and hides work dirs', async () => {
@@ -191,7 +204,7 @@ describe('building and observing images under --root', () => {
     expect(await readFile(path.join(root, 'var/srvctl3/rootfs/debian/etc/machine-id'), 'utf8')).toBe('');
   });
 
-  it('debootstrap with openssh-server: the build\'s host keys are removed, and ssh.service makes a container\'s own first', async () => {
+  it("debootstrap with openssh-server: the build's host keys are removed, and ssh.service makes a container's own first", async () => {
     await mkdir(path.join(root, 'etc'), { recursive: true });
     await writeFile(path.join(root, 'etc/os-release'), 'ID=debian\nVERSION_CODENAME=bookworm\n');
     const drivers = driversFor([]);

@@ -48,12 +48,17 @@ function fakeDrivers(machines: MachineRecord[] = [], host0s = new Map<string, Ho
     listAddresses: async () => [],
     batch: async (commands: readonly (readonly string[])[]) => void calls.push(...commands.map((c) => `ip ${c.join(' ')}`)),
   };
-  const drivers = { nspawn, ip, exec: { run: async () => Promise.reject(new Error('no exec')) }, files: { hostPath: (p: string) => p } } as unknown as Drivers;
+  const drivers = {
+    nspawn,
+    ip,
+    exec: { run: async () => Promise.reject(new Error('no exec')) },
+    files: { hostPath: (p: string) => p },
+  } as unknown as Drivers;
   return { drivers, calls };
 }
 
 describe('machine handler', () => {
-  it('wants this host\'s containers running, or stopped when disabled, after their files', () => {
+  it("wants this host's containers running, or stopped when disabled, after their files", () => {
     const desired = machineHandler.desired(model, host);
     expect(desired.map((d) => [d.ref.id, d.spec.state, d.spec.launch?.killSignal, d.spec.link])).toEqual([
       ['a.test', 'running', 'SIGUSR2', { master: 'sc-17-2', up: true }],
@@ -70,7 +75,13 @@ describe('machine handler', () => {
   it('changes the config hash only for inputs that need a restart', () => {
     const config = (m: Model) => machineHandler.desired(m, host)[0]?.spec.config;
     const base = config(model);
-    const withPort: Model = { ...model, containers: { ...model.containers, 'a.test': { ...model.containers['a.test']!, mapped_ports: [{ proto: 'tcp', host_port: 8080, container_port: 80 }] } } };
+    const withPort: Model = {
+      ...model,
+      containers: {
+        ...model.containers,
+        'a.test': { ...model.containers['a.test']!, mapped_ports: [{ proto: 'tcp', host_port: 8080, container_port: 80 }] },
+      },
+    };
     const withAlias: Model = { ...model, containers: { ...model.containers, 'a.test': { ...model.containers['a.test']!, aliases: ['www.a.test'] } } };
     const noUserns: Model = { ...model, settings: { ...model.settings, private_users: false } };
     expect(config(withPort)).not.toBe(base);
@@ -85,7 +96,9 @@ describe('machine handler', () => {
       config: 'x',
       link: { master: 'sc-17-2', up: true },
     });
-    expect(machineHandler.normalize({ state: 'running', config: 'x', link: { master: null, up: false, missing: 'no host0 in the container' } })).toEqual({
+    expect(
+      machineHandler.normalize({ state: 'running', config: 'x', link: { master: null, up: false, missing: 'no host0 in the container' } }),
+    ).toEqual({
       state: 'running',
       config: 'x',
       link: 'missing: no host0 in the container',
@@ -115,12 +128,17 @@ describe('machine handler', () => {
     const { drivers, calls } = fakeDrivers([{ name: 'a.test', runtime: 'direct', state: 'stopped', config: 'c', stale: true }]);
     const observed = await machineHandler.observe(drivers, host);
     expect(observed).toEqual([
-      { ref: { kind: 'machine', id: 'a.test' }, spec: { state: 'stopped', config: 'c', stale: true }, owned: true, description: 'direct runtime, processes gone (stale record)' },
+      {
+        ref: { kind: 'machine', id: 'a.test' },
+        spec: { state: 'stopped', config: 'c', stale: true },
+        owned: true,
+        description: 'direct runtime, processes gone (stale record)',
+      },
     ]);
     expect(calls).toEqual([]); // nothing runs: no namespace entered, no link listing
   });
 
-  it('observes a running machine\'s link through host0\'s peer: one host0 read for all machines, one link listing', async () => {
+  it("observes a running machine's link through host0's peer: one host0 read for all machines, one link listing", async () => {
     const machines: MachineRecord[] = [
       { name: 'a.test', runtime: 'direct', state: 'running', config: 'c', pid: 10, initPid: 11 },
       { name: 'c.test', runtime: 'direct', state: 'running', config: 'c', pid: 20, initPid: 21 },
@@ -134,7 +152,11 @@ describe('machine handler', () => {
     const observed = await machineHandler.observe(drivers, host);
     expect(observed.map((o) => [o.ref.id, o.spec.link, o.description])).toEqual([
       ['a.test', { master: null, up: true, veth: 'vb-a.test' }, 'direct runtime, pid 10, vb-a.test on no bridge'],
-      ['c.test', { master: null, up: false, missing: 'no host0 in the container' }, 'direct runtime, pid 20, link missing (no host0 in the container)'],
+      [
+        'c.test',
+        { master: null, up: false, missing: 'no host0 in the container' },
+        'direct runtime, pid 20, link missing (no host0 in the container)',
+      ],
     ]);
     expect(calls).toEqual(['host0 a.test c.test']);
   });
@@ -142,7 +164,11 @@ describe('machine handler', () => {
   it('re-attaches a detached or down link in place, without a restart', async () => {
     const [want] = machineHandler.desired(model, host);
     const { drivers, calls } = fakeDrivers();
-    const have = { ref: want!.ref, spec: { state: 'running' as const, config: want!.spec.config, link: { master: null, up: false, veth: 'vb-a.test' } }, owned: true };
+    const have = {
+      ref: want!.ref,
+      spec: { state: 'running' as const, config: want!.spec.config, link: { master: null, up: false, veth: 'vb-a.test' } },
+      owned: true,
+    };
     expect(machineHandler.canUpdate([], want!.spec, have.spec)).toBe(true);
     await machineHandler.update(drivers, host, want!, have);
     expect(calls).toEqual(['ip link set dev vb-a.test master sc-17-2 up']);
@@ -175,7 +201,8 @@ describe('container-address handler', () => {
   });
 
   it('parses the batch output; no host0 means nothing observed', () => {
-    const out = '[{"dst":"default","gateway":"10.17.2.1","dev":"host0","flags":[]}]\n[{"ifname":"host0","flags":["UP"],"addr_info":[{"family":"inet","local":"10.17.2.20","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]\n';
+    const out =
+      '[{"dst":"default","gateway":"10.17.2.1","dev":"host0","flags":[]}]\n[{"ifname":"host0","flags":["UP"],"addr_info":[{"family":"inet","local":"10.17.2.20","prefixlen":24},{"family":"inet6","local":"fe80::1","prefixlen":64}]}]\n';
     expect(parseObservation(out)).toEqual({ addresses: ['10.17.2.20/24'], gateway: '10.17.2.1', up: true });
     expect(parseObservation('[]\n')).toBeUndefined();
   });
@@ -194,7 +221,7 @@ describe('container-address handler', () => {
     expect(convergeCommands(want, want)).toEqual([]);
   });
 
-  it('sets the address from the host side in the running container\'s network namespace', async () => {
+  it("sets the address from the host side in the running container's network namespace", async () => {
     const { drivers, calls } = fakeDrivers([{ name: 'a.test', runtime: 'direct', state: 'running', pid: 10, initPid: 11 }]);
     await containerAddressHandler.create(drivers, host, containerAddressHandler.desired(model, host)[0]!);
     expect(calls).toEqual([

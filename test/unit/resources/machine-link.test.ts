@@ -32,16 +32,26 @@ describe('parseHost0', () => {
 });
 
 describe('observedMachineLink', () => {
-  const links = linksByIndex([veth(9, 2, { master: 'sc-17-1' }), veth(10, 3, { flags: ['BROADCAST'] }), { ifindex: 11, ifname: 'dummy0', flags: ['UP'], linkinfo: { info_kind: 'dummy' } }]);
+  const links = linksByIndex([
+    veth(9, 2, { master: 'sc-17-1' }),
+    veth(10, 3, { flags: ['BROADCAST'] }),
+    { ifindex: 11, ifname: 'dummy0', flags: ['UP'], linkinfo: { info_kind: 'dummy' } },
+  ]);
 
   it('attached and up, detached, down', () => {
-    expect(observedMachineLink({ state: 'present', ifindex: 2, peerIndex: 9, up: true }, links)).toEqual({ master: 'sc-17-1', up: true, veth: 'vb-9' });
+    expect(observedMachineLink({ state: 'present', ifindex: 2, peerIndex: 9, up: true }, links)).toEqual({
+      master: 'sc-17-1',
+      up: true,
+      veth: 'vb-9',
+    });
     expect(observedMachineLink({ state: 'present', ifindex: 3, peerIndex: 10, up: true }, links)).toEqual({ master: null, up: false, veth: 'vb-10' });
   });
 
   it('missing: no host0, the peer gone, an index reused by another link, a namespace that cannot be entered', () => {
     expect(observedMachineLink({ state: 'missing' }, links).missing).toBe('no host0 in the container');
-    expect(observedMachineLink({ state: 'present', ifindex: 2, peerIndex: 42, up: true }, links).missing).toMatch(/veth peer \(ifindex 42\) is not on this host/);
+    expect(observedMachineLink({ state: 'present', ifindex: 2, peerIndex: 42, up: true }, links).missing).toMatch(
+      /veth peer \(ifindex 42\) is not on this host/,
+    );
     expect(observedMachineLink({ state: 'present', ifindex: 2, peerIndex: 11, up: true }, links).missing).toMatch(/ifindex 11/);
     // veth 9's own peer is ifindex 2: host0 with ifindex 5 pointing at 9 is not its pair.
     expect(observedMachineLink({ state: 'present', ifindex: 5, peerIndex: 9, up: true }, links).missing).toBeDefined();
@@ -51,7 +61,9 @@ describe('observedMachineLink', () => {
   it('views and re-attach commands', () => {
     expect(machineLinkView({ master: 'sc-17-1', up: true, veth: 'vb-x' })).toEqual({ master: 'sc-17-1', up: true });
     expect(machineLinkView({ master: null, up: false, missing: 'no host0 in the container' })).toBe('missing: no host0 in the container');
-    expect(reattachCommands({ master: 'sc-17-1', up: true }, { master: null, up: true, veth: 'vb-x' })).toEqual([['link', 'set', 'dev', 'vb-x', 'master', 'sc-17-1', 'up']]);
+    expect(reattachCommands({ master: 'sc-17-1', up: true }, { master: null, up: true, veth: 'vb-x' })).toEqual([
+      ['link', 'set', 'dev', 'vb-x', 'master', 'sc-17-1', 'up'],
+    ]);
     expect(reattachCommands({ master: 'sc-17-1', up: true }, { master: 'sc-17-1', up: true, veth: 'vb-x' })).toEqual([]);
   });
 });
@@ -76,7 +88,11 @@ describe('planning a machine whose link drifted', () => {
   const fine = { master: 'sc-17-3', up: true, veth: 'vb-blog.test' };
 
   it('detached: an update naming the field; the other machine is left alone', () => {
-    const plan = planActions({ machine: machineHandler }, new Map([['machine', desired]]), new Map([['machine', observed({ master: null, up: true, veth: 'vb-shop.test' }, fine)]]));
+    const plan = planActions(
+      { machine: machineHandler },
+      new Map([['machine', desired]]),
+      new Map([['machine', observed({ master: null, up: true, veth: 'vb-shop.test' }, fine)]]),
+    );
     expect(config).toBeDefined();
     expect(plan.actions.map((a) => [a.type, a.ref.id])).toEqual([['update', 'shop.test']]);
     expect(renderPlanText(plan, { color: false })).toContain('link.master: null → "sc-17-3"');

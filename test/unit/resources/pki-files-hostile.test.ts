@@ -23,8 +23,13 @@ afterEach(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-const host = (): HostContext =>
-  ({ name: 'h2.test', cluster: 'test', host: { hostnet: 2, host_ip: '192.0.2.12' }, root: path.join(base, 'root'), pki: pkiExchange({ dir: ds, readOnly: false }, 'h2.test', path.join(base, 'root')) });
+const host = (): HostContext => ({
+  name: 'h2.test',
+  cluster: 'test',
+  host: { hostnet: 2, host_ip: '192.0.2.12' },
+  root: path.join(base, 'root'),
+  pki: pkiExchange({ dir: ds, readOnly: false }, 'h2.test', path.join(base, 'root')),
+});
 
 test('a pki link to another directory: reads and publishing are refused, nothing written there', async () => {
   await symlink(outside, path.join(ds, 'pki'));
@@ -58,6 +63,8 @@ test('a FIFO as a request is not listed as one, and reading it is refused withou
 });
 
 test('publishing refuses a private key', async () => {
-  await expect(datastorePki(host()).publish({ 'pki/ca.crt': '-----BEGIN PRIVATE KEY-----\n' }, 'test')).rejects.toThrow(/refusing to publish a private key/);
+  await expect(datastorePki(host()).publish({ 'pki/ca.crt': '-----BEGIN PRIVATE KEY-----\n' }, 'test')).rejects.toThrow(
+    /refusing to publish a private key/,
+  );
   expect(await readdir(ds)).toEqual([]);
 });

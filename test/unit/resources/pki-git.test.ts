@@ -88,7 +88,14 @@ describe('cluster PKI published to a --source repository', () => {
     expect((await applyFromSource('h2.test', spec)).report.results).toEqual([]); // nothing left to do
 
     const tree = (await gitOut(bare, 'ls-tree', '-r', '--name-only', 'main')).split('\n').sort();
-    expect(tree).toEqual(['clusters.json', 'pki/ca.crt', 'pki/certs/h1.test.crt', 'pki/certs/h2.test.crt', 'pki/requests/h1.test.csr', 'pki/requests/h2.test.csr']);
+    expect(tree).toEqual([
+      'clusters.json',
+      'pki/ca.crt',
+      'pki/certs/h1.test.crt',
+      'pki/certs/h2.test.crt',
+      'pki/requests/h1.test.csr',
+      'pki/requests/h2.test.csr',
+    ]);
     const log = await gitOut(bare, 'log', '--format=%an|%s', 'main');
     expect(log).toContain('sc on h2.test|sc apply (cluster PKI) on h2.test: publish pki/requests/h2.test.csr');
     expect(log).toContain('sc on h1.test|sc apply (cluster PKI) on h1.test: publish pki/certs/h2.test.crt');
@@ -106,7 +113,13 @@ describe('cluster PKI published to a --source repository', () => {
     await git(work, 'add', 'users.json');
     await git(work, 'commit', '--quiet', '-m', 'operator: users');
     await git(work, 'push', '--quiet', 'origin', 'HEAD:main');
-    const host: HostContext = { name: 'h2.test', cluster: 'test', host: clusters.test['h2.test'], root, pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, 'h2.test', root) };
+    const host: HostContext = {
+      name: 'h2.test',
+      cluster: 'test',
+      host: clusters.test['h2.test'],
+      root,
+      pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, 'h2.test', root),
+    };
     await applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
     const subjects = (await gitOut(bare, 'log', '--format=%s', 'main')).split('\n');
     expect(subjects.slice(0, 2)).toEqual(['sc apply (cluster PKI) on h2.test: publish pki/requests/h2.test.csr', 'operator: users']);
@@ -124,7 +137,7 @@ describe('cluster PKI published to a --source repository', () => {
 });
 
 describe('cluster PKI in a datastore that is a git work tree', () => {
-  it('commits exactly the published files; the operator\'s dirty files stay uncommitted', async () => {
+  it("commits exactly the published files; the operator's dirty files stay uncommitted", async () => {
     const dir = path.join(base, 'worktree');
     await mkdir(dir);
     await execa('git', ['init', '--quiet', '-b', 'main', dir]);
@@ -133,9 +146,17 @@ describe('cluster PKI in a datastore that is a git work tree', () => {
     await git(dir, 'commit', '--quiet', '-m', 'datastore');
     await writeFile(path.join(dir, 'users.json'), '{}\n'); // the operator's work in progress
     const root = path.join(base, 'roots', 'h2-worktree');
-    const host: HostContext = { name: 'h2.test', cluster: 'test', host: clusters.test['h2.test'], root, pki: pkiExchange({ dir, readOnly: false }, 'h2.test', root) };
+    const host: HostContext = {
+      name: 'h2.test',
+      cluster: 'test',
+      host: clusters.test['h2.test'],
+      root,
+      pki: pkiExchange({ dir, readOnly: false }, 'h2.test', root),
+    };
     await applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'sc apply' });
-    expect(await gitOut(dir, 'log', '-1', '--format=%an|%s', '--name-only')).toBe('sc on h2.test|sc apply (cluster PKI) on h2.test: publish pki/requests/h2.test.csr\n\npki/requests/h2.test.csr');
+    expect(await gitOut(dir, 'log', '-1', '--format=%an|%s', '--name-only')).toBe(
+      'sc on h2.test|sc apply (cluster PKI) on h2.test: publish pki/requests/h2.test.csr\n\npki/requests/h2.test.csr',
+    );
     expect(await gitOut(dir, 'status', '--porcelain')).toBe('?? users.json');
     expect(await readFile(path.join(dir, 'pki/requests/h2.test.csr'), 'utf8')).toMatch(/BEGIN CERTIFICATE REQUEST/);
   }, 60_000);

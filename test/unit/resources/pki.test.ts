@@ -100,7 +100,7 @@ describe('cluster PKI, GitOps-style', () => {
     expect(await readdir(path.join(datastore, 'pki'))).toContain('ca.crt');
   }, 60_000);
 
-  it('the CA host signs the cluster\'s requests (not another cluster\'s); every host then installs its cert and converges', async () => {
+  it("the CA host signs the cluster's requests (not another cluster's); every host then installs its cert and converges", async () => {
     await firstPasses();
     // A request of a host outside our cluster is left alone.
     await writeFile(path.join(datastore, 'pki/requests/x9.test.csr'), await readFile(path.join(datastore, 'pki/requests/h2.test.csr'), 'utf8'));
@@ -180,6 +180,9 @@ describe('cluster PKI, GitOps-style', () => {
 describe('openssl request description', () => {
   it('reads the CN and public key', () => {
     const out = 'subject=CN=h1.test\n-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n';
-    expect(parseRequestDescription(out)).toEqual({ commonName: 'h1.test', publicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n' });
+    expect(parseRequestDescription(out)).toEqual({
+      commonName: 'h1.test',
+      publicKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n',
+    });
   });
 });

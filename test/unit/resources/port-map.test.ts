@@ -7,13 +7,7 @@ import { parseNftJson } from '../../../src/drivers/nft.js';
 import type { HostContext } from '../../../src/host-context.js';
 import { planActions } from '../../../src/reconciler/planner.js';
 import type { DesiredObject, ObservedObject } from '../../../src/resources/contract.js';
-import {
-  portMapHandler,
-  portMapSpecOf,
-  renderPortMapRemoval,
-  renderPortMapRuleset,
-  type PortMapSpec,
-} from '../../../src/resources/port-map.js';
+import { portMapHandler, portMapSpecOf, renderPortMapRemoval, renderPortMapRuleset, type PortMapSpec } from '../../../src/resources/port-map.js';
 import { resourceHandlers } from '../../../src/resources/registry.js';
 import { createFilesDriver } from '../../../src/drivers/files.js';
 import { baseDrivers } from '../../../src/drivers/create-drivers.js';
@@ -23,7 +17,9 @@ const fixture = (name: string) => parseNftJson(['nft'], readFileSync(new URL(`..
 
 function model(partial: Partial<Model> = {}): Model {
   return {
-    clusters: { main: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11', interface: 'eth0' }, 'web2.example.net': { hostnet: 2, host_ip: '192.0.2.12' } } },
+    clusters: {
+      main: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11', interface: 'eth0' }, 'web2.example.net': { hostnet: 2, host_ip: '192.0.2.12' } },
+    },
     users: { alice: { reseller: 'root', user_id: 1, uid: 2001 }, bob: { reseller: 'root', user_id: 2, uid: 2002 } },
     containers: {
       'a1.example.com': {
@@ -36,10 +32,29 @@ function model(partial: Partial<Model> = {}): Model {
           { proto: 'udp', host_port: 5353, container_port: 53 },
         ],
       },
-      'a2.example.com': { user: 'alice', host: HOST, type: 'busybox', ip: '10.17.1.21', mapped_ports: [{ proto: 'tcp', host_port: 2222, container_port: 22 }] },
-      'off.example.com': { user: 'alice', host: HOST, type: 'busybox', ip: '10.17.1.22', enabled: false, mapped_ports: [{ proto: 'tcp', host_port: 9000, container_port: 80 }] },
+      'a2.example.com': {
+        user: 'alice',
+        host: HOST,
+        type: 'busybox',
+        ip: '10.17.1.21',
+        mapped_ports: [{ proto: 'tcp', host_port: 2222, container_port: 22 }],
+      },
+      'off.example.com': {
+        user: 'alice',
+        host: HOST,
+        type: 'busybox',
+        ip: '10.17.1.22',
+        enabled: false,
+        mapped_ports: [{ proto: 'tcp', host_port: 9000, container_port: 80 }],
+      },
       'noip.example.com': { user: 'bob', host: HOST, type: 'busybox', mapped_ports: [{ proto: 'tcp', host_port: 9001, container_port: 80 }] },
-      'b1.example.com': { user: 'bob', host: 'web2.example.net', type: 'busybox', ip: '10.33.2.20', mapped_ports: [{ proto: 'tcp', host_port: 9002, container_port: 80 }] },
+      'b1.example.com': {
+        user: 'bob',
+        host: 'web2.example.net',
+        type: 'busybox',
+        ip: '10.33.2.20',
+        mapped_ports: [{ proto: 'tcp', host_port: 9002, container_port: 80 }],
+      },
     },
     settings: {},
     ...partial,
@@ -105,7 +120,9 @@ describe('renderPortMapRuleset', () => {
   });
 
   it('holds the map elements, DNAT in prerouting and output for tcp and udp, and the masquerade', () => {
-    expect(script).toContain('map tcp_ports { type inet_service : ipv4_addr . inet_service; elements = { 2222 : 10.17.1.21 . 22, 8080 : 10.17.1.20 . 80 } }');
+    expect(script).toContain(
+      'map tcp_ports { type inet_service : ipv4_addr . inet_service; elements = { 2222 : 10.17.1.21 . 22, 8080 : 10.17.1.20 . 80 } }',
+    );
     expect(script).toContain('map udp_ports { type inet_service : ipv4_addr . inet_service; elements = { 5353 : 10.17.1.20 . 53 } }');
     expect(script.match(/fib daddr type local dnat ip addr \. port to tcp dport map @tcp_ports/g)).toHaveLength(2);
     expect(script.match(/fib daddr type local dnat ip addr \. port to udp dport map @udp_ports/g)).toHaveLength(2);
@@ -124,7 +141,9 @@ describe('port-map observation', () => {
 
   it('reads the same table listed by nft 1.1 (Debian 13), which writes concatenated types as arrays', () => {
     // Captured from Debian 13's nft 1.1.3 after `nft -f` of renderPortMapRuleset(FIXTURE_SPEC).
-    const raw = JSON.parse(readFileSync(new URL('../../fixtures/nft/list-table-srvctl-nft1.1.json', import.meta.url), 'utf8')) as { nftables: { map?: { map: unknown } }[] };
+    const raw = JSON.parse(readFileSync(new URL('../../fixtures/nft/list-table-srvctl-nft1.1.json', import.meta.url), 'utf8')) as {
+      nftables: { map?: { map: unknown } }[];
+    };
     expect(raw.nftables.find((o) => o.map)?.map?.map).toEqual(['ipv4_addr', 'inet_service']);
     expect(portMapSpecOf(fixture('list-table-srvctl-nft1.1.json'))).toEqual(FIXTURE_SPEC);
   });
@@ -195,7 +214,9 @@ describe('port-map actions', () => {
     // (That nft really accepts it on a namespace without the table: test/integration/port-map.test.ts.)
     const drivers = recordingExec();
     await portMapHandler.delete(drivers);
-    expect(drivers.calls).toEqual([{ args: ['nft', '-f', '-'], options: expect.objectContaining({ input: 'table ip srvctl\ndelete table ip srvctl\n' }) }]);
+    expect(drivers.calls).toEqual([
+      { args: ['nft', '-f', '-'], options: expect.objectContaining({ input: 'table ip srvctl\ndelete table ip srvctl\n' }) },
+    ]);
   });
 
   it('observes nothing when the table is absent, and the table as sc’s when present', async () => {

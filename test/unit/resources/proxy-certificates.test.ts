@@ -11,7 +11,28 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function selfSigned(name: string, extra: string[] = []): { cert: string; key: string } {
   const base = path.join(dir, name.replace('*', 'star'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${base}.key`, '-out', `${base}.crt`, '-days', '30', '-subj', `/CN=${name}`, ...extra], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${base}.key`,
+      '-out',
+      `${base}.crt`,
+      '-days',
+      '30',
+      '-subj',
+      `/CN=${name}`,
+      ...extra,
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert: readFileSync(`${base}.crt`, 'utf8'), key: readFileSync(`${base}.key`, 'utf8') };
 }
 

@@ -108,7 +108,11 @@ describe('proxyRoutes', () => {
     const routes = proxyRoutes(m, 'main', H1, inventory);
     const r = byName(routes.hostnames);
     expect(r['a.example.com']?.http).toEqual({ action: 'redirect', mode: 'prefix', to: 'https://a.example.com' });
-    expect(r['a.example.com']?.certificate).toEqual({ path: '/etc/srvctl/cert/a.example.com.pem', source: 'operator', notAfter: '2027-06-01T00:00:00.000Z' });
+    expect(r['a.example.com']?.certificate).toEqual({
+      path: '/etc/srvctl/cert/a.example.com.pem',
+      source: 'operator',
+      notAfter: '2027-06-01T00:00:00.000Z',
+    });
     expect(r['www.a.example.com']?.http).toEqual({ action: 'redirect', mode: 'prefix', to: 'https://a.example.com' });
     expect(r['a.example.org']?.http).toEqual({ action: 'redirect', mode: 'prefix', to: 'https://a.example.com' });
     // The altname has no certificate: it stays on http rather than being sent into a broken https.

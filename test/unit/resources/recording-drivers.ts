@@ -15,12 +15,14 @@ export interface RecordingDrivers extends Drivers {
   readonly reads: string[];
 }
 
-export function recordingDrivers(options: {
-  links?: IpLink[];
-  addresses?: IpAddrEntry[];
-  /** Lines (joined with spaces) that fail, with ip's message. */
-  failing?: Record<string, string>;
-} = {}): RecordingDrivers {
+export function recordingDrivers(
+  options: {
+    links?: IpLink[];
+    addresses?: IpAddrEntry[];
+    /** Lines (joined with spaces) that fail, with ip's message. */
+    failing?: Record<string, string>;
+  } = {},
+): RecordingDrivers {
   const batches: string[][][] = [];
   const reads: string[] = [];
   const failing = options.failing ?? {};

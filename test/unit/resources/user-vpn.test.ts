@@ -3,7 +3,13 @@
 // small model; and the handler's desired object.
 import type { Model } from '../../../src/datastore/model.js';
 import type { HostContext } from '../../../src/host-context.js';
-import { parseUserVpnStatus, renderClientConfigFile, renderUserVpnFilter, renderUserVpnServerConfig, userVpnPlan } from '../../../src/resources/user-vpn-config.js';
+import {
+  parseUserVpnStatus,
+  renderClientConfigFile,
+  renderUserVpnFilter,
+  renderUserVpnServerConfig,
+  userVpnPlan,
+} from '../../../src/resources/user-vpn-config.js';
 import { userVpnHandler } from '../../../src/resources/user-vpn.js';
 import { parseMark } from '../../../src/drivers/openvpn.js';
 
@@ -18,7 +24,15 @@ const clusters = {
 const model = {
   clusters,
   users: {
-    ua: { reseller: 'root', user_id: 1, uid: 2001, vpn_clients: [{ device: 'phone', host_part: 202 }, { device: 'laptop', host_part: 201 }] },
+    ua: {
+      reseller: 'root',
+      user_id: 1,
+      uid: 2001,
+      vpn_clients: [
+        { device: 'phone', host_part: 202 },
+        { device: 'laptop', host_part: 201 },
+      ],
+    },
     ub: { reseller: 'root', user_id: 2, uid: 2002, vpn_clients: [{ device: 'pc', host_part: 201 }] },
     uc: { reseller: 'root', user_id: 3, uid: 2003 },
   },
@@ -44,7 +58,11 @@ describe('user-vpn plan', () => {
       { user: 'ua', device: 'phone', commonName: 'ua@phone', address: '10.16.1.202', subnets: ['10.16.1.0/24', '10.32.1.0/24'] },
     ]);
     const h2 = userVpnPlan(model, hostCtx('h2.test'));
-    expect(h2?.clients.map((c) => [c.commonName, c.address])).toEqual([['ua@laptop', '10.32.1.201'], ['ua@phone', '10.32.1.202'], ['ub@pc', '10.32.2.201']]);
+    expect(h2?.clients.map((c) => [c.commonName, c.address])).toEqual([
+      ['ua@laptop', '10.32.1.201'],
+      ['ua@phone', '10.32.1.202'],
+      ['ub@pc', '10.32.2.201'],
+    ]);
     expect(h2?.bridges).toEqual(['sc-32-1', 'sc-32-2']);
     // No user of h3 has containers there: no server.
     expect(userVpnPlan(model, hostCtx('h3.test'))).toBeUndefined();
@@ -54,10 +72,31 @@ describe('user-vpn plan', () => {
     const withPort = { ...model, settings: { user_vpn: { port: 1300 } } } as unknown as Model;
     const plan = userVpnPlan(withPort, hostCtx('h1.test'));
     if (!plan) throw new Error('no plan');
-    const text = renderUserVpnServerConfig(plan, hostCtx('h1.test'), { caCert: '/r/ca.crt', cert: '/r/host.crt', key: '/r/host.key', ccdDir: '/r/ccd', pid: '/r/p', status: '/r/s', log: '/r/l' });
+    const text = renderUserVpnServerConfig(plan, hostCtx('h1.test'), {
+      caCert: '/r/ca.crt',
+      cert: '/r/host.crt',
+      key: '/r/host.key',
+      ccdDir: '/r/ccd',
+      pid: '/r/p',
+      status: '/r/s',
+      log: '/r/l',
+    });
     expect(parseMark(text)).toBeUndefined(); // never mistaken for a host tunnel
     expect(text.split('\n')[0]).toBe('# srvctl user-vpn device=scu-1');
-    for (const line of ['mode server', 'dev scu-1', 'topology p2p', 'local 192.0.2.11', 'lport 1300', 'ifconfig 10.0.1.1 10.0.1.2', 'route 10.16.1.201 255.255.255.255', 'route 10.16.1.202 255.255.255.255', 'client-config-dir /r/ccd', 'ccd-exclusive', 'remote-cert-tls client', 'key /r/host.key']) {
+    for (const line of [
+      'mode server',
+      'dev scu-1',
+      'topology p2p',
+      'local 192.0.2.11',
+      'lport 1300',
+      'ifconfig 10.0.1.1 10.0.1.2',
+      'route 10.16.1.201 255.255.255.255',
+      'route 10.16.1.202 255.255.255.255',
+      'client-config-dir /r/ccd',
+      'ccd-exclusive',
+      'remote-cert-tls client',
+      'key /r/host.key',
+    ]) {
       expect(text.split('\n')).toContain(line);
     }
     expect(renderClientConfigFile(plan.clients[0] as never, hostCtx('h1.test'))).toBe(
@@ -71,7 +110,12 @@ describe('user-vpn plan', () => {
     const text = renderUserVpnFilter(plan);
     expect(text.startsWith('table inet srvctl_user_vpn\ndelete table inet srvctl_user_vpn\n')).toBe(true);
     expect(text).toContain('    iifname "scu-2" drop\n  }\n  chain forward');
-    expect(text).toContain('iifname "scu-2" ip saddr 10.32.1.201 ip daddr { 10.32.1.0/24, 10.16.1.0/24 } accept'.replace('10.32.1.0/24, 10.16.1.0/24', '10.16.1.0/24, 10.32.1.0/24'));
+    expect(text).toContain(
+      'iifname "scu-2" ip saddr 10.32.1.201 ip daddr { 10.32.1.0/24, 10.16.1.0/24 } accept'.replace(
+        '10.32.1.0/24, 10.16.1.0/24',
+        '10.16.1.0/24, 10.32.1.0/24',
+      ),
+    );
     expect(text).toContain('iifname "scu-2" ip saddr 10.32.2.201 ip daddr { 10.32.2.0/24 } accept');
     expect(text).toContain('oifname "scu-2" ct state established,related accept\n    oifname "scu-2" drop\n');
   });
@@ -79,7 +123,11 @@ describe('user-vpn plan', () => {
   it('the handler: one object per host, after the host certificate and the bridges; none without the cluster PKI', () => {
     const [server] = userVpnHandler.desired(model, hostCtx('h2.test'));
     expect(server?.ref).toEqual({ kind: 'user-vpn', id: 'server' });
-    expect(server?.dependsOn).toEqual([{ kind: 'pki', id: 'host-cert' }, { kind: 'bridge', id: 'sc-32-1' }, { kind: 'bridge', id: 'sc-32-2' }]);
+    expect(server?.dependsOn).toEqual([
+      { kind: 'pki', id: 'host-cert' },
+      { kind: 'bridge', id: 'sc-32-1' },
+      { kind: 'bridge', id: 'sc-32-2' },
+    ]);
     expect(Object.keys(server?.spec.clients ?? {})).toEqual(['ua@laptop', 'ua@phone', 'ub@pc']);
     expect(server?.spec.configText).toContain('ca /r/etc/srvctl/pki/ca.crt');
     const alone = { ...model, clusters: { test: { 'h1.test': clusters.test['h1.test'] } } } as unknown as Model;
@@ -101,8 +149,20 @@ describe('user-vpn status file', () => {
       'END',
     ].join('\n');
     expect(parseUserVpnStatus(text)).toEqual([
-      { common_name: 'ua@laptop', address: '10.16.1.201', real_address: '192.0.2.13:50000', connected_since: new Date(1796593080 * 1000).toISOString(), last_seen: new Date(1796593199 * 1000).toISOString() },
-      { common_name: 'ua@phone', address: '10.16.1.202', real_address: '192.0.2.14:40000', connected_since: new Date(1796593140 * 1000).toISOString(), last_seen: null },
+      {
+        common_name: 'ua@laptop',
+        address: '10.16.1.201',
+        real_address: '192.0.2.13:50000',
+        connected_since: new Date(1796593080 * 1000).toISOString(),
+        last_seen: new Date(1796593199 * 1000).toISOString(),
+      },
+      {
+        common_name: 'ua@phone',
+        address: '10.16.1.202',
+        real_address: '192.0.2.14:40000',
+        connected_since: new Date(1796593140 * 1000).toISOString(),
+        last_seen: null,
+      },
     ]);
     expect(parseUserVpnStatus('')).toEqual([]);
   });

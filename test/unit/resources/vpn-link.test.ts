@@ -54,18 +54,34 @@ describe('vpn-link desired', () => {
     const b = vpnLinkHandler.desired(model, hostCtx('h3.test')).find((l) => l.ref.id === 'h1.test')?.spec.configText ?? '';
     expect(a).toContain('dev scv-1-3\n');
     expect(b).toContain('dev scv-1-3\n');
-    expect(a).toContain('lport 11019\nremote 192.0.2.13 11019\nifconfig 10.1.3.1 10.1.3.2\nroute 10.48.0.0 255.240.0.0\ntls-server\ndh none\nremote-cert-tls client\n');
-    expect(b).toContain('lport 11019\nremote 192.0.2.11 11019\nifconfig 10.1.3.2 10.1.3.1\nroute 10.16.0.0 255.240.0.0\ntls-client\nremote-cert-tls server\n');
+    expect(a).toContain(
+      'lport 11019\nremote 192.0.2.13 11019\nifconfig 10.1.3.1 10.1.3.2\nroute 10.48.0.0 255.240.0.0\ntls-server\ndh none\nremote-cert-tls client\n',
+    );
+    expect(b).toContain(
+      'lport 11019\nremote 192.0.2.11 11019\nifconfig 10.1.3.2 10.1.3.1\nroute 10.16.0.0 255.240.0.0\ntls-client\nremote-cert-tls server\n',
+    );
     expect(a).toContain('verify-x509-name h3.test name\n');
     expect(b).toContain('verify-x509-name h1.test name\n');
   });
 });
 
 describe('renderTunnelConfig', () => {
-  const paths = { caCert: '/r/etc/srvctl/pki/ca.crt', cert: '/r/etc/srvctl/pki/host.crt', key: '/r/etc/srvctl/pki/host.key', pid: '/r/p', status: '/r/s', log: '/r/l' };
-  const text = renderTunnelConfig(vpnLink(1, 2), { fqdn: 'h1.test', hostnet: 1, hostIp: '192.0.2.11' }, { fqdn: 'h2.test', hostnet: 2, hostIp: '192.0.2.12' }, paths);
+  const paths = {
+    caCert: '/r/etc/srvctl/pki/ca.crt',
+    cert: '/r/etc/srvctl/pki/host.crt',
+    key: '/r/etc/srvctl/pki/host.key',
+    pid: '/r/p',
+    status: '/r/s',
+    log: '/r/l',
+  };
+  const text = renderTunnelConfig(
+    vpnLink(1, 2),
+    { fqdn: 'h1.test', hostnet: 1, hostIp: '192.0.2.11' },
+    { fqdn: 'h2.test', hostnet: 2, hostIp: '192.0.2.12' },
+    paths,
+  );
 
-  it('carries sc\'s mark, modern ciphers, TLS only (no shared tls-crypt secret), writepid and status', () => {
+  it("carries sc's mark, modern ciphers, TLS only (no shared tls-crypt secret), writepid and status", () => {
     expect(text.startsWith('# srvctl vpn-link peer=h2.test role=server\n')).toBe(true);
     expect(text).toContain('data-ciphers AES-256-GCM:CHACHA20-POLY1305\n');
     expect(text).toContain('local 192.0.2.11\n');
@@ -76,7 +92,7 @@ describe('renderTunnelConfig', () => {
     expect(text).not.toMatch(/tls-crypt|tls-auth|secret /);
   });
 
-  it('route arguments in openvpn\'s network-netmask form', () => {
+  it("route arguments in openvpn's network-netmask form", () => {
     expect(routeArgs('10.32.0.0/12')).toBe('10.32.0.0 255.240.0.0');
     expect(routeArgs('10.0.0.0/8')).toBe('10.0.0.0 255.0.0.0');
   });
