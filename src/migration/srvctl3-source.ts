@@ -1,9 +1,12 @@
 // Reads a srvctl 3.2 datastore directory as it is on disk: clusters.json (or the datastore's own
 // hosts.json), users.json, containers.json with source positions, and a listing of users/NAME/
 // in which only public keys are ever read. Everything else of the import is pure (srvctl3-import.ts).
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+// The old datastore is input like any other: nothing below its directory is read through a symlink
+// or as a special file, and every read is bounded (the no-follow reads of the files driver).
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError, type Diagnostic } from '../errors.js';
+import { UnsafePathError, UserError, type Diagnostic } from '../errors.js';
+import { FileTooLargeError, listNoFollow, readTextNoFollow, statNoFollow, type EntryType } from '../drivers/no-follow-fs.js';
 import { displayPathOf, sourceDocumentFromText, type SourceDocument } from '../datastore/source-document.js';
 
 /** One entry of users/NAME/ (or of users/ itself): only `.pub` files are read, never a secret. */
@@ -42,34 +45,31 @@ export interface ReadSourceOptions {
   readonly cluster?: string;
 }
 
-const kindOf = (s: import('node:fs').Stats): UserFileEntry['kind'] =>
-  s.isSymbolicLink() ? 'symlink' : s.isDirectory() ? 'dir' : s.isFile() ? 'file' : 'other';
+const kindOf = (type: EntryType): UserFileEntry['kind'] => type;
 
-async function readDocument(file: string, kind: 'clusters' | 'users' | 'containers', problems: Diagnostic[]): Promise<SourceDocument | undefined> {
+/** Reads `trusted/rel` (never through a symlink, never a special file, at most the limit). */
+async function readDocument(
+  trusted: string,
+  rel: string,
+  kind: 'clusters' | 'users' | 'containers',
+  problems: Diagnostic[],
+): Promise<SourceDocument | undefined> {
+  const file = path.join(trusted, rel);
   const shown = displayPathOf(file);
-  let text: string;
+  let text: string | undefined;
   try {
-    const info = await stat(file);
-    if (!info.isFile()) {
-      problems.push({ severity: 'error', file: shown, message: 'not a regular file' });
-      return undefined;
-    }
-    if (info.size > MAX_DATASTORE_FILE_BYTES) {
-      problems.push({
-        severity: 'error',
-        file: shown,
-        message: `${info.size} bytes: larger than a srvctl 3 datastore file can be (${MAX_DATASTORE_FILE_BYTES})`,
-      });
-      return undefined;
-    }
-    text = await readFile(file, 'utf8');
+    text = await readTextNoFollow(trusted, rel, { maxBytes: MAX_DATASTORE_FILE_BYTES });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    problems.push({
-      severity: 'error',
-      file: shown,
-      message: code === 'ENOENT' ? 'missing: a srvctl 3 datastore has this file' : `cannot read it (${code ?? String(error)})`,
-    });
+    let message: string;
+    if (error instanceof FileTooLargeError)
+      message = `${error.size} bytes: larger than a srvctl 3 datastore file can be (${MAX_DATASTORE_FILE_BYTES})`;
+    else if (error instanceof UnsafePathError) message = `not a regular file (refused: ${error.message}); sc reads no symlink or special file here`;
+    else message = `cannot read it (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+    problems.push({ severity: 'error', file: shown, message });
+    return undefined;
+  }
+  if (text === undefined) {
+    problems.push({ severity: 'error', file: shown, message: 'missing: a srvctl 3 datastore has this file' });
     return undefined;
   }
   try {
@@ -86,22 +86,26 @@ async function readDocument(file: string, kind: 'clusters' | 'users' | 'containe
   }
 }
 
-async function exists(file: string): Promise<boolean> {
-  return lstat(file).then(
-    () => true,
-    () => false,
-  );
+async function exists(trusted: string, rel: string): Promise<boolean> {
+  return (await statNoFollow(trusted, rel).catch(() => undefined)) !== undefined;
 }
 
 /** users/NAME/ listed without following links; only regular `.pub` files within the limit are read. */
-async function readUserDir(dir: string): Promise<UserFileEntry[]> {
-  const names = (await readdir(dir)).sort();
+async function readUserDir(trusted: string, rel: string): Promise<UserFileEntry[]> {
+  const entries = (await listNoFollow(trusted, rel)) ?? [];
   return Promise.all(
-    names.map(async (name): Promise<UserFileEntry> => {
-      const info = await lstat(path.join(dir, name));
-      const kind = kindOf(info);
+    entries.map(async ({ name }): Promise<UserFileEntry> => {
+      const fileRel = `${rel}/${name}`;
+      const info = await statNoFollow(trusted, fileRel);
+      if (info === undefined) return { name, kind: 'other', size: 0 };
+      const kind = kindOf(info.type);
       if (kind === 'file' && name.endsWith('.pub') && info.size <= MAX_PUBLIC_KEY_FILE_BYTES) {
-        return { name, kind, size: info.size, text: await readFile(path.join(dir, name), 'utf8') };
+        // Swapped for a link or grown past the limit since the listing: left behind like any other such entry.
+        const text = await readTextNoFollow(trusted, fileRel, { maxBytes: MAX_PUBLIC_KEY_FILE_BYTES }).catch((error: unknown) => {
+          if (error instanceof UnsafePathError) return undefined;
+          throw error;
+        });
+        return text === undefined ? { name, kind: 'other', size: info.size } : { name, kind, size: info.size, text };
       }
       return { name, kind, size: info.size };
     }),
@@ -115,36 +119,41 @@ export async function readSrvctl3Source(src: string, options: ReadSourceOptions 
   if (!info?.isDirectory()) throw new UserError(`${src} is not a directory: name the srvctl 3 datastore directory (e.g. /var/srvctl3/datastore)`);
 
   const problems: Diagnostic[] = [];
-  let clustersFile = options.clustersFile !== undefined ? path.resolve(options.clustersFile) : path.join(dir, 'clusters.json');
+  // --clusters FILE is the operator's own pointer (followed to where it leads); files inside SRC are not.
+  const explicit =
+    options.clustersFile !== undefined ? await realpath(options.clustersFile).catch(() => path.resolve(options.clustersFile!)) : undefined;
+  let clusters: { trusted: string; rel: string } =
+    explicit !== undefined ? { trusted: path.dirname(explicit), rel: path.basename(explicit) } : { trusted: dir, rel: 'clusters.json' };
   let hostsCluster: string | undefined;
-  if (options.clustersFile === undefined && !(await exists(clustersFile)) && (await exists(path.join(dir, 'hosts.json')))) {
+  if (options.clustersFile === undefined && !(await exists(dir, 'clusters.json')) && (await exists(dir, 'hosts.json'))) {
     // The 3.2 datastore itself holds only hosts.json (its cluster's hosts); clusters.json lived in /etc/srvctl/data.
-    clustersFile = path.join(dir, 'hosts.json');
+    clusters = { trusted: dir, rel: 'hosts.json' };
     hostsCluster = options.cluster ?? 'srvctl3';
   }
-  const [clusters, users, containers] = await Promise.all([
-    readDocument(clustersFile, 'clusters', problems),
-    readDocument(path.join(dir, 'users.json'), 'users', problems),
-    readDocument(path.join(dir, 'containers.json'), 'containers', problems),
+  const [clustersDoc, users, containers] = await Promise.all([
+    readDocument(clusters.trusted, clusters.rel, 'clusters', problems),
+    readDocument(dir, 'users.json', 'users', problems),
+    readDocument(dir, 'containers.json', 'containers', problems),
   ]);
 
   const userDirs = new Map<string, UserFileEntry[]>();
   const strayUserEntries: UserFileEntry[] = [];
   const usersDir = path.join(dir, 'users');
-  const usersInfo = await lstat(usersDir).catch(() => undefined);
-  if (usersInfo?.isDirectory()) {
-    for (const name of (await readdir(usersDir)).sort()) {
-      const entry = await lstat(path.join(usersDir, name));
-      if (entry.isDirectory()) userDirs.set(name, await readUserDir(path.join(usersDir, name)));
-      else strayUserEntries.push({ name, kind: kindOf(entry), size: entry.size });
+  const usersInfo = await statNoFollow(dir, 'users').catch(() => undefined);
+  if (usersInfo?.type === 'dir') {
+    for (const { name } of (await listNoFollow(dir, 'users')) ?? []) {
+      const entry = await statNoFollow(dir, `users/${name}`);
+      if (entry === undefined) continue;
+      if (entry.type === 'dir') userDirs.set(name, await readUserDir(dir, `users/${name}`));
+      else strayUserEntries.push({ name, kind: kindOf(entry.type), size: entry.size });
     }
   } else if (usersInfo) {
     problems.push({ severity: 'error', file: displayPathOf(usersDir), message: "users must be a directory (users/NAME/ holds each user's keys)" });
   }
 
-  if (problems.length > 0 || !clusters || !users || !containers) {
+  if (problems.length > 0 || !clustersDoc || !users || !containers) {
     const errors = problems.filter((p) => p.severity === 'error').length;
     throw new UserError(`${src} is not a readable srvctl 3 datastore: ${errors} ${errors === 1 ? 'error' : 'errors'}`, problems);
   }
-  return { dir, clusters, ...(hostsCluster !== undefined ? { hostsCluster } : {}), users, containers, userDirs, strayUserEntries };
+  return { dir, clusters: clustersDoc, ...(hostsCluster !== undefined ? { hostsCluster } : {}), users, containers, userDirs, strayUserEntries };
 }

@@ -1,6 +1,8 @@
 // Bad srvctl 3.2 input to `sc import srvctl3`: each mistake is named with file, line, entry and
 // what is wrong, the command exits 1, and nothing is written (no --out, no temp directory).
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { HOSTS, srvctl3Fixture, writeSrvctl3Datastore, type Srvctl3Fixture } from '../../fixtures/srvctl3/srvctl3-datastore.js';
@@ -15,6 +17,7 @@ afterAll(async () => {
 });
 
 let counter = 0;
+const execFileP = promisify(execFile);
 
 interface Outcome {
   src: string;
@@ -139,6 +142,40 @@ test('a file that is not an object of records, and a missing one', async () => {
   );
   expect(stderr).toMatch(/error: \S*users\.json: missing: a srvctl 3 datastore has this file/);
   expect(stderr).toMatch(/error: \S*containers\.json:1:1: must hold one JSON object \(name → record\)/);
+});
+
+test('a datastore file that is a symlink or a FIFO is refused, never followed or opened', async () => {
+  const secret = path.join(work, 'outside-secret.json');
+  await fs.writeFile(secret, '{"root": {"password": "never-read"}}\n');
+  const { stderr } = await importBroken(
+    () => undefined,
+    async (src) => {
+      await fs.rm(path.join(src, 'users.json'));
+      await fs.symlink(secret, path.join(src, 'users.json'));
+      await fs.rm(path.join(src, 'containers.json'));
+      await execFileP('mkfifo', [path.join(src, 'containers.json')]);
+    },
+  );
+  expect(stderr).toMatch(/error: \S*users\.json: not a regular file \(refused: .*symlink.*\)/);
+  expect(stderr).toMatch(/error: \S*containers\.json: not a regular file/);
+  expect(stderr).not.toContain('never-read');
+});
+
+test("a user's .pub key that is a symlink to a file outside is left behind, not read", async () => {
+  const fixture = srvctl3Fixture();
+  const src = path.join(work, `src${++counter}`);
+  await writeSrvctl3Datastore(src, fixture);
+  const userDir = (await fs.readdir(path.join(src, 'users')))[0] as string;
+  const outside = path.join(work, 'outside.pub');
+  await fs.writeFile(outside, 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOutsideOutsideOutsideOutsideOutsideOutsideOut outside@elsewhere\n');
+  await fs.symlink(outside, path.join(src, 'users', userDir, 'linked_key.pub'));
+  const out = path.join(work, `parent${counter}`, 'farm');
+  const result = await runCli(['import', 'srvctl3', src, '--out', out, '--container-host', `lan.example.com=${HOSTS.t1}`]);
+  expect(result.exitCode).toBe(0);
+  const report = await fs.readFile(path.join(out, 'srvctl3-migration.json'), 'utf8');
+  expect(report).toContain(`users/${userDir}/linked_key.pub`);
+  const imported = await fs.readFile(path.join(out, 'users.yaml'), 'utf8').catch(async () => fs.readFile(path.join(out, 'users.json'), 'utf8'));
+  expect(imported).not.toContain('outside@elsewhere');
 });
 
 test('more than 15 resellers with users or containers: listed, with what they own', async () => {
