@@ -7,7 +7,6 @@ import { dirname, join } from 'node:path';
 import { LockHeldError } from '../../../src/errors.js';
 import { isProcessRunning } from '../../../src/drivers/lock-file.js';
 import { acquireHostLock, hostLockPath } from '../../../src/reconciler/host-lock.js';
-import { until } from './fake-handler.js';
 
 let root: string;
 beforeEach(async () => {
@@ -68,12 +67,16 @@ describe('acquireHostLock', () => {
   });
 
   it('takes over the lock of a zombie (exited, not yet reaped by its parent)', async () => {
-    // sh starts a short child, then becomes `sleep`, which never reaps it: the child stays a zombie.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // sh starts a child that exits a little later, then becomes `sleep`, which never reaps it: the
+    // child stays a zombie. (A child that exits at once can be reaped by sh before its exec.)
+    const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const [chunk] = (await once(parent.stdout, 'data')) as [Buffer];
       const zombie = Number(chunk.toString().trim());
-      await until(() => /\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')), 1_000_000);
+      for (let waited = 0; !/\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')); waited += 20) {
+        if (waited > 30_000) throw new Error(`process ${zombie} never became a zombie`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
       expect(isProcessRunning(zombie)).toBe(false);
       await writeLock(zombie);
       const lock = await acquireHostLock(root, { command: 'sc apply' });
