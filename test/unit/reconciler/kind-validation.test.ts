@@ -1,7 +1,7 @@
 // The kinds' own validate(model) as the loader runs it: located in the datastore file like the
 // schema's diagnostics, errors refuse the datastore, warnings do not, and a datastore the schemas
 // already refuse is not handed to the kinds at all.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Model } from '../../../src/datastore/model.js';
@@ -9,6 +9,7 @@ import { formatDiagnostic, UserError } from '../../../src/errors.js';
 import { loadDesired } from '../../../src/reconciler/desired-state.js';
 import { kindProblems } from '../../../src/reconciler/kind-validation.js';
 import type { HandlerRegistry, ModelProblem, ResourceHandler } from '../../../src/resources/contract.js';
+import { runCli } from '../migration/import-cli.js';
 
 const clusters = 'eu:\n  h1.test:\n    hostnet: 1\n    host_ip: 192.0.2.11\n';
 const settings = 'runtime: direct\nproxy:\n  enabled: false\n';
@@ -73,4 +74,36 @@ it('kindProblems: every kind that validates, in registry order, as datastore pro
   expect(kindProblems(model, registry([{ severity: 'error', document: 'containers', path: ['a', 'type'], message: 'm' }]))).toEqual([
     { severity: 'error', kind: 'containers', path: ['a', 'type'], message: 'm' },
   ]);
+});
+
+describe('through the CLI: examples/invalid/image-package-option', () => {
+  const ds = 'examples/invalid/image-package-option';
+  const line = `${ds}/settings.yaml:9:9 /images/debian/packages/1: image package "--allow-unauthenticated" is not a valid package name`;
+
+  it('sc validate shows it with file:line and JSON path, exit 1', async () => {
+    const result = await runCli(['--datastore', ds, 'validate']);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`error: ${line}`);
+    const json = await runCli(['--datastore', ds, '-o', 'json', 'validate']);
+    expect(json.exitCode).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      valid: false,
+      errors: [{ file: `${ds}/settings.yaml`, line: 9, column: 9, path: '/images/debian/packages/1' }],
+    });
+  });
+
+  it('sc diff and sc apply refuse it before looking at the host, exit 1', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'sc-kind-validate-root-'));
+    try {
+      for (const command of [['diff'], ['apply']]) {
+        const result = await runCli(['--datastore', ds, '--root', root, '--host', 'web1.example.net', ...command]);
+        expect(result.exitCode).toBe(1);
+        expect(result.stderr).toContain(line);
+      }
+      // Nothing was written under --root: no apply record, no state dir.
+      expect(await readdir(root)).toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
