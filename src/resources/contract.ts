@@ -9,7 +9,7 @@
 //      telling them apart); `normalize` keeps only the fields sc owns; `create`/`update`/`delete`
 //      act. Pure logic (renderers, route models) goes in its own small module with unit tests.
 //      Settings of the kind that can be wrong beyond what the JSON Schema says (a package name
-//      that would read as an option, a port taken twice) are found by the optional pure
+//      that would read as an option, a mapped port that is one of sc's tunnel ports) are found by the optional pure
 //      `validate(model)`, not at apply time: its problems (datastore file + JSON path) are shown
 //      with file:line by `sc validate`, and diff/apply/reconcile refuse the datastore (exit 1,
 //      nothing changed), like the schema's own.
