@@ -177,12 +177,12 @@ export async function verifyRequired(root: string, flag?: boolean): Promise<bool
 /**
  * Fetches the source and checks its revision out (or, for a view, copies its tree), under the
  * source lock, and runs `use` on the result still holding the lock: nobody checks out another
- * revision in between. `verified`: the revision's signature was checked.
+ * revision in between. `checkout.verified`: the revision's signature was checked.
  */
 export async function withSourceCheckout<T>(
   spec: GitSourceSpec,
   options: CheckoutOptions,
-  use: (location: DatastoreLocation, verified: boolean) => Promise<T>,
+  use: (location: DatastoreLocation, checkout: { readonly revision: string; readonly verified: boolean }) => Promise<T>,
 ): Promise<T> {
   const { root } = options;
   return withSourceLock(root, options.holder, async () => {
@@ -197,7 +197,8 @@ export async function withSourceCheckout<T>(
       const which = checkout.revision === options.lastGood ? 'the last good revision' : 'the cached revision';
       options.onFetchFailed?.(`fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${which} ${checkout.revision.slice(0, 12)}`);
     }
-    return use({ dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec, revision: checkout.revision }, verify);
+    const location: DatastoreLocation = { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec, revision: checkout.revision };
+    return use(location, { revision: checkout.revision, verified: verify });
   });
 }
 

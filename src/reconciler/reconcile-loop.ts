@@ -187,33 +187,37 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
     }
   }
   // Checkout and load under the source lock: nobody checks out another revision in between.
-  const checkout = {
+  const sync = {
     root: options.root,
     holder: 'sc reconcile',
     verify: options.verify,
     onFetchFailed: warn,
     ...(lastGood !== null ? { lastGood } : {}),
   };
-  return withSourceCheckout(source.git, checkout, async (location, verified) => {
-    const revision = location.revision ?? '';
+  return withSourceCheckout(source.git, sync, async (location, checkout) => {
     let loaded: LoadedDatastore;
     try {
       loaded = await loadDesired(location, options.handlers);
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
-      const good = lastGood !== null && lastGood !== revision ? `; the last good revision ${short(lastGood)} stays in force` : '';
-      throw new PassStop('refused', `revision ${short(revision)} is refused: ${error.message}; nothing applied${good}`, revision, error.diagnostics);
+      const good = lastGood !== null && lastGood !== checkout.revision ? `; the last good revision ${short(lastGood)} stays in force` : '';
+      throw new PassStop(
+        'refused',
+        `revision ${short(checkout.revision)} is refused: ${error.message}; nothing applied${good}`,
+        checkout.revision,
+        error.diagnostics,
+      );
     }
     // A datastore without a single document is an empty (or wrong) repository, never "delete everything".
     if (!DATASTORE_KINDS.some((kind) => loaded.documents[kind] !== undefined)) {
       throw new PassStop(
         'refused',
-        `revision ${short(revision)} holds no datastore files (clusters, users, containers, settings); nothing applied`,
-        revision,
+        `revision ${short(checkout.revision)} holds no datastore files (clusters, users, containers, settings); nothing applied`,
+        checkout.revision,
       );
     }
-    await verifyIfAsked(options.root, location, loaded.model, verified);
-    return { loaded, revision, warnings: [] };
+    await verifyIfAsked(options.root, location, loaded.model, checkout.verified);
+    return { loaded, revision: checkout.revision, warnings: [] };
   }).catch((error: unknown) => {
     if (error instanceof PassStop) throw error;
     if (error instanceof UserError) throw new PassStop('refused', error.message, null, error.diagnostics);
