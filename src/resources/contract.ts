@@ -8,11 +8,11 @@
 //      desired })` reads everything of the kind in one bulk pass (owned and foreign, with `owned`
 //      telling them apart); `normalize` keeps only the fields sc owns; `create`/`update`/`delete`
 //      act. Pure logic (renderers, route models) goes in its own small module with unit tests.
-//      Settings of the kind that can be wrong beyond what the JSON Schema says (a package name
-//      that would read as an option, a mapped port that is one of sc's tunnel ports) are found by the optional pure
-//      `validate(model)`, not at apply time: its problems (datastore file + JSON path) are shown
-//      with file:line by `sc validate`, and diff/apply/reconcile refuse the datastore (exit 1,
-//      nothing changed), like the schema's own.
+//      Input of the kind that can be wrong beyond what the JSON Schema says (an image package
+//      that would read as an option, a mapped port that is one of sc's tunnel ports) is found by
+//      the optional pure `validate(model)`, not at apply time: its problems (datastore file +
+//      JSON path) are shown with file:line by `sc validate`, and diff/apply/reconcile refuse the
+//      datastore (exit 1, nothing changed) like the schema's own; warnings only inform.
 //   2. One line in src/resources/registry.ts (`dependsOnKinds` orders it after what it needs).
 //   3. Its host effects in a driver under src/drivers/ (added to `Drivers` in types.ts and built in
 //      create-drivers.ts). A handler never imports node:fs, child_process, execa or git, never
