@@ -19,7 +19,8 @@ export interface CommandEntry {
 export const COMMANDS: readonly CommandEntry[] = [
   {
     usage: 'validate',
-    summary: 'check the datastore (JSON Schemas and cross-checks); exit 0 when valid, 1 when not',
+    summary:
+      "check the datastore (JSON Schemas, cross-checks and each kind's own checks, e.g. image builder settings); exit 0 when valid, 1 when not",
     load: async () => (await import('./commands/validate.js')).registerValidate,
   },
   {

@@ -24,6 +24,11 @@ export interface LoadedDatastore {
 export interface LoadOptions {
   /** True for `sc allocate` and the edit commands: missing user_id/uid/reseller_id/ip are not errors. */
   allowUnallocated?: boolean;
+  /**
+   * Checks of the valid model beyond the schemas (each kind's own validate(model), given by the
+   * engine): run only when the schemas and cross-checks found no error; located like theirs.
+   */
+  modelChecks?: (model: Model) => readonly DocumentProblem[];
 }
 
 export type Documents = Partial<Record<DatastoreKind, SourceDocument>>;
@@ -70,7 +75,11 @@ export async function loadDatastore(location: DatastoreLocation, options: LoadOp
     }
   }
   // Cross-checks against a file that could not be read would only report its absence, many times over.
-  const checked = checkDocuments(documents, { allowUnallocated: options.allowUnallocated ?? false, crossCheck: allRead });
+  const checked = checkDocuments(documents, {
+    allowUnallocated: options.allowUnallocated ?? false,
+    crossCheck: allRead,
+    ...(allRead && options.modelChecks !== undefined ? { modelChecks: options.modelChecks } : {}),
+  });
   const all = sortDiagnostics([...diagnostics, ...checked.diagnostics], fileRank);
   const errors = all.filter((d) => d.severity === 'error').length;
   if (errors) {
@@ -91,7 +100,7 @@ export function validateDocuments(documents: Documents, options: LoadOptions = {
 
 function checkDocuments(
   documents: Documents,
-  options: { allowUnallocated: boolean; crossCheck: boolean },
+  options: { allowUnallocated: boolean; crossCheck: boolean; modelChecks?: (model: Model) => readonly DocumentProblem[] },
 ): { model: Model; diagnostics: Diagnostic[] } {
   const problems: DocumentProblem[] = [];
   for (const kind of DATASTORE_KINDS) {
@@ -128,7 +137,6 @@ function checkDocuments(
       ),
     );
   }
-  const diagnostics = problems.map((problem) => locate(problem, documents[problem.kind]));
   // The model is a frozen copy: the documents' data stays the caller's to change.
   const part = <K extends DatastoreKind>(kind: K): Model[K] => {
     const data = documents[kind]?.data;
@@ -140,6 +148,11 @@ function checkDocuments(
     containers: part('containers'),
     settings: part('settings'),
   });
+  // The kinds' own checks read a model the schemas vouched for, never a broken one.
+  if (options.modelChecks !== undefined && allMappings && !problems.some((p) => p.severity === 'error')) {
+    problems.push(...options.modelChecks(model));
+  }
+  const diagnostics = problems.map((problem) => locate(problem, documents[problem.kind]));
   return { model, diagnostics };
 }
 

@@ -5,19 +5,9 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { datastoreRevision } from '../datastore/git-commit-edit.js';
-import {
-  checkoutRevision,
-  remoteRevision,
-  sourceLabel,
-  syncGitSource,
-  verifyRevision,
-  withSourceLock,
-  type GitSourceSpec,
-} from '../datastore/git-source.js';
-import type { DatastoreLocation } from '../datastore/datastore-location.js';
-import { loadDatastore, type LoadedDatastore } from '../datastore/load-datastore.js';
-import { verifyRequiredInForce } from '../datastore/source-verify.js';
-import { DATASTORE_KINDS, findHost } from '../datastore/model.js';
+import { checkoutRevision, remoteRevision, sourceLabel, withSourceLock } from '../datastore/git-source.js';
+import type { LoadedDatastore } from '../datastore/load-datastore.js';
+import { DATASTORE_KINDS } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError, type Diagnostic } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -29,9 +19,9 @@ import { writeMetrics } from './metrics-textfile.js';
 import type { Plan } from './planner.js';
 import { PruneRefusedError } from './prune-guardrail.js';
 import { emptyCounts, readReconcileStatus, writeReconcileStatus, type ReconcileStatus, type ResourceCounts } from './reconcile-status.js';
-import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
+import { hostContextOf, loadDesired, verifyIfAsked, withSourceCheckout, type DesiredSource } from './desired-state.js';
 
-export type DesiredSource = { readonly git: GitSourceSpec } | { readonly location: DatastoreLocation };
+export type { DesiredSource } from './desired-state.js';
 
 export interface ReconcileOptions {
   readonly root: string;
@@ -86,19 +76,12 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
   try {
     const desired = await openDesiredState(options, lastGood, warn);
     revision = desired.revision;
-    const ref = findHost(desired.loaded.model, options.hostName);
-    if (!ref)
+    // As `sc apply` builds it: the runtime and whether deleting a container deletes its data come from the settings.
+    const place = { hostName: options.hostName, root: options.root, ...(options.netns !== undefined ? { netns: options.netns } : {}) };
+    const host = hostContextOf(desired.loaded, place, {});
+    if (!host)
       throw new PassStop('refused', `host "${options.hostName}" is not in the clusters of revision ${short(revision)}; nothing applied`, revision);
     const model = desired.loaded.model;
-    // As `sc apply` builds it: the runtime and whether deleting a container deletes its data come from the settings.
-    const host: HostContext = {
-      ...ref,
-      root: options.root,
-      ...(options.netns !== undefined ? { netns: options.netns } : {}),
-      ...(model.settings.runtime !== undefined ? { runtime: model.settings.runtime } : {}),
-      pruneData: model.settings.prune?.data ?? false,
-      pki: pkiExchange(datastorePlace(desired.loaded), ref.name, options.root),
-    };
     let apply: ApplyHostResult;
     try {
       apply = await applyHost({
@@ -197,26 +180,24 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
   if (!('git' in source)) {
     const revision = (await datastoreRevision(source.location.dir)) ?? null;
     try {
-      return { loaded: await loadDatastore(source.location), revision, warnings: [] };
+      return { loaded: await loadDesired(source.location, options.handlers), revision, warnings: [] };
     } catch (error) {
       if (error instanceof UserError) throw new PassStop('refused', `${error.message}; nothing applied`, revision, error.diagnostics);
       throw error;
     }
   }
-  const spec = source.git;
   // Checkout and load under the source lock: nobody checks out another revision in between.
-  return withSourceLock(options.root, 'sc reconcile', async () => {
-    const verify = options.verify === true || (await verifyRequiredInForce(options.root));
-    const checkout = await syncGitSource(spec, { root: options.root, lastGoodRevision: lastGood ?? undefined, verify });
-    if (checkout.fetchError !== undefined) {
-      warn(
-        `fetching ${sourceLabel(spec)} failed (${checkout.fetchError}); using ${checkout.revision === lastGood ? 'the last good revision' : 'the cached revision'} ${short(checkout.revision)}`,
-      );
-    }
-    const location: DatastoreLocation = { dir: checkout.dir, readOnly: true, origin: 'option', gitSource: spec, revision: checkout.revision };
+  const sync = {
+    root: options.root,
+    holder: 'sc reconcile',
+    verify: options.verify,
+    onFetchFailed: warn,
+    ...(lastGood !== null ? { lastGood } : {}),
+  };
+  return withSourceCheckout(source.git, sync, async (location, checkout) => {
     let loaded: LoadedDatastore;
     try {
-      loaded = await loadDatastore(location);
+      loaded = await loadDesired(location, options.handlers);
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
       const good = lastGood !== null && lastGood !== checkout.revision ? `; the last good revision ${short(lastGood)} stays in force` : '';
@@ -235,7 +216,7 @@ async function openDesiredState(options: ReconcileOptions, lastGood: string | nu
         checkout.revision,
       );
     }
-    if (!verify && loaded.model.settings.source?.verify) await verifyRevision(options.root, spec, checkout.revision);
+    await verifyIfAsked(options.root, location, loaded.model, checkout.verified);
     return { loaded, revision: checkout.revision, warnings: [] };
   }).catch((error: unknown) => {
     if (error instanceof PassStop) throw error;

@@ -8,6 +8,11 @@
 //      desired })` reads everything of the kind in one bulk pass (owned and foreign, with `owned`
 //      telling them apart); `normalize` keeps only the fields sc owns; `create`/`update`/`delete`
 //      act. Pure logic (renderers, route models) goes in its own small module with unit tests.
+//      Input of the kind that can be wrong beyond what the JSON Schema says (an image package
+//      that would read as an option, a mapped port that is one of sc's tunnel ports) is found by
+//      the optional pure `validate(model)`, not at apply time: its problems (datastore file +
+//      JSON path) are shown with file:line by `sc validate`, and diff/apply/reconcile refuse the
+//      datastore (exit 1, nothing changed) like the schema's own; warnings only inform.
 //   2. One line in src/resources/registry.ts (`dependsOnKinds` orders it after what it needs).
 //   3. Its host effects in a driver under src/drivers/ (added to `Drivers` in types.ts and built in
 //      create-drivers.ts). A handler never imports node:fs, child_process, execa or git, never
@@ -16,7 +21,7 @@
 //   4. An integration test that applies it for real in a test namespace and --root, and asserts a
 //      second `sc diff` reports no changes.
 import type { Operation } from 'fast-json-patch';
-import type { Model } from '../datastore/model.js';
+import type { DatastoreKind, Model } from '../datastore/model.js';
 import type { Drivers } from '../drivers/types.js';
 import type { HostContext } from '../host-context.js';
 
@@ -75,8 +80,22 @@ export interface ObserveContext<Spec> {
   readonly desired: readonly DesiredObject<Spec>[];
 }
 
+/** A problem a kind finds in the model: where (the datastore file of `document`, the JSON path in it) and what. */
+export interface ModelProblem {
+  readonly severity: 'error' | 'warning';
+  readonly document: DatastoreKind;
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
 export interface ResourceHandler<Spec> {
   readonly kind: string;
+  /**
+   * Optional: the kind's own checks of a model the schemas and cross-checks accepted (pure, for
+   * every host at once). Errors make the datastore invalid: `sc validate` lists them with
+   * file:line, and diff/apply/reconcile stop before anything changes.
+   */
+  validate?(model: Model): ModelProblem[];
   /**
    * Kinds whose objects this kind's objects may rely on (a container on its bridge). The planner
    * orders deletes by it even when nothing of this kind is desired any more, which per-object

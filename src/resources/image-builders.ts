@@ -1,7 +1,7 @@
 // Base image builders (SPEC §3): which builder makes the image of a container type (pure, from
 // settings), the exact builder command lines (pure, unit-tested), and the build recipes, which
 // run through the rootfs driver. busybox: the host's static busybox; debootstrap; dnf --installroot.
-import type { ImageSpec, Settings } from '../datastore/model.js';
+import type { ImageSpec, Model, Settings } from '../datastore/model.js';
 import type { RootfsDriver, TreeEntry } from '../drivers/rootfs.js';
 import { UserError } from '../errors.js';
 
@@ -43,17 +43,87 @@ const BUSYBOX_PACKAGE = 'busybox-static (Debian) or busybox (Fedora)';
 export const DEBOOTSTRAP_BASE_PACKAGES = ['systemd', 'systemd-sysv', 'iproute2', 'iputils-ping'] as const;
 export const DNF_BASE_PACKAGES = ['systemd', 'passwd', 'dnf', 'fedora-release', 'iproute', 'iputils'] as const;
 
-/** Package names end up as arguments: refuse anything that could read as an option or a list. */
+/** Package names end up as arguments: nothing that could read as an option or a list. */
+const PACKAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/;
+/** A suite or release: one plain word. */
+const WORD = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const MIRROR_URL = /^(https?|file):\/\/\S+$/;
+
+const packageProblem = (p: string): string => `image package "${p}" is not a valid package name`;
+const wordProblem = (what: string, value: string): string => `image ${what} "${value}" is not valid (letters, digits, '.', '_', '-')`;
+const mirrorProblem = (mirror: string): string => `image mirror "${mirror}" is not an http(s) or file URL`;
+
 function checkPackages(packages: readonly string[] | undefined): readonly string[] {
   for (const p of packages ?? []) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9.+_:-]*$/.test(p)) throw new UserError(`image package "${p}" is not a valid package name`);
+    if (!PACKAGE_NAME.test(p)) throw new UserError(packageProblem(p));
   }
   return packages ?? [];
 }
 
 function checkWord(what: string, value: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) throw new UserError(`image ${what} "${value}" is not valid (letters, digits, '.', '_', '-')`);
+  if (!WORD.test(value)) throw new UserError(wordProblem(what, value));
   return value;
+}
+
+/** The parameters each builder reads; any other is ignored by it. */
+const BUILDER_PARAMS: Readonly<Record<BuilderName, readonly (keyof ImageParams)[]>> = {
+  busybox: [],
+  debootstrap: ['suite', 'mirror', 'packages'],
+  dnf: ['release', 'packages'],
+};
+
+/** A problem of the image settings or of a container's type, located in its datastore file. */
+export interface ImageSettingsProblem {
+  readonly severity: 'error' | 'warning';
+  readonly document: 'settings' | 'containers';
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+/**
+ * What an image build would refuse, found before any apply (pure): a package, suite or release
+ * that is no plain word, a mirror that is no URL (errors); a parameter the builder does not read,
+ * a container type no builder is named for (warnings: such a type fails to build on its hosts).
+ */
+export function imageSettingsProblems(model: Model): ImageSettingsProblem[] {
+  const problems: ImageSettingsProblem[] = [];
+  const images = model.settings.images ?? {};
+  for (const [type, image] of Object.entries(images)) {
+    const at = (...rest: (string | number)[]) => ['images', type, ...rest];
+    const error = (path: (string | number)[], message: string) => problems.push({ severity: 'error', document: 'settings', path, message });
+    for (const [i, p] of (image.packages ?? []).entries()) if (!PACKAGE_NAME.test(p)) error(at('packages', i), packageProblem(p));
+    if (image.suite !== undefined && !WORD.test(image.suite)) error(at('suite'), wordProblem('suite', image.suite));
+    if (image.release !== undefined && !WORD.test(image.release)) error(at('release'), wordProblem('release', image.release));
+    if (image.mirror !== undefined && !MIRROR_URL.test(image.mirror)) error(at('mirror'), mirrorProblem(image.mirror));
+    const read = BUILDER_PARAMS[image.builder] ?? [];
+    for (const param of ['suite', 'mirror', 'release', 'packages'] as const) {
+      if (image[param] !== undefined && !read.includes(param)) {
+        problems.push({
+          severity: 'warning',
+          document: 'settings',
+          path: at(param),
+          message: `the ${image.builder} builder does not read ${param}${read.length ? ` (it reads ${read.join(', ')})` : ''}; it is ignored`,
+        });
+      }
+    }
+  }
+  // One warning per type without a builder, at its first container.
+  const unbuildable = new Map<string, { first: string; count: number }>();
+  for (const [name, container] of Object.entries(model.containers)) {
+    if (imageRecipe(container.type, model.settings).builder !== null) continue;
+    const seen = unbuildable.get(container.type);
+    if (seen) seen.count += 1;
+    else unbuildable.set(container.type, { first: name, count: 1 });
+  }
+  for (const [type, { first, count }] of unbuildable) {
+    problems.push({
+      severity: 'warning',
+      document: 'containers',
+      path: [first, 'type'],
+      message: `no image builder for type "${type}" (${count} container${count === 1 ? '' : 's'}): name one in settings.images.${type} (builder: busybox, debootstrap or dnf), or the image fails to build on their hosts`,
+    });
+  }
+  return problems;
 }
 
 /** `debootstrap --variant=minbase --include=… SUITE DIR [MIRROR]` */
@@ -61,7 +131,7 @@ export function debootstrapCommand(suite: string, dir: string, params: ImagePara
   const include = [...DEBOOTSTRAP_BASE_PACKAGES, ...checkPackages(params.packages)].join(',');
   const args = ['--variant=minbase', `--include=${include}`, checkWord('suite', suite), dir];
   if (params.mirror !== undefined) {
-    if (!/^(https?|file):\/\/\S+$/.test(params.mirror)) throw new UserError(`image mirror "${params.mirror}" is not an http(s) or file URL`);
+    if (!MIRROR_URL.test(params.mirror)) throw new UserError(mirrorProblem(params.mirror));
     args.push(params.mirror);
   }
   return ['debootstrap', args];

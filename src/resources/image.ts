@@ -6,8 +6,8 @@ import { IMAGE_MARKER, IMAGES_DIR, type ImageMarker } from '../drivers/rootfs.js
 import type { Drivers } from '../drivers/types.js';
 import { ConflictError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
-import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
-import { imageRecipe, runImageBuild, type ImageRecipe } from './image-builders.js';
+import type { DesiredObject, ModelProblem, ObservedObject, ResourceHandler } from './contract.js';
+import { imageRecipe, imageSettingsProblems, runImageBuild, type ImageRecipe } from './image-builders.js';
 
 export const IMAGE_KIND = 'image';
 
@@ -32,6 +32,11 @@ async function build(drivers: Drivers, want: DesiredObject<ImageSpec>): Promise<
 
 export const imageHandler = {
   kind: IMAGE_KIND,
+
+  // Bad builder settings are bad input: found by `sc validate`, not by the build.
+  validate(model: Model): ModelProblem[] {
+    return imageSettingsProblems(model);
+  },
 
   desired(model: Model, host: HostContext): DesiredObject<ImageSpec>[] {
     return [...typesOnHost(model, host.name)]

@@ -7,6 +7,7 @@ import type { Drivers } from '../drivers/types.js';
 import type { HostContext } from '../host-context.js';
 import { hostnetCidr } from '../network/address-plan.js';
 import type { DesiredObject, ObservedObject, ResourceHandler } from './contract.js';
+import { portMapProblems } from './port-map-checks.js';
 
 export const PORT_MAP_KIND = 'port-map';
 /** The one object of this kind: the table `ip srvctl`. */
@@ -240,6 +241,9 @@ export function portMapSpecOf(objects: readonly NftObject[]): PortMapSpec {
 
 export const portMapHandler = {
   kind: PORT_MAP_KIND,
+
+  // A mapped UDP port that is one of sc's own tunnel ports on the host: refused before any apply.
+  validate: portMapProblems,
 
   desired: desiredPortMap,
 

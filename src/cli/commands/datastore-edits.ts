@@ -16,28 +16,13 @@ import {
 } from '../../datastore/datastore-edits.js';
 import { addPublicKeys, parseKeyInputs, removePublicKey, type KeyInput } from '../../datastore/key-edits.js';
 import { addVpnClient, parseVpnMaterial, removeVpnClient, VPN_MATERIAL_MAX_BYTES } from '../../datastore/vpn-client-edits.js';
-import { redactUrl } from '../../drivers/url-credentials.js';
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';
-import { sourceFromHostSettings } from '../../datastore/host-settings-source.js';
 
 async function editContext(ctx: CommandContext, command: Command): Promise<EditContext> {
-  if (ctx.options.source !== undefined) {
-    throw new UserError(
-      `--source ${redactUrl(ctx.options.source)} is read-only to sc: edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`,
-    );
-  }
-  if (ctx.options.datastore === undefined) {
-    const configured = await sourceFromHostSettings(ctx.options.root);
-    if (configured !== undefined) {
-      throw new UserError(
-        `this host's desired state is the git source ${redactUrl(configured)} (source.url in its settings), which sc only reads: ` +
-          `edit a clone of the repository (sc --datastore CLONE ${command.name()} …) and push`,
-      );
-    }
-  }
-  const location = await openDatastoreLocation(ctx);
+  // A git source (--source, or source.url in this host's settings) is refused: sc only reads it.
+  const location = await openDatastoreLocation(ctx, { use: 'edit', command: command.name() });
   let actor = 'root';
   try {
     actor = process.env.SUDO_USER || userInfo().username;

@@ -32,9 +32,9 @@ async function desiredStateOrigin(location: DatastoreLocation): Promise<{ revisi
   return revision !== undefined ? { revision } : {};
 }
 
-async function hostSetup(ctx: CommandContext, options: { lastGoodFallback?: boolean } = {}) {
-  const loaded = await openDatastore(ctx, {}, options);
-  const host = hostContext(ctx, loaded);
+async function hostSetup(ctx: CommandContext, options: { lastGoodFallback?: boolean; apply?: { pruneData?: boolean } } = {}) {
+  const loaded = await openDatastore(ctx, {}, options.lastGoodFallback !== undefined ? { lastGoodFallback: options.lastGoodFallback } : {});
+  const host = hostContext(ctx, loaded, options.apply);
   const drivers = createDrivers(host, ctx.logger);
   return { loaded, host, drivers, handlers: resourceHandlers };
 }
@@ -71,9 +71,8 @@ export function registerHostCommands(program: Command): void {
     .action(
       (opts: { dryRun?: boolean; pruneData?: boolean; target?: ObjectRef[]; concurrency?: number; allowMassDelete?: boolean }, command: Command) =>
         runCommand(command, async (ctx) => {
-          const { loaded, host, drivers, handlers } = await hostSetup(ctx);
-          const pruneData = opts.pruneData ?? loaded.model.settings.prune?.data ?? false;
-          const input = { model: loaded.model, host: { ...host, pruneData }, drivers, handlers, targets: opts.target };
+          const { loaded, host, drivers, handlers } = await hostSetup(ctx, { apply: { pruneData: opts.pruneData } });
+          const input = { model: loaded.model, host, drivers, handlers, targets: opts.target };
           if (opts.dryRun) {
             const plan = await planHost(input);
             return { text: renderPlanText(plan, { color: ctx.terminal.color }), json: { host: host.name, dry_run: true, ...planJson(plan) } };

@@ -1,16 +1,13 @@
 // `sc reconcile`: the GitOps loop (or `--once`, one pass, for the systemd timer). Each pass fetches
 // the source, validates, plans, checks the prune guardrail, applies, and records status + metrics.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { resolveDatastoreLocation } from '../../datastore/datastore-location.js';
-import { sourceCacheDir, parseGitSource } from '../../datastore/git-source.js';
-import { loadDatastore } from '../../datastore/load-datastore.js';
-import { sourceFromHostSettings } from '../../datastore/host-settings-source.js';
-import type { Settings } from '../../datastore/model.js';
 import { createDrivers } from '../../drivers/create-drivers.js';
-import { reconcileLoop, reconcileOnce, type DesiredSource } from '../../reconciler/reconcile-loop.js';
+import { decideDesiredSource, settingsInForce } from '../../reconciler/desired-state.js';
+import { reconcileLoop, reconcileOnce } from '../../reconciler/reconcile-loop.js';
 import type { ReconcileStatus } from '../../reconciler/reconcile-status.js';
 import { resourceHandlers } from '../../resources/registry.js';
-import { runCommand, type CommandContext } from '../command-runner.js';
+import { runCommand } from '../command-runner.js';
+import { desiredStateRequest } from '../open-datastore.js';
 import { renderApplyEvent } from '../views/apply-view.js';
 
 interface ReconcileFlags {
@@ -24,33 +21,6 @@ interface ReconcileFlags {
 
 const DEFAULT_INTERVAL_SECONDS = 300;
 const DEFAULT_JITTER_SECONDS = 30;
-
-/** --source, else `source.url` in the local datastore's settings, else the datastore dir itself. */
-async function desiredSource(ctx: CommandContext): Promise<{ source: DesiredSource; settings?: Readonly<Settings> }> {
-  const { source, datastore, datastoreOrigin, root } = ctx.options;
-  if (source !== undefined) return { source: { git: parseGitSource(source) }, settings: await cachedSettings(root) };
-  // The host's own settings may name the source even when no local datastore exists at all.
-  const configured = datastore === undefined ? await sourceFromHostSettings(root) : undefined;
-  if (configured !== undefined) return { source: { git: parseGitSource(configured) }, settings: await cachedSettings(root) };
-  const location = await resolveDatastoreLocation({ datastore, root, datastoreOrigin });
-  if (location.notice) ctx.notice(location.notice);
-  const settings = await loadDatastore(location)
-    .then((loaded) => loaded.model.settings)
-    .catch(() => undefined);
-  const url = settings?.source?.url;
-  if (url) {
-    const ref = settings?.source?.ref;
-    return { source: { git: parseGitSource(ref ? `${url}#${ref}` : url) }, settings: (await cachedSettings(root)) ?? settings };
-  }
-  return { source: { location }, settings };
-}
-
-/** The settings of the revision in the source cache (interval, jitter), when there is a valid one. */
-async function cachedSettings(root: string): Promise<Readonly<Settings> | undefined> {
-  return loadDatastore({ dir: sourceCacheDir(root), readOnly: true, origin: 'option' })
-    .then((loaded) => loaded.model.settings)
-    .catch(() => undefined);
-}
 
 export function passLine(status: ReconcileStatus): string {
   const c = status.counts;
@@ -79,7 +49,11 @@ export function registerReconcile(program: Command): void {
     .description('keep this host converged to the source: every interval (+ jitter), at once when the revision moves; exit 0 on SIGTERM')
     .action((opts: ReconcileFlags, command: Command) =>
       runCommand(command, async (ctx) => {
-        const { source, settings } = await desiredSource(ctx);
+        // --source, else source.url in this host's settings, else the datastore dir (or the source its settings name).
+        const choice = await decideDesiredSource(desiredStateRequest(ctx), { use: 'reconcile' });
+        if (choice.notice !== undefined) ctx.notice(choice.notice);
+        const source = choice.source;
+        const settings = await settingsInForce(ctx.options.root, choice);
         const abort = new AbortController();
         const onSignal = () => abort.abort();
         // `on`, not `once`: a second signal must not kill sc mid-abort, and a library using

@@ -1,21 +1,24 @@
-// `sc validate`: schema and cross-checks of the datastore; exit 0 valid, 1 invalid.
+// `sc validate`: schema, cross-checks and the kinds' own checks of the datastore; exit 0 valid, 1 invalid.
 import type { Command } from 'commander';
 import { keyDiagnostics } from '../../access/key-diagnostics.js';
-import { loadDatastore } from '../../datastore/load-datastore.js';
 import { jsonPointer } from '../../datastore/source-document.js';
 import { formatDiagnostic, UserError } from '../../errors.js';
+import { loadDesired } from '../../reconciler/desired-state.js';
+import { resourceHandlers } from '../../resources/registry.js';
 import { runCommand } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';
 
 export function registerValidate(program: Command): void {
   program
     .command('validate')
-    .description('check the datastore (JSON Schemas and cross-checks); exit 0 when valid, 1 when not')
+    .description(
+      "check the datastore (JSON Schemas, cross-checks and each kind's own checks, e.g. image builder settings); exit 0 when valid, 1 when not",
+    )
     .action((_opts, command: Command) =>
       runCommand(command, async (ctx) => {
         const location = await openDatastoreLocation(ctx);
         try {
-          const { model, warnings: loadWarnings, documents } = await loadDatastore(location);
+          const { model, warnings: loadWarnings, documents } = await loadDesired(location, resourceHandlers);
           const users = documents.users;
           // Keys sc would not install (only here, not on every diff/apply): see `sc add-publickey`.
           const keys = keyDiagnostics(model, (path) =>

@@ -1,5 +1,6 @@
 // The shipped examples: examples/datastore (YAML) and examples/datastore-json validate and give
-// one model; every examples/invalid/<case> is rejected with exactly its one mistake, located.
+// one model; every examples/invalid/<case> is rejected with exactly its one mistake, located —
+// by the schemas, the cross-checks or a kind's own validate(model), as `sc validate` loads it.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -9,13 +10,15 @@ import { findHost } from '../../../src/datastore/model.js';
 import { parseJsonPointer } from '../../../src/datastore/source-document.js';
 import { formatDiagnostic, UserError, type Diagnostic } from '../../../src/errors.js';
 import { resolveUserNet } from '../../../src/network/user-network.js';
+import { loadDesired } from '../../../src/reconciler/desired-state.js';
+import { resourceHandlers } from '../../../src/resources/registry.js';
 import { userSubnet } from '../../../src/network/address-plan.js';
 
 const at = (dir: string): DatastoreLocation => ({ dir, readOnly: false, origin: 'option' });
 
 async function rejection(dir: string): Promise<UserError> {
   try {
-    await loadDatastore(at(dir));
+    await loadDesired(at(dir), resourceHandlers);
   } catch (error) {
     if (error instanceof UserError) return error;
     throw error;
@@ -24,8 +27,8 @@ async function rejection(dir: string): Promise<UserError> {
 }
 
 describe('examples/datastore', () => {
-  test('the YAML example is valid, without warnings, and realistic', async () => {
-    const { model, warnings, documents } = await loadDatastore(at('examples/datastore'));
+  test('the YAML example is valid, without warnings (also from the kinds), and realistic', async () => {
+    const { model, warnings, documents } = await loadDesired(at('examples/datastore'), resourceHandlers);
     expect(warnings).toEqual([]);
     expect(Object.values(documents).map((d) => d.format)).toEqual(['yaml', 'yaml', 'yaml', 'yaml']);
     expect(Object.keys(model.clusters)).toEqual(['eu', 'us']);
@@ -57,7 +60,7 @@ describe('examples/datastore', () => {
 
   test('the JSON example holds the same datastore: deep-equal models', async () => {
     const yaml = await loadDatastore(at('examples/datastore'));
-    const json = await loadDatastore(at('examples/datastore-json'));
+    const json = await loadDesired(at('examples/datastore-json'), resourceHandlers);
     expect(Object.values(json.documents).map((d) => d.format)).toEqual(['json', 'json', 'json', 'json']);
     expect(json.warnings).toEqual([]);
     expect(json.model).toEqual(yaml.model);
@@ -96,6 +99,7 @@ describe('examples/invalid', () => {
       'duplicate-mapped-port',
       'user-subnet-full',
       'two-formats',
+      'image-package-option',
     ]) {
       expect(cases).toContain(required);
     }
@@ -110,7 +114,7 @@ describe('examples/invalid', () => {
     expect(errors.map(formatDiagnostic)).toHaveLength(1);
     const [only] = errors as [Diagnostic];
     expect(formatDiagnostic(only)).toContain(expected);
-    expect(only.file).toMatch(new RegExp(`^examples/invalid/${name}/(clusters|users|containers)\\.(json|yaml)$`));
+    expect(only.file).toMatch(new RegExp(`^examples/invalid/${name}/(clusters|users|containers|settings)\\.(json|yaml)$`));
     expect(existsSync(only.file ?? '')).toBe(true);
     expect(only.line).toBeGreaterThanOrEqual(1);
     expect(only.column).toBeGreaterThanOrEqual(1);

@@ -50,6 +50,93 @@ describe('imageHandler.desired', () => {
   });
 });
 
+describe('imageHandler.validate: bad builder settings found before any apply', () => {
+  const validate = (m: Model) => imageHandler.validate(m);
+
+  it('accepts good settings, and types that need none', () => {
+    const settings: Model['settings'] = {
+      images: {
+        web: { builder: 'debootstrap', suite: 'trixie', mirror: 'http://deb.debian.org/debian', packages: ['nginx', 'libc6:amd64', 'g++'] },
+        fedora: { builder: 'dnf', release: '40', packages: ['httpd'] },
+        tiny: { builder: 'busybox' },
+      },
+    };
+    expect(validate(model({ 'a.x': 'web', 'b.x': 'busybox', 'c.x': 'debian', 'd.x': 'tiny' }, settings))).toEqual([]);
+  });
+
+  it('refuses what the build would refuse, each at its own JSON path in settings', () => {
+    const settings: Model['settings'] = {
+      images: {
+        web: { builder: 'debootstrap', suite: 'trixie;rm', mirror: 'ftp://x', packages: ['ok', '-oops', 'a,b'] },
+        fedora: { builder: 'dnf', release: '--40' },
+      },
+    };
+    expect(validate(model({ 'a.x': 'web' }, settings)).filter((p) => p.severity === 'error')).toEqual([
+      {
+        severity: 'error',
+        document: 'settings',
+        path: ['images', 'web', 'packages', 1],
+        message: 'image package "-oops" is not a valid package name',
+      },
+      { severity: 'error', document: 'settings', path: ['images', 'web', 'packages', 2], message: 'image package "a,b" is not a valid package name' },
+      {
+        severity: 'error',
+        document: 'settings',
+        path: ['images', 'web', 'suite'],
+        message: `image suite "trixie;rm" is not valid (letters, digits, '.', '_', '-')`,
+      },
+      { severity: 'error', document: 'settings', path: ['images', 'web', 'mirror'], message: 'image mirror "ftp://x" is not an http(s) or file URL' },
+      {
+        severity: 'error',
+        document: 'settings',
+        path: ['images', 'fedora', 'release'],
+        message: `image release "--40" is not valid (letters, digits, '.', '_', '-')`,
+      },
+    ]);
+  });
+
+  it('says the same as the build does (one source of the rules)', async () => {
+    const params = { packages: ['-oops'] };
+    const problems = validate(model({}, { images: { web: { builder: 'dnf', ...params } } }));
+    expect(() => dnfCommand('40', '/d', params)).toThrow(problems[0]?.message ?? 'no problem found');
+  });
+
+  it('warns of a parameter the builder does not read', () => {
+    const settings: Model['settings'] = {
+      images: { f: { builder: 'dnf', release: '40', suite: 'bookworm' }, b: { builder: 'busybox', packages: ['x'] } },
+    };
+    expect(validate(model({}, settings)).filter((p) => p.document === 'settings')).toEqual([
+      {
+        severity: 'warning',
+        document: 'settings',
+        path: ['images', 'f', 'suite'],
+        message: 'the dnf builder does not read suite (it reads release, packages); it is ignored',
+      },
+      {
+        severity: 'warning',
+        document: 'settings',
+        path: ['images', 'b', 'packages'],
+        message: 'the busybox builder does not read packages; it is ignored',
+      },
+    ]);
+  });
+
+  it('warns once per type no builder is named for, at its first container', () => {
+    const problems = validate(model({ 'a.x': 'centos', 'b.x': 'centos', 'c.x': 'busybox' }));
+    expect(problems).toEqual([
+      {
+        severity: 'warning',
+        document: 'containers',
+        path: ['a.x', 'type'],
+        message:
+          'no image builder for type "centos" (2 containers): name one in settings.images.centos (builder: busybox, debootstrap or dnf), or the image fails to build on their hosts',
+      },
+      // Every host's containers: the model is checked once, for the whole farm.
+      expect.objectContaining({ severity: 'warning', path: ['elsewhere.example.com', 'type'] }),
+    ]);
+  });
+});
+
 describe('builder command lines', () => {
   it('debootstrap: minbase with systemd, networkd tools, the suite, the dir and an optional mirror', () => {
     expect(debootstrapCommand('bookworm', '/r/.build-debian', {})).toEqual([
