@@ -29,7 +29,7 @@ import { writeMetrics } from './metrics-textfile.js';
 import type { Plan } from './planner.js';
 import { PruneRefusedError } from './prune-guardrail.js';
 import { emptyCounts, readReconcileStatus, writeReconcileStatus, type ReconcileStatus, type ResourceCounts } from './reconcile-status.js';
-import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
+import { datastorePlace, pkiExchange, RECONCILE_PUBLISHED_WAIT } from '../datastore/pki-exchange.js';
 
 export type DesiredSource = { readonly git: GitSourceSpec } | { readonly location: DatastoreLocation };
 
@@ -97,7 +97,8 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
       ...(options.netns !== undefined ? { netns: options.netns } : {}),
       ...(model.settings.runtime !== undefined ? { runtime: model.settings.runtime } : {}),
       pruneData: model.settings.prune?.data ?? false,
-      pki: pkiExchange(datastorePlace(desired.loaded), ref.name, options.root),
+      // A host waiting for its certificate waits (bounded) for the CA host's pass to sign it.
+      pki: pkiExchange(datastorePlace(desired.loaded), ref.name, options.root, RECONCILE_PUBLISHED_WAIT),
     };
     let apply: ApplyHostResult;
     try {
