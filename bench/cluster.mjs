@@ -74,7 +74,7 @@ async function pool(count, limit, fn) {
 }
 
 /** `sc reconcile --once` on host n under /usr/bin/time: exit, wall ms, CPU ms, peak RSS MiB, the last lines of output. */
-async function reconcileOnce(n, sc) {
+async function reconcileOnce(n, sc, env = {}) {
   if (state.aborted) throw new Error('interrupted');
   const host = state.hosts[n - 1];
   const stats = path.join(state.tmp, `time-${n}-${randomBytes(3).toString('hex')}`);
@@ -101,7 +101,7 @@ async function reconcileOnce(n, sc) {
       'reconcile',
       '--once',
     ],
-    { env: { ...GIT_ENV, NO_COLOR: '1' }, timeout: 600_000 },
+    { env: { ...GIT_ENV, NO_COLOR: '1', ...env }, timeout: 600_000 },
   );
   const ms = performance.now() - started;
   const [user, system, rssKiB] = (await readFile(stats, 'utf8').catch(() => '')).trim().split('\n').pop().split(' ').map(Number);
@@ -120,9 +120,9 @@ async function reconcileOnce(n, sc) {
 }
 
 /** One round: every host's pass, `concurrency` at once; the passes and the round's wall time. */
-async function round(sc, concurrency) {
+async function round(sc, concurrency, env = {}) {
   const started = performance.now();
-  const passes = await pool(state.hosts.length, concurrency, (i) => reconcileOnce(i + 1, sc));
+  const passes = await pool(state.hosts.length, concurrency, (i) => reconcileOnce(i + 1, sc, env));
   return { passes, ms: performance.now() - started };
 }
 
@@ -313,7 +313,9 @@ export async function runClusterBench({ count: asked = MAX_CLUSTER_HOSTS, concur
     await git(['pull', '-q', '--rebase', 'origin', 'main'], work);
     const extra = { [`c${target}c.farm.test`]: { user: 'ua', host: hostName(target), type: 'busybox', ip: containerIp(target, 2) } };
     await commitDatastore(work, datastoreDocs(count, extra), `a third container on ${hostName(target)}`);
-    const rollout = await round(sc, concurrency);
+    // SCBENCH_CPU_PROF=DIR: the commit round's passes write V8 CPU profiles there (where a pass's time goes).
+    const profile = process.env.SCBENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.SCBENCH_CPU_PROF}` } : {};
+    const rollout = await round(sc, concurrency, profile);
     progress(`commit round: ${summary(rollout)}`);
     const rolloutOk = rollout.passes.every((p) => p.exitCode === 0);
     const targetPass = rollout.passes[target - 1];
