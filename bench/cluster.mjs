@@ -74,7 +74,7 @@ async function pool(count, limit, fn) {
 }
 
 /** `sc reconcile --once` on host n under /usr/bin/time: exit, wall ms, CPU ms, peak RSS MiB, the last lines of output. */
-async function reconcileOnce(n, sc, env = {}) {
+async function reconcileOnce(n, sc, nodeArgs = []) {
   if (state.aborted) throw new Error('interrupted');
   const host = state.hosts[n - 1];
   const stats = path.join(state.tmp, `time-${n}-${randomBytes(3).toString('hex')}`);
@@ -87,6 +87,7 @@ async function reconcileOnce(n, sc, env = {}) {
       '-f',
       '%U %S %M',
       process.execPath,
+      ...nodeArgs,
       sc,
       '--source',
       state.source,
@@ -98,10 +99,11 @@ async function reconcileOnce(n, sc, env = {}) {
       host.ns,
       '-o',
       'json',
+      ...(nodeArgs.length > 0 ? ['--log-level', 'debug'] : []),
       'reconcile',
       '--once',
     ],
-    { env: { ...GIT_ENV, NO_COLOR: '1', ...env }, timeout: 600_000 },
+    { env: { ...GIT_ENV, NO_COLOR: '1' }, timeout: 600_000 },
   );
   const ms = performance.now() - started;
   const [user, system, rssKiB] = (await readFile(stats, 'utf8').catch(() => '')).trim().split('\n').pop().split(' ').map(Number);
@@ -109,6 +111,10 @@ async function reconcileOnce(n, sc, env = {}) {
   const rssMiB = (rssKiB || 0) / 1024;
   host.peakMiB = Math.max(host.peakMiB, rssMiB);
   host.passes++;
+  if (nodeArgs.length > 0 && process.env.SCBENCH_CPU_PROF) {
+    await writeFile(path.join(process.env.SCBENCH_CPU_PROF, `h${n}.stderr`), result.stderr);
+    await writeFile(path.join(process.env.SCBENCH_CPU_PROF, `h${n}.json`), result.stdout);
+  }
   let why = '';
   try {
     const status = JSON.parse(result.stdout);
@@ -120,9 +126,9 @@ async function reconcileOnce(n, sc, env = {}) {
 }
 
 /** One round: every host's pass, `concurrency` at once; the passes and the round's wall time. */
-async function round(sc, concurrency, env = {}) {
+async function round(sc, concurrency, nodeArgs = []) {
   const started = performance.now();
-  const passes = await pool(state.hosts.length, concurrency, (i) => reconcileOnce(i + 1, sc, env));
+  const passes = await pool(state.hosts.length, concurrency, (i) => reconcileOnce(i + 1, sc, nodeArgs));
   return { passes, ms: performance.now() - started };
 }
 
@@ -288,8 +294,13 @@ export async function runClusterBench({ count: asked = MAX_CLUSTER_HOSTS, concur
     // From nothing to converged: rounds until every host exits 0 in one round.
     const started = performance.now();
     const rounds = [];
+    let kernelWaitMs = 0;
     for (;;) {
       if (rounds.length === MAX_ROUNDS) throw new Error(`not converged after ${MAX_ROUNDS} rounds`);
+      // The kernel may still be freeing links of deleted namespaces (anyone's): that stalls every `ip`.
+      const quiet = performance.now();
+      await waitForQuietKernel(`${state.prefix}-h1`);
+      kernelWaitMs += performance.now() - quiet;
       const r = await round(sc, concurrency);
       rounds.push(r);
       progress(`round ${rounds.length}: ${summary(r)}`);
@@ -313,10 +324,12 @@ export async function runClusterBench({ count: asked = MAX_CLUSTER_HOSTS, concur
     await git(['pull', '-q', '--rebase', 'origin', 'main'], work);
     const extra = { [`c${target}c.farm.test`]: { user: 'ua', host: hostName(target), type: 'busybox', ip: containerIp(target, 2) } };
     await commitDatastore(work, datastoreDocs(count, extra), `a third container on ${hostName(target)}`);
-    // SCBENCH_CPU_PROF=DIR: the commit round's passes write V8 CPU profiles there (where a pass's time goes).
-    const profile = process.env.SCBENCH_CPU_PROF ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env.SCBENCH_CPU_PROF}` } : {};
+    // SCBENCH_CPU_PROF=DIR: the commit round's passes write V8 CPU profiles and their debug logs (every command run, with its duration) there.
+    const profile = process.env.SCBENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SCBENCH_CPU_PROF}`] : [];
+    await waitForQuietKernel(`${state.prefix}-h1`);
     const rollout = await round(sc, concurrency, profile);
     progress(`commit round: ${summary(rollout)}`);
+    for (const p of rollout.passes.filter((p) => p.exitCode !== 0)) progress(`  h${p.n}: ${p.why.slice(0, 300)}`);
     const rolloutOk = rollout.passes.every((p) => p.exitCode === 0);
     const targetPass = rollout.passes[target - 1];
 
@@ -358,7 +371,10 @@ export async function runClusterBench({ count: asked = MAX_CLUSTER_HOSTS, concur
     say('');
     const facts = [
       ['rounds until every host exits 0', `${rounds.length}`],
-      ['time until every host exits 0', secs(convergedMs)],
+      [
+        'time until every host exits 0',
+        `${secs(convergedMs)}${kernelWaitMs > 500 ? ` (of which ${secs(kernelWaitMs)} waiting for a quiet kernel between rounds)` : ''}`,
+      ],
       [`time until all ${tunnels} tunnels are up`, `${secs(allUpMs)} (${up}/${tunnels} up)`],
       ['commits sc pushed (PKI)', `${publishCommits}`],
       [
