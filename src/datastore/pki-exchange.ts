@@ -44,6 +44,8 @@ export function datastorePlace(loaded: LoadedDatastore): DatastorePlace {
 export interface PublishedWait {
   readonly timeoutMs: number;
   readonly pollMs: number;
+  /** Stops waiting (the pass is being stopped: SIGTERM to `sc reconcile`). */
+  readonly signal?: AbortSignal;
 }
 
 /** `sc reconcile`'s wait: the CA host's pass signs within seconds of its start. */
@@ -113,8 +115,8 @@ export function pkiExchange(place: DatastorePlace, hostName: string, root: strin
             for (;;) {
               const text = await latest(rel);
               if (text !== undefined && accept(text)) return text;
-              if (Date.now() + wait.pollMs > deadline) return undefined;
-              await sleep(wait.pollMs);
+              if (Date.now() + wait.pollMs > deadline || wait.signal?.aborted) return undefined;
+              await sleep(wait.pollMs, undefined, wait.signal ? { signal: wait.signal } : {}).catch(() => undefined);
             }
           },
         }

@@ -98,7 +98,7 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
       ...(model.settings.runtime !== undefined ? { runtime: model.settings.runtime } : {}),
       pruneData: model.settings.prune?.data ?? false,
       // A host waiting for its certificate waits (bounded) for the CA host's pass to sign it.
-      pki: pkiExchange(datastorePlace(desired.loaded), ref.name, options.root, RECONCILE_PUBLISHED_WAIT),
+      pki: pkiExchange(datastorePlace(desired.loaded), ref.name, options.root, { ...RECONCILE_PUBLISHED_WAIT, ...(signal ? { signal } : {}) }),
     };
     let apply: ApplyHostResult;
     try {

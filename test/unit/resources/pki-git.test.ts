@@ -252,3 +252,29 @@ describe('cluster PKI in a datastore that is a git work tree', () => {
     expect(await readFile(path.join(dir, 'pki/requests/h2.test.csr'), 'utf8')).toMatch(/BEGIN CERTIFICATE REQUEST/);
   }, 60_000);
 });
+
+describe('waiting for a published file (the exchange sc reconcile uses)', () => {
+  it('returns the file once it is there and accepted, skips what is not accepted, and stops when the pass is stopped', async () => {
+    const dir = path.join(base, 'await');
+    await mkdir(path.join(dir, 'pki/certs'), { recursive: true });
+    const abort = new AbortController();
+    const exchange = pkiExchange({ dir, readOnly: false }, 'h2.test', path.join(base, 'roots', 'await'), {
+      timeoutMs: 600_000,
+      pollMs: 20,
+      signal: abort.signal,
+    });
+    expect(exchange.awaitPublished).toBeDefined();
+    const file = path.join(dir, 'pki/certs/h2.test.crt');
+    const waiting = exchange.awaitPublished?.('pki/certs/h2.test.crt', (text) => text.startsWith('good'));
+    await writeFile(file, 'bad\n'); // not accepted: the wait goes on
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await writeFile(file, 'good\n');
+    await expect(waiting).resolves.toBe('good\n');
+
+    const stopped = exchange.awaitPublished?.('pki/certs/h3.test.crt', () => true);
+    abort.abort();
+    await expect(stopped).resolves.toBeUndefined();
+    // Without a wait (sc apply), the exchange does not offer one.
+    expect(pkiExchange({ dir, readOnly: false }, 'h2.test', base).awaitPublished).toBeUndefined();
+  }, 30_000);
+});
