@@ -5,6 +5,11 @@
 //   bridges     the curve at 250 / 1,000 / 2,000 / 4,000 bridges: `sc apply` from empty against one
 //               `ip -batch` of the same creates, converged `sc diff` against `ip -json` link + addr
 //               reads, converged `sc apply` against `sc diff`, and sc's peak memory
+//   cluster [N] a farm of N hosts (default and at most 15: one hostnet each) of one cluster in
+//               namespaces, one bare git repository as the source, the CA flow from nothing: rounds
+//               of `sc reconcile --once` until converged and every tunnel is up, the rollout of one
+//               commit, peak memory per host, pings (bench/cluster.mjs). Only when asked for by name;
+//               --concurrency C: hosts whose pass runs at once (default 6).
 // --sc PATH runs another build of sc (e.g. an older dist/cli/main.js) for a before/after;
 // --sizes 250,1000 and --containers 20 run fewer sizes.
 // Every timed step first waits for the kernel to finish freeing links of deleted namespaces, and the
@@ -18,6 +23,7 @@ import { encodeBatchScript } from '../dist/drivers/ip-batch.js';
 import { addBridgeCommand, bridgeAlias, convergeBridgeCommands } from '../dist/resources/bridge-commands.js';
 import { cleanupContainersBench, runContainersBench } from './containers.mjs';
 import { cleanupProxyBench, runProxyBench } from './proxy.mjs';
+import { cleanupClusterBench, MAX_CLUSTER_HOSTS, runClusterBench } from './cluster.mjs';
 import { BENCH_HOST, benchBridges, writeBenchDatastore } from './generate-datastore.mjs';
 import {
   addNamespace,
@@ -47,10 +53,16 @@ const numbers = (text) => text.split(',').map((n) => Number(n));
 const SC = option('sc') === undefined ? path.join(REPO, 'dist/cli/main.js') : path.resolve(option('sc'));
 const SIZES = numbers(option('sizes') ?? '250,1000,2000,4000');
 const CONTAINER_COUNTS = numbers(option('containers') ?? '20,100');
-const what = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1].startsWith('--')));
+const words = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1].startsWith('--')));
+/** `cluster N`: the number after `cluster` is its size. */
+const clusterSize =
+  words.includes('cluster') && /^\d+$/.test(words[words.indexOf('cluster') + 1] ?? '') ? Number(words[words.indexOf('cluster') + 1]) : undefined;
+const what = words.filter((w, i) => !(i > 0 && words[i - 1] === 'cluster' && /^\d+$/.test(w)));
 for (const w of what)
-  if (!['startup', 'containers', 'proxy', 'bridges'].includes(w)) throw new Error(`unknown bench "${w}" (startup, containers, proxy, bridges)`);
-const wants = (w) => what.length === 0 || what.includes(w);
+  if (!['startup', 'containers', 'proxy', 'bridges', 'cluster'].includes(w))
+    throw new Error(`unknown bench "${w}" (startup, containers, proxy, bridges, cluster [N])`);
+/** Everything but the cluster, which runs only when named (minutes of 15 hosts' passes). */
+const wants = (w) => (what.length === 0 && w !== 'cluster') || what.includes(w);
 
 const tag = randomBytes(2).toString('hex');
 let tmp;
@@ -63,14 +75,21 @@ const say = (text) => {
 async function cleanup() {
   killChildren();
   await cleanupContainersBench();
+  await cleanupClusterBench();
   const had = namespaces.length;
   await deleteNamespaces();
   if (tmp) await rm(tmp, { recursive: true, force: true });
   if (had) progress('deleted the namespaces; the kernel frees their links in the background (a minute or two)');
 }
 
+// `on`, not `once`: execa's signal-exit re-raises a signal no other listener is left for (a `once`
+// listener is removed as it runs), which killed the bench before its cleanup ran; a second signal
+// while cleaning up is ignored.
+let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
     progress(`${signal}: cleaning up`);
     void cleanup().finally(() => process.exit(130));
   });
@@ -260,7 +279,7 @@ const r2 = (x) => Math.round(x);
 const signed = (ms) => `${ms < 0 ? '−' : '+'}${secs(Math.abs(ms))}`;
 
 try {
-  if (process.getuid?.() !== 0 && (wants('containers') || wants('proxy') || wants('bridges')))
+  if (process.getuid?.() !== 0 && (wants('containers') || wants('proxy') || wants('bridges') || wants('cluster')))
     throw new Error('the benchmark needs root (network namespaces, cgroups)');
   tmp = await mkdtemp(path.join(tmpdir(), `scbench-${tag}-`));
   say(`sc: ${SC}`);
@@ -276,6 +295,11 @@ try {
     }
   }
   if (wants('bridges')) await bridges();
+  if (wants('cluster')) {
+    progress(`cluster of ${clusterSize ?? MAX_CLUSTER_HOSTS} hosts …`);
+    const lines = await runClusterBench({ count: clusterSize ?? MAX_CLUSTER_HOSTS, concurrency: Number(option('concurrency') ?? 6), sc: SC });
+    for (const line of lines) say(line);
+  }
   say('');
   say(`at the end: ${loadLine()}`);
 } catch (error) {

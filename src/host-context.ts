@@ -28,4 +28,11 @@ export interface PkiExchange {
   requestHosts(): Promise<string[]>;
   /** Publishes public PKI files (never a private key): written and committed, or pushed to the source. */
   publish(files: Readonly<Record<string, string>>, command: string): Promise<void>;
+  /**
+   * Waits (bounded) for a file another host publishes after this pass began (the CA host's signature
+   * of our request), read from the newest published state: the source branch's tip, fetched.
+   * Its text once `accept` takes it; undefined when the wait ends without one, or when this
+   * exchange does not wait (then the next pass picks the file up).
+   */
+  awaitPublished?(rel: string, accept: (text: string) => boolean): Promise<string | undefined>;
 }

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { writeNoFollow } from '../drivers/no-follow-fs.js';
 import { HOST_SIGNERS_FILE, HOST_SIGNING_KEY, hostSignersLine, listsHostKey } from './source-signers.js';
 import { verifyRequiredInForce } from './source-verify.js';
@@ -30,7 +31,13 @@ export interface SourcePublishResult {
   readonly revision?: string;
 }
 
-const ATTEMPTS = 4;
+/**
+ * Hosts of a farm publish at the same time (every host's first request, the CA's signatures): each
+ * lost race is fetched, rebuilt and pushed again after a random pause, so racing hosts spread out
+ * instead of colliding again; enough attempts that 15 hosts racing all get their commit in.
+ */
+const ATTEMPTS = 12;
+const RETRY_PAUSE_MS = 150;
 
 /**
  * Writes the files into the cache's work tree (so the rest of this pass sees them) and pushes a
@@ -52,6 +59,7 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
     for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
       const git = gitIn(dir, identity);
       if (attempt > 1) {
+        await sleep(Math.round(Math.random() * RETRY_PAUSE_MS * Math.min(attempt, 6)));
         try {
           await git.raw(['fetch', '--quiet', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
         } catch (error) {
@@ -82,6 +90,29 @@ export async function publishToGitSource(request: SourcePublishRequest): Promise
 }
 
 const list = (files: Readonly<Record<string, string>>): string => Object.keys(files).join(', ');
+
+/**
+ * A file as the source branch holds it now (fetched; the checkout is not moved): what another host
+ * published after this pass fetched. Undefined when the branch has no such file, it is larger than
+ * `maxBytes`, or the fetch fails (the next pass fetches anyway). The caller judges the text: it
+ * comes from a revision no pass has validated (or verified) yet.
+ */
+export async function readFromSourceTip(root: string, spec: GitSourceSpec, rel: string, maxBytes: number): Promise<string | undefined> {
+  const dir = sourceCacheDir(root);
+  return withSourceLock(root, 'sc (cluster PKI: watch the source branch)', async () => {
+    const git = gitIn(dir);
+    try {
+      const branch = await sourceBranch(dir, spec);
+      await git.raw(['fetch', '--quiet', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`]);
+      const object = `refs/remotes/origin/${branch}:${rel}`;
+      if ((await git.raw(['cat-file', '-t', object])).trim() !== 'blob') return undefined;
+      if (Number((await git.raw(['cat-file', '-s', object])).trim()) > maxBytes) return undefined;
+      return await git.raw(['cat-file', 'blob', object]);
+    } catch {
+      return undefined;
+    }
+  });
+}
 
 /** The branch to publish to: the pinned one, or the remote's default branch. */
 async function sourceBranch(dir: string, spec: GitSourceSpec): Promise<string> {

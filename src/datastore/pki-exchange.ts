@@ -3,12 +3,13 @@
 // datastore lock relative to the opened datastore dir and commits (a work tree), or commits and
 // pushes to the --source branch (a checkout), with the same race handling as every edit.
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { listNoFollow, readTextNoFollow, UnsafePathError, writeNoFollow } from '../drivers/no-follow-fs.js';
 import { ScError, UserError } from '../errors.js';
 import type { PkiExchange } from '../host-context.js';
 import { withDatastoreLock } from './datastore-lock.js';
 import { commitEdit } from './git-commit-edit.js';
-import { publishToGitSource } from './git-publish.js';
+import { publishToGitSource, readFromSourceTip } from './git-publish.js';
 import { sourceLabel, type GitSourceSpec } from './git-source.js';
 import type { LoadedDatastore } from './load-datastore.js';
 
@@ -35,9 +36,28 @@ export function datastorePlace(loaded: LoadedDatastore): DatastorePlace {
   };
 }
 
+/**
+ * How long a pass waits for a file another host publishes (a host whose request is out waits for
+ * the CA host's signature: hosts whose timers fire together converge in the same round instead of
+ * the next), and how often it looks. No wait unless asked for (`sc reconcile` asks).
+ */
+export interface PublishedWait {
+  readonly timeoutMs: number;
+  readonly pollMs: number;
+  /** Stops waiting (the pass is being stopped: SIGTERM to `sc reconcile`). */
+  readonly signal?: AbortSignal;
+}
+
+/** `sc reconcile`'s wait: the CA host's pass signs within seconds of its start. */
+export const RECONCILE_PUBLISHED_WAIT: PublishedWait = { timeoutMs: 30_000, pollMs: 1_000 };
+
 /** The PKI exchange of the datastore at `place`, for host `hostName` under `root`. */
-export function pkiExchange(place: DatastorePlace, hostName: string, root: string): PkiExchange {
+export function pkiExchange(place: DatastorePlace, hostName: string, root: string, wait?: PublishedWait): PkiExchange {
   const { dir } = place;
+  const latest = (rel: string): Promise<string | undefined> =>
+    place.gitSource !== undefined
+      ? readFromSourceTip(root, place.gitSource, rel, PKI_FILE_MAX_BYTES)
+      : readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES }).catch(() => undefined);
   return {
     where: place.gitSource !== undefined ? `in the source branch ${sourceLabel(place.gitSource)}` : 'in the datastore',
     read: (rel) => readTextNoFollow(dir, rel, { maxBytes: PKI_FILE_MAX_BYTES }),
@@ -88,5 +108,18 @@ export function pkiExchange(place: DatastorePlace, hostName: string, root: strin
       if (commit?.pushProblem !== undefined)
         throw new ScError(`published ${names} and committed ${commit.revision.slice(0, 12)}, but ${commit.pushProblem}`);
     },
+    ...(wait !== undefined && wait.timeoutMs > 0
+      ? {
+          async awaitPublished(rel: string, accept: (text: string) => boolean): Promise<string | undefined> {
+            const deadline = Date.now() + wait.timeoutMs;
+            for (;;) {
+              const text = await latest(rel);
+              if (text !== undefined && accept(text)) return text;
+              if (Date.now() + wait.pollMs > deadline || wait.signal?.aborted) return undefined;
+              await sleep(wait.pollMs, undefined, wait.signal ? { signal: wait.signal } : {}).catch(() => undefined);
+            }
+          },
+        }
+      : {}),
   };
 }

@@ -28,7 +28,7 @@ import {
 import { sourceFromHostSettings } from '../datastore/host-settings-source.js';
 import { loadDatastore, type LoadedDatastore, type LoadOptions } from '../datastore/load-datastore.js';
 import { findHost, type Model, type Settings } from '../datastore/model.js';
-import { datastorePlace, pkiExchange } from '../datastore/pki-exchange.js';
+import { datastorePlace, pkiExchange, type PublishedWait } from '../datastore/pki-exchange.js';
 import { verifyRequiredInForce } from '../datastore/source-verify.js';
 import { formatDiagnostic, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -299,7 +299,12 @@ export interface HostPlace {
  * exchange: what the reconciler works on. `apply`: deleting a container deletes its data when
  * asked (--prune-data), else as settings.prune.data says. Undefined when the host is not in the model.
  */
-export function hostContextOf(loaded: LoadedDatastore, place: HostPlace, apply?: { readonly pruneData?: boolean }): HostContext | undefined {
+export function hostContextOf(
+  loaded: LoadedDatastore,
+  place: HostPlace,
+  apply?: { readonly pruneData?: boolean },
+  publishedWait?: PublishedWait,
+): HostContext | undefined {
   const ref = findHost(loaded.model, place.hostName);
   if (!ref) return undefined;
   const settings = loaded.model.settings;
@@ -309,6 +314,6 @@ export function hostContextOf(loaded: LoadedDatastore, place: HostPlace, apply?:
     ...(place.netns !== undefined ? { netns: place.netns } : {}),
     ...(settings.runtime !== undefined ? { runtime: settings.runtime } : {}),
     ...(apply !== undefined ? { pruneData: apply.pruneData ?? settings.prune?.data ?? false } : {}),
-    pki: pkiExchange(datastorePlace(loaded), ref.name, place.root),
+    pki: pkiExchange(datastorePlace(loaded), ref.name, place.root, publishedWait),
   };
 }

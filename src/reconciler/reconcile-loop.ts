@@ -20,6 +20,7 @@ import type { Plan } from './planner.js';
 import { PruneRefusedError } from './prune-guardrail.js';
 import { emptyCounts, readReconcileStatus, writeReconcileStatus, type ReconcileStatus, type ResourceCounts } from './reconcile-status.js';
 import { hostContextOf, loadDesired, verifyIfAsked, withSourceCheckout, type DesiredSource } from './desired-state.js';
+import { RECONCILE_PUBLISHED_WAIT } from '../datastore/pki-exchange.js';
 
 export type { DesiredSource } from './desired-state.js';
 
@@ -78,7 +79,9 @@ export async function reconcileOnce(options: ReconcileOptions, signal?: AbortSig
     revision = desired.revision;
     // As `sc apply` builds it: the runtime and whether deleting a container deletes its data come from the settings.
     const place = { hostName: options.hostName, root: options.root, ...(options.netns !== undefined ? { netns: options.netns } : {}) };
-    const host = hostContextOf(desired.loaded, place, {});
+    // From a git source, a host waiting for its certificate waits (bounded) for the CA host's pass to sign it.
+    const wait = desired.loaded.location.gitSource !== undefined ? { ...RECONCILE_PUBLISHED_WAIT, ...(signal ? { signal } : {}) } : undefined;
+    const host = hostContextOf(desired.loaded, place, {}, wait);
     if (!host)
       throw new PassStop('refused', `host "${options.hostName}" is not in the clusters of revision ${short(revision)}; nothing applied`, revision);
     const model = desired.loaded.model;

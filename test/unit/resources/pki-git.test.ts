@@ -17,6 +17,7 @@ import { applyHost } from '../../../src/reconciler/host-pass.js';
 import { pkiHandler } from '../../../src/resources/pki.js';
 import { baseDrivers } from '../../../src/drivers/create-drivers.js';
 import { pkiExchange } from '../../../src/datastore/pki-exchange.js';
+import { publishToGitSource } from '../../../src/datastore/git-publish.js';
 
 const handlers = { pki: pkiHandler };
 const clusters = {
@@ -63,8 +64,8 @@ async function sourceRepo(name: string): Promise<{ bare: string; work: string }>
 }
 
 /** One `sc apply`-like pass of a host whose desired state is the source (synced first, as the CLI does). */
-async function applyFromSource(name: Name, spec: GitSourceSpec) {
-  const root = path.join(base, 'roots', name);
+async function applyFromSource(name: Name, spec: GitSourceSpec, rootName: string = name) {
+  const root = path.join(base, 'roots', rootName);
   await mkdir(root, { recursive: true });
   const checkout = await syncGitSource(spec, { root });
   const host: HostContext = {
@@ -125,6 +126,96 @@ describe('cluster PKI published to a --source repository', () => {
     expect(subjects.slice(0, 2)).toEqual(['sc apply (cluster PKI) on h2.test: publish pki/requests/h2.test.csr', 'operator: users']);
   }, 60_000);
 
+  it("a waiting host takes the CA host's signature pushed after its pass fetched: converged in that pass, not the next", async () => {
+    const { bare } = await sourceRepo('wait');
+    const spec: GitSourceSpec = { url: `file://${bare}`, ref: 'main' };
+    expect((await applyFromSource('h1.test', spec, 'h1-wait')).converged).toBe(true);
+    expect((await applyFromSource('h2.test', spec, 'h2-wait')).converged).toBe(false); // request pushed
+    // h2's next pass fetches before the CA host's pass signs (timers firing together) …
+    const root = path.join(base, 'roots', 'h2-wait');
+    const checkout = await syncGitSource(spec, { root });
+    expect((await applyFromSource('h1.test', spec, 'h1-wait')).converged).toBe(true); // … which pushes h2's certificate
+    const host: HostContext = {
+      name: 'h2.test',
+      cluster: 'test',
+      host: clusters.test['h2.test'],
+      root,
+      pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, 'h2.test', root, { timeoutMs: 20_000, pollMs: 100 }),
+    };
+    const result = await applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
+    expect(result.converged).toBe(true);
+    const installed = await readFile(path.join(root, 'etc/srvctl/pki/host.crt'), 'utf8');
+    expect(installed).toBe(await gitOut(bare, 'show', 'main:pki/certs/h2.test.crt').then((t) => `${t}\n`));
+    // Without the wait (sc apply), the same pass would have stayed pending.
+    const plain = { ...host, pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, 'h2.test', root) };
+    await rm(path.join(root, 'etc/srvctl/pki/host.crt'));
+    expect((await applyHost({ model, host: plain, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' })).converged).toBe(false);
+  }, 90_000);
+
+  it("a waiting host does not take a certificate from the branch tip that the revision's CA did not issue", async () => {
+    const { bare, work } = await sourceRepo('rogue');
+    const spec: GitSourceSpec = { url: `file://${bare}`, ref: 'main' };
+    expect((await applyFromSource('h1.test', spec, 'h1-rogue')).converged).toBe(true);
+    expect((await applyFromSource('h2.test', spec, 'h2-rogue')).converged).toBe(false);
+    const root = path.join(base, 'roots', 'h2-rogue');
+    const checkout = await syncGitSource(spec, { root });
+    // Someone pushes a certificate for h2's own key, issued by a CA of their own.
+    const openssl = createOpensslDriver(createExec());
+    const rogueKey = path.join(base, 'rogue-ca.key');
+    await writeFile(rogueKey, await openssl.generateKey(), { mode: 0o600 });
+    const rogueCa = path.join(base, 'rogue-ca.crt');
+    await writeFile(rogueCa, await openssl.createCaCertificate(rogueKey, 'srvctl cluster CA test', 30));
+    await git(work, 'pull', '--quiet', 'origin', 'main');
+    const request = await readFile(path.join(work, 'pki/requests/h2.test.csr'), 'utf8');
+    await mkdir(path.join(work, 'pki/certs'), { recursive: true });
+    await writeFile(
+      path.join(work, 'pki/certs/h2.test.crt'),
+      await openssl.signRequest({ request, caCertPath: rogueCa, caKeyPath: rogueKey, days: 100 }),
+    );
+    await git(work, 'add', '-A');
+    await git(work, 'commit', '--quiet', '-m', 'rogue certificate');
+    await git(work, 'push', '--quiet', 'origin', 'HEAD:main');
+    const host: HostContext = {
+      name: 'h2.test',
+      cluster: 'test',
+      host: clusters.test['h2.test'],
+      root,
+      pki: pkiExchange({ dir: checkout.dir, readOnly: true, gitSource: spec }, 'h2.test', root, { timeoutMs: 500, pollMs: 100 }),
+    };
+    const result = await applyHost({ model, host, drivers: driversFor(root), handlers, concurrency: 2, command: 'test' });
+    expect(result.converged).toBe(false);
+    expect(result.report.results.find((r) => r.ref.id === 'host-cert')?.error).toMatch(/waiting for a certificate/);
+    await expect(readFile(path.join(root, 'etc/srvctl/pki/host.crt'), 'utf8')).rejects.toThrow();
+  }, 90_000);
+
+  it('ten hosts publishing at the same moment all get their commit onto the branch (lost races retried)', async () => {
+    const { bare } = await sourceRepo('crowd');
+    const spec: GitSourceSpec = { url: `file://${bare}`, ref: 'main' };
+    const names = Array.from({ length: 10 }, (_, i) => `r${i + 1}.test`);
+    const roots = await Promise.all(
+      names.map(async (name) => {
+        const root = path.join(base, 'roots', `crowd-${name}`);
+        await mkdir(root, { recursive: true });
+        await syncGitSource(spec, { root });
+        return root;
+      }),
+    );
+    await Promise.all(
+      names.map((name, i) =>
+        publishToGitSource({
+          root: roots[i] as string,
+          spec,
+          files: { [`pki/requests/${name}.csr`]: `request of ${name}\n` },
+          message: `publish ${name}`,
+          actor: `sc on ${name}`,
+          host: name,
+        }),
+      ),
+    );
+    const tree = (await gitOut(bare, 'ls-tree', '-r', '--name-only', 'main')).split('\n');
+    expect(names.filter((name) => !tree.includes(`pki/requests/${name}.csr`))).toEqual([]);
+  }, 120_000);
+
   it('a source pinned to a tag cannot take the files: the host says how to fix it', async () => {
     const { bare, work } = await sourceRepo('tagged');
     await git(work, 'tag', 'v1');
@@ -160,4 +251,30 @@ describe('cluster PKI in a datastore that is a git work tree', () => {
     expect(await gitOut(dir, 'status', '--porcelain')).toBe('?? users.json');
     expect(await readFile(path.join(dir, 'pki/requests/h2.test.csr'), 'utf8')).toMatch(/BEGIN CERTIFICATE REQUEST/);
   }, 60_000);
+});
+
+describe('waiting for a published file (the exchange sc reconcile uses)', () => {
+  it('returns the file once it is there and accepted, skips what is not accepted, and stops when the pass is stopped', async () => {
+    const dir = path.join(base, 'await');
+    await mkdir(path.join(dir, 'pki/certs'), { recursive: true });
+    const abort = new AbortController();
+    const exchange = pkiExchange({ dir, readOnly: false }, 'h2.test', path.join(base, 'roots', 'await'), {
+      timeoutMs: 600_000,
+      pollMs: 20,
+      signal: abort.signal,
+    });
+    expect(exchange.awaitPublished).toBeDefined();
+    const file = path.join(dir, 'pki/certs/h2.test.crt');
+    const waiting = exchange.awaitPublished?.('pki/certs/h2.test.crt', (text) => text.startsWith('good'));
+    await writeFile(file, 'bad\n'); // not accepted: the wait goes on
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await writeFile(file, 'good\n');
+    await expect(waiting).resolves.toBe('good\n');
+
+    const stopped = exchange.awaitPublished?.('pki/certs/h3.test.crt', () => true);
+    abort.abort();
+    await expect(stopped).resolves.toBeUndefined();
+    // Without a wait (sc apply), the exchange does not offer one.
+    expect(pkiExchange({ dir, readOnly: false }, 'h2.test', base).awaitPublished).toBeUndefined();
+  }, 30_000);
 });
