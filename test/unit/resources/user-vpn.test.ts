@@ -5,6 +5,7 @@ import type { Model } from '../../../src/datastore/model.js';
 import type { HostContext } from '../../../src/host-context.js';
 import {
   parseUserVpnStatus,
+  rangeBlocks,
   renderClientConfigFile,
   renderUserVpnFilter,
   renderUserVpnServerConfig,
@@ -12,6 +13,7 @@ import {
 } from '../../../src/resources/user-vpn-config.js';
 import { userVpnHandler } from '../../../src/resources/user-vpn.js';
 import { parseMark } from '../../../src/drivers/openvpn.js';
+import { USER_VPN_CLIENT_EKU } from '../../../src/drivers/openssl.js';
 
 const clusters = {
   test: {
@@ -76,12 +78,35 @@ describe('user-vpn plan', () => {
       caCert: '/r/ca.crt',
       cert: '/r/host.crt',
       key: '/r/host.key',
+      crl: '/r/crl.pem',
       ccdDir: '/r/ccd',
+      management: '/r/m',
       pid: '/r/p',
       status: '/r/s',
       log: '/r/l',
     });
     expect(parseMark(text)).toBeUndefined(); // never mistaken for a host tunnel
+    expect(text).not.toContain('remote-cert-tls');
+    // The whole device range of each user here, in aligned blocks: a device added or removed never changes the config.
+    expect(rangeBlocks('10.16.1.0', 201, 250)).toEqual([
+      '10.16.1.201/32',
+      '10.16.1.202/31',
+      '10.16.1.204/30',
+      '10.16.1.208/28',
+      '10.16.1.224/28',
+      '10.16.1.240/29',
+      '10.16.1.248/31',
+      '10.16.1.250/32',
+    ]);
+    expect(plan.routes).toEqual(rangeBlocks('10.16.1.0', 201, 250));
+    const oneDevice = {
+      ...withPort,
+      users: { ...withPort.users, ua: { ...withPort.users.ua, vpn_clients: [{ device: 'laptop', host_part: 201 }] } },
+    } as unknown as Model;
+    const fewer = userVpnPlan(oneDevice, hostCtx('h1.test'));
+    if (!fewer) throw new Error('no plan');
+    const paths = { caCert: '/a', cert: '/b', key: '/c', crl: '/d', ccdDir: '/e', management: '/f', pid: '/g', status: '/h', log: '/i' };
+    expect(renderUserVpnServerConfig(fewer, hostCtx('h1.test'), paths)).toBe(renderUserVpnServerConfig(plan, hostCtx('h1.test'), paths));
     expect(text.split('\n')[0]).toBe('# srvctl user-vpn device=scu-1');
     for (const line of [
       'mode server',
@@ -91,11 +116,15 @@ describe('user-vpn plan', () => {
       'lport 1300',
       'ifconfig 10.0.1.1 10.0.1.2',
       'route 10.16.1.201 255.255.255.255',
-      'route 10.16.1.202 255.255.255.255',
+      'route 10.16.1.202 255.255.255.254',
+      'route 10.16.1.224 255.255.255.240',
+      'route 10.16.1.250 255.255.255.255',
       'client-config-dir /r/ccd',
       'ccd-exclusive',
-      'remote-cert-tls client',
+      `remote-cert-eku ${USER_VPN_CLIENT_EKU}`,
       'key /r/host.key',
+      'crl-verify /r/crl.pem',
+      'management /r/m unix',
     ]) {
       expect(text.split('\n')).toContain(line);
     }
