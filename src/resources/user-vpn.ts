@@ -5,6 +5,7 @@
 // sc loaded it: a rule deleted or added by hand is a change) and proxy ARP on the users' bridges
 // (the containers reach a device's address, which lies in their own /24, through the host).
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Model } from '../datastore/model.js';
 import { OPENVPN_CONFIG_DIR, OPENVPN_RUN_DIR, tunnelFiles, type OpenvpnDriver } from '../drivers/openvpn.js';
 import type { Drivers } from '../drivers/types.js';
@@ -234,9 +235,12 @@ export const userVpnHandler = {
       return;
     }
     // A removed device's live session: dropped by name (`kill CN`), the other devices stay connected.
-    for (const client of await connectedNow(drivers, device)) {
-      if (!Object.hasOwn(clientTexts, client.common_name)) await openvpn.manage(device, `kill ${client.common_name}`);
-    }
+    const strays = async () => (await connectedNow(drivers, device)).map((c) => c.common_name).filter((cn) => !Object.hasOwn(clientTexts, cn));
+    const dropped = await strays();
+    if (dropped.length === 0) return;
+    for (const cn of new Set(dropped)) await openvpn.manage(device, `kill ${cn}`);
+    // openvpn closes a killed instance on its next event-loop turn: wait for it (briefly) so the next diff sees it gone.
+    for (let i = 0; i < 20 && (await strays()).length > 0; i += 1) await sleep(100);
   },
 
   async update(drivers: Drivers, host: HostContext, want: DesiredObject<UserVpnSpec>, have: ObservedObject<UserVpnSpec>): Promise<void> {

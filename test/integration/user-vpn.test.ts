@@ -99,7 +99,7 @@ beforeAll(async () => {
   await git('add', '-A');
   await git('commit', '-q', '-m', 'initial datastore');
   underlay = await createUnderlay(boxes);
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   for (const pid of clientPids) {
