@@ -26,6 +26,8 @@ export interface PkiExchange {
   read(rel: string): Promise<string | undefined>;
   /** The host names with a published request. */
   requestHosts(): Promise<string[]>;
+  /** The certificate names (USER@DEVICE) with a published user VPN device certificate (pki/clients/NAME.crt). */
+  clientCertNames(): Promise<string[]>;
   /** Publishes public PKI files (never a private key): written and committed, or pushed to the source. */
   publish(files: Readonly<Record<string, string>>, command: string): Promise<void>;
   /**

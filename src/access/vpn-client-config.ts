@@ -27,6 +27,8 @@ export interface VpnClientConfig {
   readonly opensslCommand: string[];
   /** False until the cluster CA's certificate is published (pki/ca.crt). */
   readonly caPublished: boolean;
+  /** The device's certificate is known (signed by the CA host, or given): the configs carry it inline. */
+  readonly certificatePublished: boolean;
   readonly hosts: VpnClientHostConfig[];
 }
 
@@ -81,9 +83,13 @@ function inlineBlock(tag: string, pem: string): string[] {
   return [`<${tag}>`, ...pem.trim().split('\n'), `</${tag}>`];
 }
 
-/** The configs of USER's DEVICE; `caCert` is the published pki/ca.crt (undefined while there is none). */
-export function vpnClientConfig(model: Model, user: string, device: string, caCert: string | undefined): VpnClientConfig {
+/**
+ * The configs of USER's DEVICE; `caCert` is the published pki/ca.crt (undefined while there is none),
+ * `issued` the device's certificate the CA host published (pki/clients), already checked to fit the device.
+ */
+export function vpnClientConfig(model: Model, user: string, device: string, caCert: string | undefined, issued?: string): VpnClientConfig {
   const client = findVpnClient(model, user, device);
+  const certificate = client.certificate ?? issued;
   const commonName = vpnClientCommonName(user, device);
   const files = deviceFiles(commonName);
   const port = userVpnPort(model);
@@ -112,12 +118,25 @@ export function vpnClientConfig(model: Model, user: string, device: string, caCe
       ...(caCert !== undefined
         ? inlineBlock('ca', caCert)
         : ['# the cluster CA certificate is not published yet (pki/ca.crt): run sc apply on the CA host, then sc vpn-config again', 'ca ca.crt']),
-      ...(client.certificate !== undefined ? inlineBlock('cert', client.certificate) : [`cert ${files.cert}`]),
+      ...(certificate !== undefined
+        ? inlineBlock('cert', certificate)
+        : [
+            `# the certificate is not signed yet: the CA host signs the request on its next sc apply, then sc vpn-config again`,
+            `cert ${files.cert}`,
+          ]),
       `key ${files.key}`,
     ];
     hosts.push({ host: name, remote: ref.host.host_ip, port, address, config: `${lines.join('\n')}\n` });
   }
-  return { user, device, commonName, opensslCommand: opensslRequestCommand(commonName), caPublished: caCert !== undefined, hosts };
+  return {
+    user,
+    device,
+    commonName,
+    opensslCommand: opensslRequestCommand(commonName),
+    caPublished: caCert !== undefined,
+    certificatePublished: certificate !== undefined,
+    hosts,
+  };
 }
 
 /** The text `sc vpn-config` prints: the openssl command, then one config per host. */
@@ -136,4 +155,42 @@ export function renderVpnClientConfig(result: VpnClientConfig): string {
   out.push(`# One configuration per host of ${user}'s containers; save one as ${commonName}.ovpn next to ${files.key}.`);
   for (const host of result.hosts) out.push('', `### ${host.host}.ovpn`, host.config.trimEnd());
   return `${out.join('\n')}\n`;
+}
+
+/** First line of a device profile sc wrote with the device's key inline (add-vpn-client --out). */
+export const DEVICE_PROFILE_MARK = '# srvctl device profile';
+
+const KEY_BLOCK = /<key>\n(-----BEGIN PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END PRIVATE KEY-----)\n<\/key>/;
+
+/**
+ * The ready `.ovpn` of a device: the config of one host with the key inline instead of the key file
+ * line. Without a host (the user has no containers yet) only the mark, a note and the key.
+ */
+export function deviceProfile(result: VpnClientConfig, keyPem: string): { text: string; host?: string } {
+  const host = result.hosts[0];
+  const others = result.hosts.slice(1).map((h) => h.host);
+  const head = [
+    `${DEVICE_PROFILE_MARK} ${result.commonName}: holds the device's private key; keep it on the device only (mode 0600)`,
+    ...(!result.certificatePublished || !result.caPublished
+      ? [
+          `# NOT READY: the certificate is not signed yet. After the CA host's next sc apply run: sc vpn-config ${result.user} ${result.device} --update FILE`,
+        ]
+      : []),
+    ...(others.length > 0
+      ? [`# other hosts of ${result.user}'s containers: ${others.join(', ')} (sc vpn-config ${result.user} ${result.device})`]
+      : []),
+  ];
+  const key = inlineBlock('key', keyPem);
+  if (!host) return { text: `${[...head, `# ${result.user} has no containers yet: no host serves this device.`, ...key].join('\n')}\n` };
+  const lines = host.config.trimEnd().split('\n');
+  const keyLine = lines.findIndex((l) => l.startsWith('key '));
+  const body = keyLine >= 0 ? [...lines.slice(0, keyLine), ...key, ...lines.slice(keyLine + 1)] : [...lines, ...key];
+  return { text: `${[...head, ...body].join('\n')}\n`, host: host.host };
+}
+
+/** The private key inline in a device profile sc wrote, or undefined when the text has none. */
+export function deviceProfileKey(text: string): string | undefined {
+  if (!text.startsWith(DEVICE_PROFILE_MARK)) return undefined;
+  const match = KEY_BLOCK.exec(text);
+  return match ? `${match[1] as string}\n` : undefined;
 }

@@ -91,7 +91,9 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     usage: 'add-vpn-client [options] <user> <device>',
-    summary: "add a VPN client device to a user (allocates its address in .201-.250 of the user's /24; stores public material only)",
+    summary:
+      "add a VPN client device to a user (allocates its address in .201-.250 of the user's /24; stores public material only). " +
+      'The device makes its own key (sc vpn-config prints the openssl command; then --csr FILE), or --out FILE makes it here',
     load: async () => (await import('./commands/datastore-edits.js')).registerDatastoreEdits,
   },
   {
@@ -145,9 +147,9 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./commands/access.js')).registerAccess,
   },
   {
-    usage: 'vpn-config <user> <device>',
+    usage: 'vpn-config [options] <user> <device>',
     summary:
-      "print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key), and the openssl command that makes its key and request",
+      "print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key; the certificate inline once the CA host signed it), and the openssl command that makes its key and request",
     load: async () => (await import('./commands/access.js')).registerAccess,
   },
   {

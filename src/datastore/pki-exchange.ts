@@ -1,4 +1,5 @@
-// The cluster PKI's public exchange in the datastore (pki/requests, pki/certs, pki/ca.crt): the
+// The cluster PKI's public exchange in the datastore (pki/requests, pki/certs, pki/ca.crt, and the
+// user VPN's pki/clients and pki/crl.pem): the
 // engine's side of the PkiExchange port. Reads never follow a link; publishing writes under the
 // datastore lock relative to the opened datastore dir and commits (a work tree), or commits and
 // pushes to the --source branch (a checkout), with the same race handling as every edit.
@@ -66,6 +67,13 @@ export function pkiExchange(place: DatastorePlace, hostName: string, root: strin
       return entries
         .filter((e) => e.type === 'file' && e.name.endsWith('.csr') && !e.name.startsWith('.'))
         .map((e) => e.name.slice(0, -'.csr'.length))
+        .sort();
+    },
+    async clientCertNames() {
+      const entries = (await listNoFollow(dir, path.join('pki', 'clients'))) ?? [];
+      return entries
+        .filter((e) => e.type === 'file' && e.name.endsWith('.crt') && !e.name.startsWith('.'))
+        .map((e) => e.name.slice(0, -'.crt'.length))
         .sort();
     },
     async publish(files, command) {

@@ -5,7 +5,9 @@
 import { PRIVATE_KEY_REFUSAL, looksLikePrivateKey } from '../access/public-keys.js';
 import { UserError } from '../errors.js';
 import { ROOT_USERNAME } from '../network/user-network.js';
-import { allocateVpnHostPart, vpnClientCommonName, VPN_DEVICE_NAME } from '../network/vpn-clients.js';
+import { allocateVpnHostPart, csrCommonName, vpnClientCommonName, VPN_DEVICE_NAME } from '../network/vpn-clients.js';
+
+export { csrCommonName };
 import { assertUserName } from './edit-arguments.js';
 import { runDatastoreEdit, type EditContext, type EditResult } from './edit-session.js';
 import type { VpnClient } from './model.js';
@@ -46,23 +48,6 @@ export function parseVpnMaterial(text: string, where: string): VpnMaterial {
   const lines = body.match(/.{1,64}/g) ?? [];
   if (match[1] === 'CERTIFICATE') return { certificate: `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n` };
   return { csr: `-----BEGIN CERTIFICATE REQUEST-----\n${lines.join('\n')}\n-----END CERTIFICATE REQUEST-----\n` };
-}
-
-/** OID 2.5.4.3 (commonName) as DER: 06 03 55 04 03. */
-const CN_OID = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]);
-
-/**
- * The subject common name of a PEM certificate request: in a request the subject is the first
- * name, so the first commonName attribute is its CN (short-form lengths: a CN is at most 64 bytes).
- */
-export function csrCommonName(csr: string): string | undefined {
-  const der = Buffer.from(csr.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
-  const at = der.indexOf(CN_OID);
-  if (at < 0) return undefined;
-  const length = der[at + CN_OID.length + 1];
-  if (length === undefined || length > 0x7f) return undefined;
-  const start = at + CN_OID.length + 2;
-  return der.subarray(start, start + length).toString('utf8');
 }
 
 function assertRequestFor(material: VpnMaterial | undefined, user: string, device: string): void {

@@ -17,6 +17,25 @@ export const HOST_CERT_EXTENSIONS = [
   'authorityKeyIdentifier=keyid',
 ].join('\n');
 
+/**
+ * The extended key usage that marks a user VPN device's certificate (issue 18): an OID under the
+ * `2.25` arc (a UUID as an OID, ITU-T X.667: needs no registration). Host certificates never carry
+ * it, so the user VPN server (`remote-cert-eku`) refuses a host certificate cryptographically.
+ */
+export const USER_VPN_CLIENT_EKU = '2.25.207923315947470735416327185409620374617';
+
+/** Extensions of a user VPN device certificate: a TLS client only (no serverAuth: never a host). */
+export const USER_VPN_CLIENT_CERT_EXTENSIONS = [
+  'basicConstraints=critical,CA:FALSE',
+  'keyUsage=critical,digitalSignature,keyAgreement',
+  `extendedKeyUsage=clientAuth,${USER_VPN_CLIENT_EKU}`,
+  'subjectKeyIdentifier=hash',
+  'authorityKeyIdentifier=keyid',
+].join('\n');
+
+/** Which kind of certificate the CA issues for a request. */
+export type CertificateProfile = 'host' | 'user-vpn-client';
+
 export interface RequestInfo {
   /** The CN of the request's subject, if any. */
   readonly commonName?: string;
@@ -30,6 +49,29 @@ export interface SignRequestInput {
   readonly caCertPath: string;
   readonly caKeyPath: string;
   readonly days: number;
+  /** Default `host`. */
+  readonly profile?: CertificateProfile;
+}
+
+/** One entry of a certificate revocation list. */
+export interface RevokedEntry {
+  /** The serial number, upper-case hex without leading zeros (openssl's form). */
+  readonly serial: string;
+  /** When it was revoked (ISO 8601). */
+  readonly revokedAt: string;
+}
+
+export interface CreateCrlInput {
+  readonly caCertPath: string;
+  readonly caKeyPath: string;
+  readonly revoked: readonly RevokedEntry[];
+  readonly days: number;
+}
+
+export interface CrlInfo {
+  readonly revoked: RevokedEntry[];
+  /** The CRL's nextUpdate (ISO 8601). */
+  readonly nextUpdate: string;
 }
 
 export interface OpensslDriver {
@@ -43,6 +85,12 @@ export interface OpensslDriver {
   signRequest(input: SignRequestInput): Promise<string>;
   /** Subject and public key of a request whose self-signature verifies; throws otherwise. */
   describeRequest(request: string): Promise<RequestInfo>;
+  /** A new EC P-256 key and its request (CN=`commonName`) in one process, both only in memory: the caller keeps the key out of every output. */
+  createKeyAndRequest(commonName: string): Promise<{ key: string; request: string }>;
+  /** A CRL (PEM) the CA signs, listing `revoked`, valid `days`. */
+  createCrl(input: CreateCrlInput): Promise<string>;
+  /** The entries and nextUpdate of a CRL whose signature verifies against the CA certificate at `caCertPath`; throws otherwise. */
+  describeCrl(crl: string, caCertPath: string): Promise<CrlInfo>;
 }
 
 // Pure command lines, exported for unit tests.
@@ -97,6 +145,90 @@ export const signRequestArgs = (requestPath: string, extPath: string, input: Sig
   '-',
 ];
 
+export const createKeyAndRequestArgs = (commonName: string): string[] => [
+  'req',
+  '-new',
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:prime256v1',
+  '-nodes',
+  '-keyout',
+  '-',
+  '-subj',
+  `/CN=${commonName}`,
+  '-out',
+  '-',
+];
+
+export const createCrlArgs = (configPath: string, input: CreateCrlInput): string[] => [
+  'ca',
+  '-gencrl',
+  '-batch',
+  '-config',
+  configPath,
+  '-cert',
+  input.caCertPath,
+  '-keyfile',
+  input.caKeyPath,
+  '-crldays',
+  String(input.days),
+  '-md',
+  'sha256',
+  '-out',
+  '-',
+];
+
+export const describeCrlArgs = (caCertPath: string): string[] => ['crl', '-noout', '-text', '-CAfile', caCertPath];
+
+/** `openssl ca`'s index date: UTCTime `YYMMDDHHMMSSZ`. */
+export function indexDate(iso: string): string {
+  const d = new Date(iso);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getUTCFullYear() % 100)}${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
+}
+
+/**
+ * The `openssl ca` index of a CRL: one revoked (`R`) line per entry. The expiry column is required by
+ * the format but unused by -gencrl; the subject is unknown to a CRL and left as a placeholder.
+ */
+export function crlIndex(revoked: readonly RevokedEntry[]): string {
+  // openssl's index wants an even number of hex digits.
+  const even = (serial: string) => (serial.length % 2 === 1 ? `0${serial}` : serial);
+  return revoked.map((r) => `R\t491231235959Z\t${indexDate(r.revokedAt)}\t${even(r.serial)}\tunknown\t/CN=revoked\n`).join('');
+}
+
+export const crlConfig = (dir: string): string =>
+  [
+    '[ca]',
+    'default_ca = sc_ca',
+    '[sc_ca]',
+    `database = ${dir}/index.txt`,
+    `crlnumber = ${dir}/crlnumber`,
+    'default_md = sha256',
+    'crl_extensions = sc_crl_ext',
+    '[sc_crl_ext]',
+    'authorityKeyIdentifier = keyid:always',
+    '',
+  ].join('\n');
+
+/** Parses `openssl crl -noout -text`: the revoked serials with their dates, and nextUpdate. */
+export function parseCrlText(stdout: string): CrlInfo {
+  const next = /Next Update: (.+)$/m.exec(stdout)?.[1]?.trim();
+  const nextUpdate = next !== undefined ? new Date(next) : undefined;
+  if (nextUpdate === undefined || Number.isNaN(nextUpdate.getTime())) throw new Error('openssl printed no Next Update for the CRL');
+  const revoked: RevokedEntry[] = [];
+  const entry = /Serial Number: ([0-9A-Fa-f]+)\s+Revocation Date: ([^\n]+)/g;
+  for (let m = entry.exec(stdout); m !== null; m = entry.exec(stdout)) {
+    const at = new Date((m[2] as string).trim());
+    revoked.push({ serial: normalSerial(m[1] as string), revokedAt: Number.isNaN(at.getTime()) ? new Date(0).toISOString() : at.toISOString() });
+  }
+  return { revoked, nextUpdate: nextUpdate.toISOString() };
+}
+
+/** Serial numbers compared as upper-case hex without leading zeros (Node's and openssl's forms differ). */
+export const normalSerial = (hex: string): string => hex.toUpperCase().replace(/^0+(?=.)/, '');
+
 export const describeRequestArgs = (): string[] => ['req', '-noout', '-verify', '-subject', '-pubkey', '-nameopt', 'RFC2253'];
 
 /** Parses `openssl req -noout -subject -pubkey -nameopt RFC2253` output. */
@@ -136,13 +268,48 @@ export function createOpensslDriver(exec: Exec): OpensslDriver {
         const requestPath = path.join(dir, 'request.csr');
         const extPath = path.join(dir, 'host.ext');
         await writeFile(requestPath, input.request, { mode: 0o600 });
-        await writeFile(extPath, `${HOST_CERT_EXTENSIONS}\n`, { mode: 0o600 });
+        const extensions = input.profile === 'user-vpn-client' ? USER_VPN_CLIENT_CERT_EXTENSIONS : HOST_CERT_EXTENSIONS;
+        await writeFile(extPath, `${extensions}\n`, { mode: 0o600 });
         const serial = randomBytes(16)
           .toString('hex')
           .replace(/^[89a-f]/, '1');
         return pemOnly((await openssl(signRequestArgs(requestPath, extPath, input, serial))).stdout, 'CERTIFICATE');
       } finally {
         await rm(dir, { recursive: true, force: true });
+      }
+    },
+    async createKeyAndRequest(commonName) {
+      // Both PEM blocks come on stdout; a failure's error carries stderr only, never what was printed.
+      let stdout: string;
+      try {
+        stdout = (await openssl(createKeyAndRequestArgs(commonName))).stdout;
+      } catch (error) {
+        if (error instanceof HostCommandError) throw new HostCommandError(error.command, error.code, error.stderr);
+        throw error;
+      }
+      return { key: pemOnly(stdout, 'PRIVATE KEY'), request: pemOnly(stdout, 'CERTIFICATE REQUEST') };
+    },
+    async createCrl(input) {
+      // openssl ca keeps its state in files: a private temp dir holds an index built from `revoked`.
+      const dir = await mkdtemp(path.join(tmpdir(), 'sc-crl-'));
+      try {
+        const configPath = path.join(dir, 'ca.cnf');
+        await writeFile(configPath, crlConfig(dir), { mode: 0o600 });
+        await writeFile(path.join(dir, 'index.txt'), crlIndex(input.revoked), { mode: 0o600 });
+        await writeFile(path.join(dir, 'crlnumber'), `${Date.now().toString(16).toUpperCase().padStart(16, '0')}\n`, { mode: 0o600 });
+        return pemOnly((await openssl(createCrlArgs(configPath, input))).stdout, 'X509 CRL');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    async describeCrl(crl, caCertPath) {
+      const result = await openssl(describeCrlArgs(caCertPath), crl);
+      if (!/verify OK/.test(result.stderr))
+        throw new HostCommandError(result.command, result.exitCode, result.stderr, '', { reason: 'the CRL does not verify' });
+      try {
+        return parseCrlText(result.stdout);
+      } catch (error) {
+        throw new HostCommandError(result.command, result.exitCode, result.stderr, '', { reason: (error as Error).message });
       }
     },
     async describeRequest(request) {

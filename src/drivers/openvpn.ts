@@ -3,6 +3,7 @@
 // in --netns itself. Both are observed in one pass from sc's files (config, pid, log) and /proc.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, unlink } from 'node:fs/promises';
+import { createConnection } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomic } from './atomic-file.js';
@@ -23,6 +24,8 @@ export const tunnelFiles = (device: string) => ({
   pid: `${OPENVPN_RUN_DIR}/${device}.pid`,
   status: `${OPENVPN_RUN_DIR}/${device}.status`,
   log: `${OPENVPN_RUN_DIR}/${device}.log`,
+  /** The management socket of a server that has one (the user VPN server). */
+  management: `${OPENVPN_RUN_DIR}/${device}.mgmt`,
 });
 
 /** One tunnel config found on the host, with what its process and log say. */
@@ -52,6 +55,54 @@ export interface OpenvpnDriver {
   stop(device: string, role: TunnelRole | undefined): Promise<void>;
   /** Stops the tunnel and deletes its config and runtime files. */
   remove(device: string, role: TunnelRole | undefined): Promise<void>;
+  /**
+   * One command on the server's management socket (`status 2`, `kill CN`): the reply's lines
+   * (without notifications and the closing END). Throws when the socket does not answer or says ERROR.
+   */
+  manage(device: string, command: string): Promise<string[]>;
+}
+
+const MANAGEMENT_TIMEOUT_MS = 5000;
+
+/** Talks to an OpenVPN management unix socket: one command, its reply. Commands are sc's own, one line. */
+export function managementCommand(socketPath: string, command: string): Promise<string[]> {
+  if (/[\r\n]/.test(command)) return Promise.reject(new Error('a management command is one line'));
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ path: socketPath });
+    let buffer = '';
+    let sent = false;
+    const lines: string[] = [];
+    const done = (error: Error | undefined) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(lines);
+    };
+    const timer = setTimeout(() => done(new Error(`no answer from the management socket ${socketPath} to "${command}"`)), MANAGEMENT_TIMEOUT_MS);
+    socket.on('error', (error) => done(new Error(`management socket ${socketPath}: ${error.message}`)));
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      let at = buffer.indexOf('\n');
+      while (at >= 0) {
+        const line = buffer.slice(0, at).replace(/\r$/, '');
+        buffer = buffer.slice(at + 1);
+        at = buffer.indexOf('\n');
+        if (line.startsWith('>')) {
+          // The greeting (>INFO) comes first: the command goes after it. Other notifications are skipped.
+          if (!sent) {
+            sent = true;
+            socket.write(`${command}\n`);
+          }
+          continue;
+        }
+        if (!sent) continue;
+        if (line.startsWith('ERROR:')) return done(new Error(`openvpn management "${command}": ${line}`));
+        if (line === 'END') return done(undefined);
+        lines.push(line);
+        if (line.startsWith('SUCCESS:')) return done(undefined);
+      }
+    });
+  });
 }
 
 /** The systemd unit of a tunnel: the lower hostnet's end is the TLS server. */
@@ -201,6 +252,10 @@ export function createOpenvpnDriver(options: CreateOpenvpnOptions): OpenvpnDrive
 
     stop,
 
+    manage(device, command) {
+      return managementCommand(files.hostPath(tunnelFiles(device).management), command);
+    },
+
     async remove(device, role) {
       await stop(device, role);
       const files = at(device);
@@ -208,6 +263,7 @@ export function createOpenvpnDriver(options: CreateOpenvpnOptions): OpenvpnDrive
       await rm(files.config, { force: true });
       await rm(files.status, { force: true });
       await rm(files.log, { force: true });
+      await rm(options.files.hostPath(tunnelFiles(device).management), { force: true });
     },
   };
 }

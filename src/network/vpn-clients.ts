@@ -39,3 +39,20 @@ export function vpnClientAddress(n: UserNet, hostPart: number): string {
 export function vpnClientCommonName(user: string, device: string): string {
   return `${user}@${device}`;
 }
+
+/** OID 2.5.4.3 (commonName) as DER: 06 03 55 04 03. */
+const CN_OID = Buffer.from([0x06, 0x03, 0x55, 0x04, 0x03]);
+
+/**
+ * The subject common name of a PEM certificate request: in a request the subject is the first
+ * name, so the first commonName attribute is its CN (short-form lengths: a CN is at most 64 bytes).
+ */
+export function csrCommonName(csr: string): string | undefined {
+  const der = Buffer.from(csr.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const at = der.indexOf(CN_OID);
+  if (at < 0) return undefined;
+  const length = der[at + CN_OID.length + 1];
+  if (length === undefined || length > 0x7f) return undefined;
+  const start = at + CN_OID.length + 2;
+  return der.subarray(start, start + length).toString('utf8');
+}

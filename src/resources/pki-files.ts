@@ -12,12 +12,18 @@ export const HOST_KEY_PATH = `${PKI_DIR}/host.key`;
 export const HOST_CERT_PATH = `${PKI_DIR}/host.crt`;
 export const CA_CERT_PATH = `${PKI_DIR}/ca.crt`;
 export const CA_KEY_PATH = `${PKI_DIR}/ca.key`;
+/** The cluster's CRL as installed on a host with a user VPN server (its `crl-verify`). */
+export const CRL_PATH = `${PKI_DIR}/crl.pem`;
 
 /** The datastore's public PKI exchange, relative to the datastore dir. */
 export const DATASTORE_PKI = 'pki';
 export const requestFile = (fqdn: string): string => path.join(DATASTORE_PKI, 'requests', `${fqdn}.csr`);
 export const certFile = (fqdn: string): string => path.join(DATASTORE_PKI, 'certs', `${fqdn}.crt`);
 export const CA_CERT_FILE = path.join(DATASTORE_PKI, 'ca.crt');
+/** The latest certificate the CA issued to a user VPN device (CN `USER@DEVICE`); kept after revocation. */
+export const clientCertFile = (commonName: string): string => path.join(DATASTORE_PKI, 'clients', `${commonName}.crt`);
+/** The CA's certificate revocation list: the user VPN servers refuse what it lists. */
+export const CRL_FILE = path.join(DATASTORE_PKI, 'crl.pem');
 
 const DAY_MS = 86_400_000;
 /** Certificates are re-issued when they expire within this many days. */
@@ -57,6 +63,21 @@ export function issuedBy(cert: X509Certificate, ca: X509Certificate | undefined)
     return false;
   }
 }
+
+/** The DER of a PEM block. */
+const pemDer = (pem: string): Buffer => Buffer.from(pem.replace(/-----[A-Z0-9 ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+
+/**
+ * Whether `cert` certifies the key of the request `csrPem`: a request carries its SubjectPublicKeyInfo
+ * verbatim, so the certificate's SPKI DER is found inside the request's DER (no process per device).
+ */
+export function certifiesRequestKey(cert: X509Certificate, csrPem: string): boolean {
+  return pemDer(csrPem).includes(cert.publicKey.export({ type: 'spki', format: 'der' }));
+}
+
+/** Whether the request `csrPem` is for the private key `key` (the same verbatim SPKI test). */
+export const requestIsForKey = (csrPem: string, key: KeyObject): boolean =>
+  pemDer(csrPem).includes(createPublicKey(key).export({ type: 'spki', format: 'der' }));
 
 /** The host's private PKI files under --root, through the files driver. */
 export function localPki(drivers: Drivers) {

@@ -7,6 +7,7 @@ import type { Drivers } from '../drivers/types.js';
 import { ScError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import type { DesiredObject, ObjectRef, ObservedObject, ObserveContext, ResourceHandler } from './contract.js';
+import { clientMaterials, clientSigningState, signClients, type ClientMaterial } from './pki-clients.js';
 import {
   CA_CERT_FILE,
   CA_CERT_PATH,
@@ -30,6 +31,8 @@ export const HOST_CERT_REF: ObjectRef = { kind: PKI_KIND, id: 'host-cert' };
 const HOST_KEY_REF: ObjectRef = { kind: PKI_KIND, id: 'host-key' };
 const CA_REF: ObjectRef = { kind: PKI_KIND, id: 'ca' };
 const SIGNING_REF: ObjectRef = { kind: PKI_KIND, id: 'signing' };
+/** CA host only: the user VPN devices' certificates and the CRL. */
+export const CLIENTS_REF: ObjectRef = { kind: PKI_KIND, id: 'clients' };
 
 export const HOST_CERT_DAYS = 825;
 export const CA_CERT_DAYS = 3650;
@@ -56,6 +59,12 @@ export interface PkiSpec {
   readonly refused?: readonly string[];
   /** host-cert and signing on the CA host, desired only: the cluster's hosts, whose requests it signs. */
   readonly members?: readonly string[];
+  /** clients: published device certificates to revoke (their device is gone or has a new key). */
+  readonly revoke?: readonly string[];
+  /** clients: the published CRL is signed by the CA and not near its nextUpdate. */
+  readonly crl?: 'current' | 'stale' | 'absent';
+  /** clients, desired only: every device's public material, by certificate name. */
+  readonly devices?: Readonly<Record<string, ClientMaterial>>;
 }
 
 /**
@@ -338,6 +347,12 @@ export const pkiHandler = {
           description: `cluster ${host.cluster}`,
         },
         { ref: SIGNING_REF, spec: { pending: [], ...members }, dependsOn: [CA_REF], description: `requests of cluster ${host.cluster}` },
+        {
+          ref: CLIENTS_REF,
+          spec: { pending: [], revoke: [], crl: 'current', devices: clientMaterials(model) },
+          dependsOn: [CA_REF],
+          description: 'user VPN device certificates and the CRL',
+        },
       );
     }
     return objects;
@@ -356,12 +371,20 @@ export const pkiHandler = {
         owned: true,
         description: refused.length ? `refused: ${refused.join('; ')}` : `requests of cluster ${host.cluster}`,
       });
+      const devices = desired.find((d) => d.ref.id === CLIENTS_REF.id)?.spec.devices ?? {};
+      const clients = await clientSigningState(drivers, host, devices);
+      observed.push({
+        ref: CLIENTS_REF,
+        spec: { pending: clients.pending, revoke: clients.revoke, crl: clients.crl, refused: clients.refused },
+        owned: true,
+        description: clients.refused.length ? `refused: ${clients.refused.join('; ')}` : 'user VPN device certificates and the CRL',
+      });
     }
     return observed;
   },
 
-  normalize(spec: PkiSpec): Omit<PkiSpec, 'refused' | 'members'> {
-    const { refused: _refused, members: _members, ...compared } = spec;
+  normalize(spec: PkiSpec): Omit<PkiSpec, 'refused' | 'members' | 'devices'> {
+    const { refused: _refused, members: _members, devices: _devices, ...compared } = spec;
     return compared;
   },
 
@@ -386,6 +409,8 @@ export const pkiHandler = {
         return ensureCa(drivers, host);
       case SIGNING_REF.id:
         return signPending(drivers, host, membersOf(want));
+      case CLIENTS_REF.id:
+        return signClients(drivers, host, want.spec.devices ?? {}, COMMAND);
       default:
         throw new UserError(`unknown pki object ${want.ref.id}`);
     }

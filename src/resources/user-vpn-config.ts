@@ -8,11 +8,12 @@
 import { createHash } from 'node:crypto';
 import { findHost, type Model } from '../datastore/model.js';
 import type { HostContext } from '../host-context.js';
-import { userSubnet } from '../network/address-plan.js';
+import { userSubnet, VPN_CLIENTS } from '../network/address-plan.js';
 import { bridgeName } from '../network/interface-names.js';
 import { resolveUserNet } from '../network/user-network.js';
 import { vpnClientAddress, vpnClientCommonName } from '../network/vpn-clients.js';
 import { userVpnPort } from '../access/vpn-client-config.js';
+import { USER_VPN_CLIENT_EKU } from '../drivers/openssl.js';
 import { USER_VPN_MARK } from '../drivers/openvpn.js';
 import { routeArgs } from './vpn-config.js';
 
@@ -45,6 +46,25 @@ export interface UserVpnPlan {
   readonly clients: readonly UserVpnClient[];
   /** The bridges of these users here: proxy ARP on them answers the containers for the devices' addresses. */
   readonly bridges: readonly string[];
+  /**
+   * Routed into the tun: the whole .201–.250 range of each of these users' /24 here, not each
+   * device's address, so adding or removing a device never changes the server's config (and never
+   * restarts it under the other devices).
+   */
+  readonly routes: readonly string[];
+}
+
+/** The aligned CIDR blocks that cover host parts `first`–`last` of the /24 at `network` (a.b.c.0). */
+export function rangeBlocks(network: string, first: number, last: number): string[] {
+  const prefix = network.replace(/\.0$/, '');
+  const blocks: string[] = [];
+  for (let at = first; at <= last;) {
+    let size = 1;
+    while (at % (size * 2) === 0 && at + size * 2 - 1 <= last) size *= 2;
+    blocks.push(`${prefix}.${at}/${32 - Math.log2(size)}`);
+    at += size;
+  }
+  return blocks;
 }
 
 const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -56,6 +76,7 @@ export function userVpnPlan(model: Model, host: HostContext): UserVpnPlan | unde
   const usersHere = [...new Set(containers.filter((c) => c.host === host.name).map((c) => c.user))].sort(byText);
   const clients: UserVpnClient[] = [];
   const bridges: string[] = [];
+  const routes: string[] = [];
   for (const user of usersHere) {
     const devices = (Object.hasOwn(model.users, user) ? model.users[user]?.vpn_clients : undefined) ?? [];
     if (devices.length === 0) continue;
@@ -70,6 +91,7 @@ export function userVpnPlan(model: Model, host: HostContext): UserVpnPlan | unde
       })
       .sort(byText);
     bridges.push(bridgeName(net));
+    routes.push(...rangeBlocks(userSubnet(net).network, VPN_CLIENTS.first, VPN_CLIENTS.last));
     for (const device of [...devices].sort((a, b) => a.host_part - b.host_part)) {
       clients.push({
         user,
@@ -81,20 +103,29 @@ export function userVpnPlan(model: Model, host: HostContext): UserVpnPlan | unde
     }
   }
   if (clients.length === 0) return undefined;
-  return { device: userVpnDevice(host.host.hostnet), port: userVpnPort(model), clients, bridges: bridges.sort(byText) };
+  return { device: userVpnDevice(host.host.hostnet), port: userVpnPort(model), clients, bridges: bridges.sort(byText), routes };
 }
 
 export interface UserVpnPaths {
   readonly caCert: string;
   readonly cert: string;
   readonly key: string;
+  /** The cluster's CRL as installed here. */
+  readonly crl: string;
   readonly ccdDir: string;
+  /** The management socket: sc drops the session of a device that was removed. */
+  readonly management: string;
   readonly pid: string;
   readonly status: string;
   readonly log: string;
 }
 
-/** The OpenVPN TLS server: point-to-point per client, each client's address routed into the tun. */
+/**
+ * The OpenVPN TLS server: point-to-point per client, the users' device ranges routed into the tun.
+ * Who may connect, three checks: a certificate of the cluster CA with the user VPN EKU (host
+ * certificates lack it), not revoked (the CRL, re-read by OpenVPN when the file changes), and with a
+ * client-config-dir file for its name (ccd-exclusive: only the devices in the datastore).
+ */
 export function renderUserVpnServerConfig(plan: UserVpnPlan, host: HostContext, paths: UserVpnPaths): string {
   const server = userVpnServerAddress(host.host.hostnet);
   const lines = [
@@ -109,14 +140,16 @@ export function renderUserVpnServerConfig(plan: UserVpnPlan, host: HostContext, 
     `local ${host.host.host_ip}`,
     `lport ${plan.port}`,
     `ifconfig ${server.local} ${server.remote}`,
-    ...plan.clients.map((c) => `route ${c.address} 255.255.255.255`),
+    ...plan.routes.map((cidr) => `route ${routeArgs(cidr)}`),
     `client-config-dir ${paths.ccdDir}`,
     'ccd-exclusive',
-    'remote-cert-tls client',
+    `remote-cert-eku ${USER_VPN_CLIENT_EKU}`,
     'dh none',
     `ca ${paths.caCert}`,
     `cert ${paths.cert}`,
     `key ${paths.key}`,
+    `crl-verify ${paths.crl}`,
+    `management ${paths.management} unix`,
     'tls-version-min 1.2',
     'data-ciphers AES-256-GCM:CHACHA20-POLY1305',
     'keepalive 10 60',

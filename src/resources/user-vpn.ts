@@ -5,6 +5,7 @@
 // sc loaded it: a rule deleted or added by hand is a change) and proxy ARP on the users' bridges
 // (the containers reach a device's address, which lies in their own /24, through the host).
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Model } from '../datastore/model.js';
 import { OPENVPN_CONFIG_DIR, OPENVPN_RUN_DIR, tunnelFiles, type OpenvpnDriver } from '../drivers/openvpn.js';
 import type { Drivers } from '../drivers/types.js';
@@ -12,8 +13,8 @@ import { ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import { BRIDGE_KIND } from './bridge.js';
 import type { DesiredObject, ObservedObject, ObserveContext, ResourceHandler } from './contract.js';
-import { CA_CERT_PATH, HOST_CERT_PATH, HOST_KEY_PATH } from './pki-files.js';
-import { HOST_CERT_REF, PKI_KIND, needsClusterPki } from './pki.js';
+import { CA_CERT_PATH, CRL_FILE, CRL_PATH, HOST_CERT_PATH, HOST_KEY_PATH } from './pki-files.js';
+import { CLIENTS_REF, HOST_CERT_REF, PKI_KIND, PendingSignatureError, needsClusterPki } from './pki.js';
 import {
   parseUserVpnStatus,
   renderClientConfigFile,
@@ -43,6 +44,10 @@ export interface UserVpnSpec {
   readonly filter: string;
   /** The bridges (of the desired ones) with proxy ARP on. */
   readonly proxyArp: readonly string[];
+  /** The CRL installed here is the one the CA published (`absent`: none installed). */
+  readonly crl: 'current' | 'stale' | 'absent';
+  /** Devices connected now (the management socket says) that may no longer connect: their sessions are dropped. */
+  readonly strays: readonly string[];
   /** Observed only (status, never compared): the devices connected now, from the server's status file. */
   readonly connected?: readonly ConnectedClient[];
   /** Desired only: what to write. */
@@ -70,6 +75,21 @@ async function filterListingDigest(drivers: Drivers): Promise<string | undefined
 const sorted = <T>(record: Record<string, T>): Record<string, T> =>
   Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
+/** The devices connected to the server now: its management socket (live), else its status file (≤ 10 s old). */
+async function connectedNow(drivers: Drivers, device: string): Promise<ConnectedClient[]> {
+  try {
+    return parseUserVpnStatus((await openvpnOf(drivers).manage(device, 'status 2')).join('\n'));
+  } catch {
+    const text = await drivers.files.read(tunnelFiles(device).status).catch(() => undefined);
+    return text !== undefined ? parseUserVpnStatus(text) : [];
+  }
+}
+
+function crlState(installed: string | undefined, published: string | undefined): UserVpnSpec['crl'] {
+  if (installed === undefined) return 'absent';
+  return published === undefined || installed === published ? 'current' : 'stale';
+}
+
 export const userVpnHandler = {
   kind: USER_VPN_KIND,
   dependsOnKinds: [PKI_KIND, BRIDGE_KIND],
@@ -85,7 +105,9 @@ export const userVpnHandler = {
       caCert: at(CA_CERT_PATH),
       cert: at(HOST_CERT_PATH),
       key: at(HOST_KEY_PATH),
+      crl: at(CRL_PATH),
       ccdDir: at(ccdDir(plan.device)),
+      management: at(files.management),
       pid: at(files.pid),
       status: at(files.status),
       log: at(files.log),
@@ -103,11 +125,14 @@ export const userVpnHandler = {
           clients: Object.fromEntries(Object.entries(clientTexts).map(([cn, text]) => [cn, textDigest(text)])),
           filter: textDigest(filterText),
           proxyArp: plan.bridges,
+          crl: 'current',
+          strays: [],
           configText,
           clientTexts,
           filterText,
         },
-        dependsOn: [HOST_CERT_REF, ...plan.bridges.map((id) => ({ kind: BRIDGE_KIND, id }))],
+        // On the CA host the CRL is brought up to date first (a removed device is revoked before its session is dropped).
+        dependsOn: [HOST_CERT_REF, ...(host.host.ca === true ? [CLIENTS_REF] : []), ...plan.bridges.map((id) => ({ kind: BRIDGE_KIND, id }))],
         description: `${plan.device} udp ${plan.port}: ${plan.clients.map((c) => `${c.commonName} ${c.address}`).join(', ')}`,
       },
     ];
@@ -133,7 +158,12 @@ export const userVpnHandler = {
     }
     const running = server?.running === true;
     const started = running ? (await drivers.files.read(credentialsRecord(device)).catch(() => undefined))?.trim() : undefined;
-    const statusText = running ? await drivers.files.read(tunnelFiles(device).status).catch(() => undefined) : undefined;
+    const connected = running ? await connectedNow(drivers, device) : [];
+    const allowed = new Set(Object.keys(want?.clients ?? {}));
+    const [installedCrl, publishedCrl] = await Promise.all([
+      drivers.files.read(CRL_PATH).catch(() => undefined),
+      host.pki?.read(CRL_FILE).catch(() => undefined),
+    ]);
     return [
       {
         ref: { kind: USER_VPN_KIND, id: USER_VPN_ID },
@@ -145,7 +175,9 @@ export const userVpnHandler = {
           clients: sorted(clients),
           filter,
           proxyArp,
-          connected: statusText !== undefined ? parseUserVpnStatus(statusText) : [],
+          crl: crlState(installedCrl, publishedCrl),
+          strays: [...new Set(connected.map((c) => c.common_name).filter((cn) => !allowed.has(cn)))].sort(),
+          connected,
         },
         owned: true,
         description: `${device}${running ? ' running' : ' stopped'}, ${Object.keys(clients).length} client(s)`,
@@ -162,12 +194,14 @@ export const userVpnHandler = {
       clients: spec.clients,
       filter: spec.filter,
       proxyArp: spec.proxyArp,
+      crl: spec.crl,
+      strays: spec.strays,
     };
   },
 
   canUpdate: () => true,
 
-  async create(drivers: Drivers, _host: HostContext, want: DesiredObject<UserVpnSpec>): Promise<void> {
+  async create(drivers: Drivers, host: HostContext, want: DesiredObject<UserVpnSpec>): Promise<void> {
     const { device, configText, clientTexts, filterText } = want.spec;
     if (configText === undefined || clientTexts === undefined || filterText === undefined)
       throw new ScError(`user-vpn/${want.ref.id} has nothing to write`);
@@ -181,7 +215,15 @@ export const userVpnHandler = {
       if (!Object.hasOwn(clientTexts, e.name)) await drivers.files.remove(`${ccdDir(device)}/${e.name}`);
     }
     for (const bridge of want.spec.proxyArp) await drivers.sysctl.write(proxyArpKey(bridge), '1');
-    // Client files are read at each connection: only a changed config or certificate restarts the server.
+    // The CRL: openvpn re-reads the file when it changed, at the next connection; never a restart.
+    const published = await host.pki?.read(CRL_FILE);
+    if (published !== undefined && (await drivers.files.read(CRL_PATH)) !== published) await drivers.files.write(CRL_PATH, published);
+    if ((await drivers.files.read(CRL_PATH)) === undefined) {
+      throw new PendingSignatureError(
+        `waiting for the cluster's CRL (${CRL_FILE}): the CA host publishes it on its next sc apply; the user VPN server starts after it`,
+      );
+    }
+    // Client files and the CRL are read at each connection: only a changed config or certificate restarts the server.
     const list = await openvpn.list();
     const server = list.find((t) => t.userVpn === true && t.device === device);
     const changed = await openvpn.writeConfig(device, configText);
@@ -190,7 +232,15 @@ export const userVpnHandler = {
     if (changed || server?.running !== true || started !== credentials) {
       await openvpn.start(device, 'server');
       await drivers.files.write(credentialsRecord(device), `${credentials}\n`);
+      return;
     }
+    // A removed device's live session: dropped by name (`kill CN`), the other devices stay connected.
+    const strays = async () => (await connectedNow(drivers, device)).map((c) => c.common_name).filter((cn) => !Object.hasOwn(clientTexts, cn));
+    const dropped = await strays();
+    if (dropped.length === 0) return;
+    for (const cn of new Set(dropped)) await openvpn.manage(device, `kill ${cn}`);
+    // openvpn closes a killed instance on its next event-loop turn: wait for it (briefly) so the next diff sees it gone.
+    for (let i = 0; i < 20 && (await strays()).length > 0; i += 1) await sleep(100);
   },
 
   async update(drivers: Drivers, host: HostContext, want: DesiredObject<UserVpnSpec>, have: ObservedObject<UserVpnSpec>): Promise<void> {

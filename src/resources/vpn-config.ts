@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto';
 import type { TunnelRole } from '../drivers/openvpn.js';
 import type { VpnLink } from '../network/vpn-plan.js';
 
+/** id-kp-serverAuth: only host certificates have it. */
+export const SERVER_AUTH_EKU = '1.3.6.1.5.5.7.3.1';
+
 export interface TunnelEnd {
   readonly fqdn: string;
   readonly hostnet: number;
@@ -48,7 +51,9 @@ export function renderTunnelConfig(link: VpnLink, self: TunnelEnd, peer: TunnelE
     `remote ${peer.hostIp} ${link.port}`,
     `ifconfig ${link.addressOf(self.hostnet)} ${link.peerAddressOf(self.hostnet)}`,
     `route ${routeArgs(link.routeVia(self.hostnet))}`,
-    ...(role === 'server' ? ['tls-server', 'dh none', 'remote-cert-tls client'] : ['tls-client', 'remote-cert-tls server']),
+    // Both ends require the peer's certificate to be a host's: serverAuth, which host certificates
+    // carry and user VPN device certificates never do (and the peer's name, below).
+    ...(role === 'server' ? ['tls-server', 'dh none', `remote-cert-eku ${SERVER_AUTH_EKU}`] : ['tls-client', 'remote-cert-tls server']),
     `ca ${paths.caCert}`,
     `cert ${paths.cert}`,
     `key ${paths.key}`,

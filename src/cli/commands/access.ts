@@ -11,11 +11,37 @@ import { ScError, UserError } from '../../errors.js';
 import { ROOT_USERNAME } from '../../network/user-network.js';
 import { parsePasswd } from '../../access/account-database.js';
 import { runCommand } from '../command-runner.js';
-import { findVpnClient, renderVpnClientConfig, vpnClientConfig } from '../../access/vpn-client-config.js';
+import {
+  deviceProfile,
+  deviceProfileKey,
+  findVpnClient,
+  renderVpnClientConfig,
+  vpnClientConfig,
+  type VpnClientConfig,
+} from '../../access/vpn-client-config.js';
 import { assertDeviceName } from '../../datastore/vpn-client-edits.js';
 import { datastorePlace, pkiExchange } from '../../datastore/pki-exchange.js';
-import { CA_CERT_FILE } from '../../resources/pki-files.js';
+import type { LoadedDatastore } from '../../datastore/load-datastore.js';
+import { vpnClientCommonName } from '../../network/vpn-clients.js';
+import { clientCertFits } from '../../resources/pki-clients.js';
+import { CA_CERT_FILE, clientCertFile, parseCertificate, parsePrivateKey, publicKeyPem, requestIsForKey } from '../../resources/pki-files.js';
+import type { CommandContext } from '../command-runner.js';
+import { readProfileFile, replaceProfileFile } from '../device-profile-file.js';
 import { hostContext, openDatastore } from '../open-datastore.js';
+
+/**
+ * The client configs of USER's DEVICE with what is published: the CA certificate, and the device's
+ * certificate when the CA host signed one that fits the device's request (pki/clients).
+ */
+export async function deviceClientConfig(ctx: CommandContext, loaded: LoadedDatastore, user: string, device: string): Promise<VpnClientConfig> {
+  const client = findVpnClient(loaded.model, user, device);
+  const exchange = pkiExchange(datastorePlace(loaded), ctx.options.host, ctx.options.root);
+  const caCert = await exchange.read(CA_CERT_FILE);
+  const cn = vpnClientCommonName(user, device);
+  const issued = await exchange.read(clientCertFile(cn));
+  const fits = clientCertFits(parseCertificate(issued), cn, client, parseCertificate(caCert), new Date());
+  return vpnClientConfig(loaded.model, user, device, caCert, fits ? issued : undefined);
+}
 
 const SHELL_PATH = /^\/[A-Za-z0-9._/+-]+$/;
 
@@ -42,17 +68,20 @@ export function registerAccess(program: Command): void {
     .command('vpn-config')
     .argument('<user>', 'the user')
     .argument('<device>', "one of the user's VPN client devices (sc add-vpn-client)")
-    .description(
-      "print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key), and the openssl command that makes its key and request",
+    .option(
+      '--update <file>',
+      'complete the device profile FILE that "sc add-vpn-client … --out FILE" wrote: rewrite it with the certificate the CA host signed, keeping its key (nothing of the key is printed)',
     )
-    .action((user: string, device: string, _opts, command: Command) =>
+    .description(
+      "print the OpenVPN client config of USER's DEVICE for each host of USER's containers (no key; the certificate inline once the CA host signed it), and the openssl command that makes its key and request",
+    )
+    .action((user: string, device: string, opts: { update?: string }, command: Command) =>
       runCommand(command, async (ctx) => {
         assertUserName(user);
         assertDeviceName(device);
         const loaded = await openDatastore(ctx);
-        findVpnClient(loaded.model, user, device);
-        const caCert = await pkiExchange(datastorePlace(loaded), ctx.options.host, ctx.options.root).read(CA_CERT_FILE);
-        const result = vpnClientConfig(loaded.model, user, device, caCert);
+        const result = await deviceClientConfig(ctx, loaded, user, device);
+        if (opts.update !== undefined) return updateDeviceProfile(opts.update, loaded, result);
         if (!result.caPublished)
           ctx.logger.warn('the cluster CA certificate is not published yet (pki/ca.crt): the configs name a ca.crt file instead');
         return {
@@ -63,6 +92,7 @@ export function registerAccess(program: Command): void {
             common_name: result.commonName,
             openssl_command: result.opensslCommand,
             ca_published: result.caPublished,
+            certificate_published: result.certificatePublished,
             hosts: result.hosts,
           },
         };
@@ -102,4 +132,27 @@ export function registerAccess(program: Command): void {
         return { exitCode };
       }),
     );
+}
+
+/** `sc vpn-config USER DEVICE --update FILE`: the profile rewritten with what is published now, its key kept. */
+async function updateDeviceProfile(file: string, loaded: LoadedDatastore, result: VpnClientConfig) {
+  const key = deviceProfileKey(await readProfileFile(file));
+  if (key === undefined) throw new UserError(`${file} is not a device profile written by sc add-vpn-client --out (no sc mark or no inline key)`);
+  const client = findVpnClient(loaded.model, result.user, result.device);
+  const privateKey = parsePrivateKey(key);
+  const own =
+    privateKey !== undefined &&
+    (client.csr !== undefined
+      ? requestIsForKey(client.csr, privateKey)
+      : client.certificate !== undefined &&
+        parseCertificate(client.certificate)?.publicKey.export({ type: 'spki', format: 'pem' }) === publicKeyPem(privateKey));
+  if (!own) throw new UserError(`${file} holds the key of another request than ${result.commonName}'s in the datastore; nothing was written`);
+  const profile = deviceProfile(result, key);
+  await replaceProfileFile(file, profile.text);
+  const state =
+    result.certificatePublished && result.caPublished ? 'ready' : 'still waiting for the certificate (the CA host signs it on its next sc apply)';
+  return {
+    text: `wrote ${file}: ${result.commonName}${profile.host !== undefined ? ` through ${profile.host}` : ''}, ${state}`,
+    json: { file, common_name: result.commonName, host: profile.host ?? null, ready: result.certificatePublished && result.caPublished },
+  };
 }

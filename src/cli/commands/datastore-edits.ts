@@ -1,6 +1,6 @@
 // The datastore commands that edit files (SPEC §4): add-reseller, add-user, add-ve, destroy-ve,
 // map-port, http-redirect, https-redirect, allocate, add/remove-publickey, add/remove-vpn-client. They change nothing on the host by themselves.
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { allocateMissing } from '../../datastore/allocate.js';
@@ -15,7 +15,16 @@ import {
   type EditResult,
 } from '../../datastore/datastore-edits.js';
 import { addPublicKeys, parseKeyInputs, removePublicKey, type KeyInput } from '../../datastore/key-edits.js';
-import { addVpnClient, parseVpnMaterial, removeVpnClient, VPN_MATERIAL_MAX_BYTES } from '../../datastore/vpn-client-edits.js';
+import { addVpnClient, assertDeviceName, parseVpnMaterial, removeVpnClient, VPN_MATERIAL_MAX_BYTES } from '../../datastore/vpn-client-edits.js';
+import { assertUserName } from '../../datastore/edit-arguments.js';
+import { deviceProfile } from '../../access/vpn-client-config.js';
+import { createExec } from '../../drivers/exec.js';
+import { createOpensslDriver } from '../../drivers/openssl.js';
+import { vpnClientCommonName } from '../../network/vpn-clients.js';
+import { createProfileFile } from '../device-profile-file.js';
+import { openDatastore } from '../open-datastore.js';
+import { deviceClientConfig } from './access.js';
+import { redactUrl } from '../../drivers/url-credentials.js';
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';
@@ -183,17 +192,32 @@ export function registerDatastoreEdits(program: Command): void {
     .argument('<user>', 'the user')
     .argument('<device>', 'a name for the device (lowercase DNS label, e.g. laptop)')
     .option('--csr <file>', "the device's certificate request (or certificate) PEM file: public material only, a private key is refused")
-    .description("add a VPN client device to a user (allocates its address in .201-.250 of the user's /24; stores public material only)")
-    .action((user: string, device: string, opts: { csr?: string }, command: Command) =>
-      edit(command, async (e) =>
+    .option(
+      '--out <file>',
+      'make the key and request here (openssl) and write the device profile FILE (.ovpn, mode 0600, created new: never overwrites) with the key inline; only the request goes into the datastore. ' +
+        'The CA host signs it on its next sc apply; then "sc vpn-config USER DEVICE --update FILE" puts the certificate in',
+    )
+    .description(
+      "add a VPN client device to a user (allocates its address in .201-.250 of the user's /24; stores public material only). " +
+        'The device makes its own key (sc vpn-config prints the openssl command; then --csr FILE), or --out FILE makes it here',
+    )
+    .action((user: string, device: string, opts: { csr?: string; out?: string }, command: Command) => {
+      if (opts.out !== undefined) {
+        const out = opts.out;
+        return runCommand(command, async (ctx) => {
+          if (opts.csr !== undefined) throw new UserError('--out makes the key and the request here: give either --out FILE or --csr FILE, not both');
+          return addDeviceWithProfile(ctx, command, user, device, out);
+        });
+      }
+      return edit(command, async (e) =>
         addVpnClient(
           e,
           user,
           device,
           opts.csr !== undefined ? parseVpnMaterial(await smallTextFile(opts.csr, VPN_MATERIAL_MAX_BYTES), opts.csr) : undefined,
         ),
-      ),
-    );
+      );
+    });
 
   program
     .command('remove-vpn-client')
@@ -230,6 +254,39 @@ async function smallTextFile(file: string, maxBytes: number): Promise<string> {
   if (!info.isFile()) throw new UserError(`${file}: not a regular file`);
   if (info.size > maxBytes) throw new UserError(`${file}: ${info.size} bytes is too big for a certificate request or certificate`);
   return readFile(file, 'utf8');
+}
+
+/**
+ * `sc add-vpn-client USER DEVICE --out FILE`: FILE is created first (exclusively, 0600), the key and
+ * request are made in memory by openssl, the request alone is stored, then FILE gets the profile with
+ * the key inline. Any failure before that removes FILE: no key is left anywhere. The key is never printed.
+ */
+async function addDeviceWithProfile(ctx: CommandContext, command: Command, user: string, device: string, file: string): Promise<CommandResult> {
+  assertUserName(user);
+  assertDeviceName(device);
+  const handle = await createProfileFile(file);
+  let written = false;
+  try {
+    const { key, request } = await createOpensslDriver(createExec({ logger: ctx.logger })).createKeyAndRequest(vpnClientCommonName(user, device));
+    const result = await addVpnClient(await editContext(ctx, command), user, device, { csr: request });
+    const config = await deviceClientConfig(ctx, await openDatastore(ctx), user, device);
+    const profile = deviceProfile(config, key);
+    await handle.writeFile(profile.text);
+    await handle.sync();
+    written = true;
+    const ready = config.caPublished && config.certificatePublished;
+    const out = editOutput(result);
+    const next = ready
+      ? 'ready'
+      : `not ready yet: the CA host signs the request on its next sc apply; then run sc vpn-config ${user} ${device} --update ${file}`;
+    return {
+      text: `${out.text}\nWrote the device profile ${file} (mode 0600, the private key inline${profile.host !== undefined ? `, through ${profile.host}` : ''}): ${next}.`,
+      json: { ...result, profile: { file, host: profile.host ?? null, ready } },
+    };
+  } finally {
+    await handle.close();
+    if (!written) await rm(file, { force: true });
+  }
 }
 
 /** Public key files are small; anything bigger is not one. */

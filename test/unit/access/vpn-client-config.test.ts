@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderVpnClientConfig, vpnClientConfig } from '../../../src/access/vpn-client-config.js';
+import { deviceProfile, deviceProfileKey, renderVpnClientConfig, vpnClientConfig } from '../../../src/access/vpn-client-config.js';
 import type { Model } from '../../../src/datastore/model.js';
 
 const CSR = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/vpn/alice-laptop.csr'), 'utf8');
@@ -90,5 +90,33 @@ describe('vpn-config', () => {
       /alice has no VPN client "tablet" \(add it with "sc add-vpn-client alice tablet"\)/,
     );
     expect(vpnClientConfig(m, 'bob', 'pc', CA).hosts.map((h) => h.address)).toEqual(['10.48.2.201']);
+  });
+});
+
+describe('device profile (add-vpn-client --out, vpn-config --update)', () => {
+  const KEY = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgfakefakefake\n-----END PRIVATE KEY-----\n';
+
+  it('before the certificate: marked NOT READY, the key inline in place of the key file line; the key reads back', () => {
+    const result = vpnClientConfig(model(), 'alice', 'laptop', CA);
+    expect(result.certificatePublished).toBe(false);
+    const profile = deviceProfile(result, KEY);
+    expect(profile.host).toBe('h1.test');
+    expect(profile.text.split('\n')[0]).toMatch(/^# srvctl device profile alice@laptop/);
+    expect(profile.text).toContain('NOT READY');
+    expect(profile.text).toContain('sc vpn-config alice laptop --update FILE');
+    expect(profile.text).toContain('# other hosts of alice');
+    expect(profile.text).not.toMatch(/^key /m);
+    expect(profile.text).toContain(`<key>\n${KEY}</key>`);
+    expect(deviceProfileKey(profile.text)).toBe(KEY);
+    expect(deviceProfileKey(profile.text.replace('# srvctl device profile', '# something'))).toBeUndefined();
+  });
+
+  it('with the issued certificate: ready, the certificate inline', () => {
+    const result = vpnClientConfig(model(), 'alice', 'laptop', CA, CERT);
+    expect(result.certificatePublished).toBe(true);
+    const profile = deviceProfile(result, KEY);
+    expect(profile.text).not.toContain('NOT READY');
+    expect(profile.text).toContain('<cert>\n-----BEGIN CERTIFICATE-----');
+    expect(deviceProfileKey(profile.text)).toBe(KEY);
   });
 });

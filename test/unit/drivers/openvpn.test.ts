@@ -25,6 +25,7 @@ describe('openvpn driver command lines', () => {
       pid: '/run/srvctl/openvpn/scv-1-2.pid',
       status: '/run/srvctl/openvpn/scv-1-2.status',
       log: '/run/srvctl/openvpn/scv-1-2.log',
+      management: '/run/srvctl/openvpn/scv-1-2.mgmt',
     });
     expect(directStartArgs('/r/etc/openvpn/srvctl/scv-1-2.conf', 'scv-1-2')).toEqual([
       '--config',

@@ -5,13 +5,21 @@ import type { Model } from '../../../src/datastore/model.js';
 import type { HostContext } from '../../../src/host-context.js';
 import {
   parseUserVpnStatus,
+  rangeBlocks,
   renderClientConfigFile,
   renderUserVpnFilter,
   renderUserVpnServerConfig,
   userVpnPlan,
 } from '../../../src/resources/user-vpn-config.js';
 import { userVpnHandler } from '../../../src/resources/user-vpn.js';
-import { parseMark } from '../../../src/drivers/openvpn.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseMark, type OpenvpnDriver } from '../../../src/drivers/openvpn.js';
+import { createFilesDriver } from '../../../src/drivers/files.js';
+import { credentialsDigest } from '../../../src/resources/vpn-link.js';
+import { recordingDrivers } from './recording-drivers.js';
+import { USER_VPN_CLIENT_EKU } from '../../../src/drivers/openssl.js';
 
 const clusters = {
   test: {
@@ -76,12 +84,35 @@ describe('user-vpn plan', () => {
       caCert: '/r/ca.crt',
       cert: '/r/host.crt',
       key: '/r/host.key',
+      crl: '/r/crl.pem',
       ccdDir: '/r/ccd',
+      management: '/r/m',
       pid: '/r/p',
       status: '/r/s',
       log: '/r/l',
     });
     expect(parseMark(text)).toBeUndefined(); // never mistaken for a host tunnel
+    expect(text).not.toContain('remote-cert-tls');
+    // The whole device range of each user here, in aligned blocks: a device added or removed never changes the config.
+    expect(rangeBlocks('10.16.1.0', 201, 250)).toEqual([
+      '10.16.1.201/32',
+      '10.16.1.202/31',
+      '10.16.1.204/30',
+      '10.16.1.208/28',
+      '10.16.1.224/28',
+      '10.16.1.240/29',
+      '10.16.1.248/31',
+      '10.16.1.250/32',
+    ]);
+    expect(plan.routes).toEqual(rangeBlocks('10.16.1.0', 201, 250));
+    const oneDevice = {
+      ...withPort,
+      users: { ...withPort.users, ua: { ...withPort.users.ua, vpn_clients: [{ device: 'laptop', host_part: 201 }] } },
+    } as unknown as Model;
+    const fewer = userVpnPlan(oneDevice, hostCtx('h1.test'));
+    if (!fewer) throw new Error('no plan');
+    const paths = { caCert: '/a', cert: '/b', key: '/c', crl: '/d', ccdDir: '/e', management: '/f', pid: '/g', status: '/h', log: '/i' };
+    expect(renderUserVpnServerConfig(fewer, hostCtx('h1.test'), paths)).toBe(renderUserVpnServerConfig(plan, hostCtx('h1.test'), paths));
     expect(text.split('\n')[0]).toBe('# srvctl user-vpn device=scu-1');
     for (const line of [
       'mode server',
@@ -91,11 +122,15 @@ describe('user-vpn plan', () => {
       'lport 1300',
       'ifconfig 10.0.1.1 10.0.1.2',
       'route 10.16.1.201 255.255.255.255',
-      'route 10.16.1.202 255.255.255.255',
+      'route 10.16.1.202 255.255.255.254',
+      'route 10.16.1.224 255.255.255.240',
+      'route 10.16.1.250 255.255.255.255',
       'client-config-dir /r/ccd',
       'ccd-exclusive',
-      'remote-cert-tls client',
+      `remote-cert-eku ${USER_VPN_CLIENT_EKU}`,
       'key /r/host.key',
+      'crl-verify /r/crl.pem',
+      'management /r/m unix',
     ]) {
       expect(text.split('\n')).toContain(line);
     }
@@ -129,6 +164,8 @@ describe('user-vpn plan', () => {
       { kind: 'bridge', id: 'sc-32-2' },
     ]);
     expect(Object.keys(server?.spec.clients ?? {})).toEqual(['ua@laptop', 'ua@phone', 'ub@pc']);
+    // On the CA host the CRL is brought up to date before the server installs it.
+    expect(userVpnHandler.desired(model, hostCtx('h1.test'))[0]?.dependsOn).toContainEqual({ kind: 'pki', id: 'clients' });
     expect(server?.spec.configText).toContain('ca /r/etc/srvctl/pki/ca.crt');
     const alone = { ...model, clusters: { test: { 'h1.test': clusters.test['h1.test'] } } } as unknown as Model;
     expect(userVpnHandler.desired(alone, hostCtx('h1.test'))).toEqual([]);
@@ -165,5 +202,86 @@ describe('user-vpn status file', () => {
       },
     ]);
     expect(parseUserVpnStatus('')).toEqual([]);
+  });
+});
+
+describe('user-vpn handler: sessions and the CRL', () => {
+  const statusLines = (cns: string[]) => [
+    'TITLE,OpenVPN 2.6',
+    'HEADER,CLIENT_LIST,Common Name,Real Address,Virtual Address,Virtual IPv6 Address,Bytes Received,Bytes Sent,Connected Since,Connected Since (time_t),Username,Client ID,Peer ID,Data Channel Cipher',
+    ...cns.map(
+      (cn, i) => `CLIENT_LIST,${cn},192.0.2.9:${40000 + i},10.32.1.${201 + i},,1,1,2026-12-06 10:00:00,1796551200,UNDEF,${i},${i},AES-256-GCM`,
+    ),
+    'END',
+  ];
+
+  async function setUp(connected: string[], crl: string | undefined) {
+    const root = await mkdtemp(path.join(tmpdir(), 'sc-user-vpn-'));
+    const host: HostContext = {
+      ...hostCtx('h2.test'),
+      root,
+      pki: {
+        where: 'in the datastore',
+        read: async (rel) => (rel === 'pki/crl.pem' ? crl : undefined),
+        requestHosts: async () => [],
+        clientCertNames: async () => [],
+        publish: async () => undefined,
+      },
+    };
+    const [want] = userVpnHandler.desired(model, host);
+    if (!want) throw new Error('no server');
+    let sessions = [...connected];
+    const commands: string[] = [];
+    const openvpn: OpenvpnDriver = {
+      runtime: 'direct',
+      list: async () => [{ device: 'scu-2', userVpn: true, configText: want.spec.configText ?? '', running: true, connected: false, pid: 1 }],
+      writeConfig: async () => false,
+      start: async () => {
+        commands.push('start');
+      },
+      stop: async () => undefined,
+      remove: async () => undefined,
+      manage: async (_device, command) => {
+        commands.push(command);
+        if (command.startsWith('kill ')) sessions = sessions.filter((cn) => cn !== command.slice(5));
+        return command === 'status 2' ? statusLines(sessions).filter((l) => l !== 'END') : ['SUCCESS: common name found, 1 client(s) killed'];
+      },
+    };
+    const drivers = {
+      ...recordingDrivers(),
+      files: createFilesDriver(root),
+      nft: { listTable: async () => [], load: async () => undefined },
+      sysctl: { read: async () => '1', write: async () => undefined },
+      openvpn,
+    };
+    await drivers.files.write('/run/srvctl/openvpn/scu-2.credentials', `${await credentialsDigest(drivers)}\n`);
+    return { root, host, want, drivers, commands };
+  }
+
+  it('observes the devices connected that may no longer connect, and drops only them by name, without a restart', async () => {
+    const { root, host, want, drivers, commands } = await setUp(['ua@laptop', 'ua@gone', 'ub@pc'], 'CRL');
+    try {
+      const [observed] = await userVpnHandler.observe(drivers, host, { model, desired: [want] });
+      expect(observed?.spec.strays).toEqual(['ua@gone']);
+      expect(observed?.spec.crl).toBe('absent');
+      await userVpnHandler.create(drivers, host, want);
+      expect(commands.filter((c) => c !== 'status 2')).toEqual(['kill ua@gone']);
+      expect(await drivers.files.read('/etc/srvctl/pki/crl.pem')).toBe('CRL');
+      const [after] = await userVpnHandler.observe(drivers, host, { model, desired: [want] });
+      expect(after?.spec).toMatchObject({ strays: [], crl: 'current' });
+      expect(after?.spec.connected?.map((c) => c.common_name)).toEqual(['ua@laptop', 'ub@pc']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('without a published CRL the server is not started: it waits for the CA host', async () => {
+    const { root, host, want, drivers, commands } = await setUp([], undefined);
+    try {
+      await expect(userVpnHandler.create(drivers, host, want)).rejects.toThrow(/waiting for the cluster's CRL \(pki\/crl\.pem\)/);
+      expect(commands).not.toContain('start');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -55,7 +55,7 @@ describe('vpn-link desired', () => {
     expect(a).toContain('dev scv-1-3\n');
     expect(b).toContain('dev scv-1-3\n');
     expect(a).toContain(
-      'lport 11019\nremote 192.0.2.13 11019\nifconfig 10.1.3.1 10.1.3.2\nroute 10.48.0.0 255.240.0.0\ntls-server\ndh none\nremote-cert-tls client\n',
+      'lport 11019\nremote 192.0.2.13 11019\nifconfig 10.1.3.1 10.1.3.2\nroute 10.48.0.0 255.240.0.0\ntls-server\ndh none\nremote-cert-eku 1.3.6.1.5.5.7.3.1\n',
     );
     expect(b).toContain(
       'lport 11019\nremote 192.0.2.11 11019\nifconfig 10.1.3.2 10.1.3.1\nroute 10.16.0.0 255.240.0.0\ntls-client\nremote-cert-tls server\n',
@@ -121,6 +121,7 @@ describe('vpn-link observe', () => {
       start: async () => undefined,
       stop: async () => undefined,
       remove: async () => undefined,
+      manage: async () => [],
     };
     return { ...base, openvpn };
   };

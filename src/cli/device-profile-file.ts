@@ -1,0 +1,45 @@
+// The device profile file of `sc add-vpn-client … --out FILE` and `sc vpn-config … --update FILE`: it
+// holds a private key, so it is created exclusively with mode 0600 (never over an existing file, never
+// through a link) and later replaced whole by a rename of a 0600 sibling.
+import { randomBytes } from 'node:crypto';
+import { lstat, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../errors.js';
+
+const PROFILE_MAX_BYTES = 64 * 1024;
+
+/** Creates FILE (0600, O_EXCL: refused when anything is there, a link included); the caller writes it. */
+export async function createProfileFile(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, 'wx', 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new UserError(`${file} exists: sc never overwrites a file with a key; give another --out path (or remove it)`);
+    throw new UserError(`cannot create ${file}: ${(error as Error).message}`);
+  }
+}
+
+/** The text of a profile FILE: a regular file (not a link), small. */
+export async function readProfileFile(file: string): Promise<string> {
+  const info = await lstat(file).catch(() => undefined);
+  if (!info) throw new UserError(`${file}: no such file`);
+  if (!info.isFile()) throw new UserError(`${file}: not a regular file`);
+  if (info.size > PROFILE_MAX_BYTES) throw new UserError(`${file}: ${info.size} bytes is too big for a device profile`);
+  return readFile(file, 'utf8');
+}
+
+/** Replaces FILE whole: a 0600 sibling written exclusively, then renamed over it. */
+export async function replaceProfileFile(file: string, text: string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(tmp, 'wx', 0o600);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await rm(tmp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await rename(tmp, file);
+}
