@@ -24,7 +24,6 @@ import { vpnClientCommonName } from '../../network/vpn-clients.js';
 import { createProfileFile } from '../device-profile-file.js';
 import { openDatastore } from '../open-datastore.js';
 import { deviceClientConfig } from './access.js';
-import { redactUrl } from '../../drivers/url-credentials.js';
 import { UserError } from '../../errors.js';
 import { runCommand, type CommandContext, type CommandResult } from '../command-runner.js';
 import { openDatastoreLocation } from '../open-datastore.js';
