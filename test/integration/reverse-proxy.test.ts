@@ -299,13 +299,15 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     expect((await sc('diff', ...TARGETS)).exitCode).toBe(0);
   }, 300_000);
 
-  it('reloads caused by datastore changes drop no request under load', async () => {
+  it('5,000 requests across 10 reloads caused by datastore changes: not one fails', async () => {
     const master = await masterPid();
-    // A bounded client loop: batches of new-connection requests until the reloads are done.
+    const loadedFile = path.join(sandbox.root, 'run/srvctl/haproxy/loaded');
+    // A bounded client loop: batches of 250 new-connection requests, at least 20 of them (5,000
+    // requests) and on while reloads are still under way; never more than 60.
     let reloading = true;
     const codes: string[] = [];
     const load = (async () => {
-      for (let batch = 0; batch < 40 && (reloading || batch < 2); batch++) {
+      for (let batch = 0; batch < 60 && (reloading || batch < 20); batch++) {
         const out = await execa(
           'ip',
           [
@@ -331,18 +333,28 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
         codes.push(...out.stdout.split('\n').filter(Boolean));
       }
     })();
-    const reloads = 5;
+    const reloads = 10;
+    const loaded = new Set<string>([await readFile(loadedFile, 'utf8')]);
+    /** Requests answered before each reload started and after it ended: each reload happened under load. */
+    const during: [number, number][] = [];
     for (let i = 0; i < reloads; i++) {
       const containers = structuredClone(data.containers);
       (containers[C2] as { aliases?: string[] }).aliases = [`r${i}.example.org`];
       await writeContainers(containers);
+      const before = codes.length;
       await applyOk();
+      during.push([before, codes.length]);
+      loaded.add(await readFile(loadedFile, 'utf8'));
       expect((await get(`r${i}.example.org`)).code).toBe('301');
     }
     reloading = false;
     await load;
+    // One master throughout, and a new config loaded by each of the 10 applies.
     expect(await masterPid()).toBe(master);
-    expect(codes.length).toBeGreaterThanOrEqual(500);
+    expect(loaded.size).toBe(reloads + 1);
+    expect(codes.length).toBeGreaterThanOrEqual(5_000);
+    // Not a reload after the load had ended: requests were still being answered after the last one.
+    expect(codes.length).toBeGreaterThan(during[reloads - 1]?.[1] ?? Infinity);
     process.stdout.write(
       `reverse-proxy under load: ${codes.length} requests across ${reloads} reloads, ${codes.filter((c) => c !== '200').length} failed\n`,
     );
