@@ -88,7 +88,7 @@ export interface HaproxyState {
   readonly workers: readonly number[];
   /** What the loaded record says the master last loaded. */
   readonly loaded?: string;
-  /** Listeners on 80/443 in the namespace, to tell a foreign proxy from sc's. */
+  /** Listeners on 80/443 in the namespace held by other processes than sc's HAProxy: a foreign proxy. */
   readonly listeners: readonly PortListener[];
 }
 
@@ -181,9 +181,25 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
     return children.filter((_, i) => alive[i]);
   };
 
+  /**
+   * Listeners on 80/443 less sc's own HAProxy processes. Those are told by their command line (an
+   * haproxy on sc's config), not only by being the master's children now: during a reload an old
+   * worker still finishing its connections, or one that exited since `ss` looked, is no stranger.
+   */
   const listeners = async (): Promise<PortListener[]> => {
     const result = await exec.run('ss', ['-Hltnp'], { allowFailure: true });
-    return result.exitCode === 0 ? parseListeners(result.stdout, [80, 443]) : [];
+    if (result.exitCode !== 0) return [];
+    const out: PortListener[] = [];
+    for (const l of parseListeners(result.stdout, [80, 443])) {
+      const others: PortListener['processes'][number][] = [];
+      for (const p of l.processes) {
+        const gone = (await procText(p.pid, 'stat')) === undefined;
+        if (!gone && !(await isHaproxyOn(p.pid, configPath))) others.push(p);
+      }
+      // Held by sc's processes only: not a foreign listener. Held by no process ss could name: kept as it is.
+      if (l.processes.length === 0 || others.length > 0) out.push({ port: l.port, processes: others.length > 0 ? others : l.processes });
+    }
+    return out;
   };
 
   const waitFor = async (what: string, ready: () => Promise<boolean>): Promise<void> => {
