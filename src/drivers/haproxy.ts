@@ -71,6 +71,7 @@ export const haproxySystemctl = {
   restart: ['restart', HAPROXY_UNIT],
   reload: ['reload', HAPROXY_UNIT],
   disable: ['disable', '--now', HAPROXY_UNIT],
+  isActive: ['is-active', '--quiet', HAPROXY_UNIT],
 } as const;
 
 /** A TCP listener on a port the proxy serves, and the processes holding it. */
@@ -210,6 +211,14 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
     }
   };
 
+  /** SIGTERM to the master (its workers follow), SIGKILL after 10 s. */
+  const signalStop = async (pid: number): Promise<void> => {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while ((await isHaproxyOn(pid, configPath)) && Date.now() < deadline) await sleep(50);
+    if (await isHaproxyOn(pid, configPath)) process.kill(pid, 'SIGKILL');
+  };
+
   const stop = async (): Promise<void> => {
     if (runtime === 'systemd' && (await files.stat(HAPROXY_UNIT_PATH)) !== undefined) {
       await systemctl(haproxySystemctl.disable);
@@ -217,27 +226,32 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
       await systemctl(haproxySystemctl.daemonReload);
     }
     const pid = await masterPid();
-    if (pid === undefined) return;
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 10_000;
-    while ((await isHaproxyOn(pid, configPath)) && Date.now() < deadline) await sleep(50);
-    if (await isHaproxyOn(pid, configPath)) process.kill(pid, 'SIGKILL');
+    if (pid !== undefined) await signalStop(pid);
   };
+
+  const unitActive = async (): Promise<boolean> =>
+    (await exec.run('systemctl', haproxySystemctl.isActive, { inNetns: false, allowFailure: true })).exitCode === 0;
+
+  /** systemd runtime: the unit file is what sc renders (a hand edit or a removal makes the load stale). */
+  const unitIntact = async (): Promise<boolean> =>
+    runtime !== 'systemd' || (await files.read(HAPROXY_UNIT_PATH)) === renderHaproxyUnit((p) => files.hostPath(p));
 
   return {
     async observe() {
-      const [configText, pid, loaded, found] = await Promise.all([
+      const [configText, pid, loaded, found, intact] = await Promise.all([
         files.read(HAPROXY_CONFIG_PATH),
         masterPid(),
         files.read(haproxyRunFiles.loaded),
         listeners(),
+        unitIntact(),
       ]);
       const workers = pid !== undefined ? await workersOf(pid) : [];
       return {
         ...(configText !== undefined ? { configText } : {}),
         ...(pid !== undefined ? { masterPid: pid } : {}),
         workers,
-        ...(loaded !== undefined && pid !== undefined ? { loaded: loaded.trim() } : {}),
+        // A unit file that is not sc's any more counts as not loaded: the next apply rewrites it and reloads.
+        ...(loaded !== undefined && pid !== undefined && intact ? { loaded: loaded.trim() } : {}),
         listeners: found,
       };
     },
@@ -264,7 +278,16 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
     install: (text) => files.write(HAPROXY_CONFIG_PATH, text, { mode: 0o644 }),
 
     async startOrReload(digest) {
-      const pid = await masterPid();
+      let pid = await masterPid();
+      if (pid !== undefined && runtime === 'systemd') {
+        // A unit sc rewrote (a hand edit, a new sc) is re-read first; the running master is not restarted for it.
+        await ensureUnit();
+        // A master the unit does not run (started by the direct runtime before): handed over to the unit.
+        if (!(await unitActive())) {
+          await signalStop(pid);
+          pid = undefined;
+        }
+      }
       let outcome: 'started' | 'reloaded';
       if (pid === undefined) {
         await files.mkdir(HAPROXY_RUN_DIR, { mode: 0o700 });
@@ -283,15 +306,13 @@ export function createHaproxyDriver(options: CreateHaproxyOptions): HaproxyDrive
         });
         outcome = 'started';
       } else {
-        const before = new Set(await workersOf(pid));
-        if (runtime === 'systemd') {
-          // A unit sc rewrote (a new sc) is re-read first; the running master is not restarted for it.
-          await ensureUnit();
-          await systemctl(haproxySystemctl.reload);
-        } else process.kill(pid, 'SIGUSR2');
+        const master = pid;
+        const before = new Set(await workersOf(master));
+        if (runtime === 'systemd') await systemctl(haproxySystemctl.reload);
+        else process.kill(master, 'SIGUSR2');
         // The master re-executes itself and forks a worker on the new config; the old ones finish
         // their connections and leave.
-        await waitFor('the reload (a worker on the new config)', async () => (await workersOf(pid)).some((w) => !before.has(w)));
+        await waitFor('the reload (a worker on the new config)', async () => (await workersOf(master)).some((w) => !before.has(w)));
         outcome = 'reloaded';
       }
       await files.write(haproxyRunFiles.loaded, `${digest}\n`, { mode: 0o600 });

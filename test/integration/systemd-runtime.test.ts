@@ -174,7 +174,7 @@ describe('the systemd runtime inside a booted Debian 13', () => {
   );
 
   it(
-    "the reverse proxy is sc's srvctl-haproxy.service: systemd-analyze accepts it, enabled, serving the site; a datastore change is a systemctl reload (same master, new worker)",
+    "the reverse proxy is sc's srvctl-haproxy.service: systemd-analyze accepts it, enabled, serving the site; a datastore change is a systemctl reload (same master, new worker); a hand-edited unit is repaired",
     async () => {
       const unitFile = `/etc/systemd/system/${PROXY_UNIT}`;
       const verify = await host.run(['systemd-analyze', 'verify', '--man=no', unitFile]);
@@ -200,6 +200,17 @@ describe('the systemd runtime inside a booted Debian 13', () => {
       // systemd ran the unit's ExecReload (the check, then the SIGUSR2): its journal says so.
       const journal = await host.run(['journalctl', '--no-pager', '-q', '-u', PROXY_UNIT]);
       expect(journal.stdout).toMatch(/Reloaded .*srvctl reverse proxy|Reloaded srvctl-haproxy\.service/);
+      expect((await sc('diff')).exitCode).toBe(0);
+
+      // A hand edit of the unit shows in diff and is repaired by the next apply, the master kept.
+      const unit = (await host.run(['cat', unitFile])).stdout;
+      expect((await host.run(['sh', '-c', `sed -i 's/^Restart=always/Restart=no/' ${unitFile}`])).exitCode).toBe(0);
+      expect((await sc('diff')).exitCode).toBe(2);
+      const repaired = await sc('apply');
+      expect({ exitCode: repaired.exitCode, stderr: repaired.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect((await host.run(['cat', unitFile])).stdout).toBe(unit);
+      expect((await host.run(['systemctl', 'show', '--property=Restart', '--value', PROXY_UNIT])).stdout.trim()).toBe('always');
+      expect(await mainPid()).toBe(master);
       expect((await sc('diff')).exitCode).toBe(0);
     },
     5 * 60_000,

@@ -4,7 +4,7 @@
 // reload, the unit's check and the master's SIGUSR2), with a real HAProxy on a config that listens
 // on nothing. The real unit under a real systemd is tested in test/integration/systemd-runtime.test.ts.
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFilesDriver } from '../../../src/drivers/files.js';
@@ -18,6 +18,7 @@ const config = (root: string, comment: string) =>
 /** systemctl as the unit would behave, recorded; `haproxy -c` and `ss` run as they are. */
 function fakeSystemd(files: FilesDriver): { exec: Exec; calls: string[] } {
   const calls: string[] = [];
+  let active = false;
   const exec: Exec = {
     async run(command: string, args: readonly string[], options?: ExecOptions) {
       if (command === 'haproxy' || command === 'ss') {
@@ -27,6 +28,9 @@ function fakeSystemd(files: FilesDriver): { exec: Exec; calls: string[] } {
       calls.push([command, ...args, ...(options?.inNetns === false ? [] : ['(in netns)'])].join(' '));
       if (command !== 'systemctl') throw new Error(`unexpected command ${command}`);
       const configPath = files.hostPath(HAPROXY_CONFIG_PATH);
+      if (args[0] === 'is-active') return { command: [command, ...args], exitCode: active ? 0 : 3, stdout: '', stderr: '' };
+      if (args[0] === 'restart') active = true;
+      if (args[0] === 'disable') active = false;
       if (args[0] === 'restart')
         execFileSync('haproxy', ['-W', '-D', '-p', files.hostPath(haproxyRunFiles.pid), '-f', configPath], { stdio: 'pipe' });
       if (args[0] === 'reload') {
@@ -87,17 +91,48 @@ describe('the haproxy driver, systemd runtime', () => {
     await driver.install(config(root, 'two'));
     expect(await driver.startOrReload('d2')).toBe('reloaded');
     // The unit is as sc renders it: no daemon-reload, only the reload.
-    expect(calls).toEqual(['systemctl reload srvctl-haproxy.service']);
+    expect(calls).toEqual(['systemctl is-active --quiet srvctl-haproxy.service', 'systemctl reload srvctl-haproxy.service']);
     const second = await driver.observe();
     expect(second.masterPid).toBe(first.masterPid);
     expect(second.workers.some((w) => !first.workers.includes(w))).toBe(true);
     expect(second.loaded).toBe('d2');
+
+    // A hand-edited unit: the load counts as stale, and the next reload rewrites it first.
+    await writeFile(path.join(root, HAPROXY_UNIT_PATH), 'edited\n');
+    expect((await driver.observe()).loaded).toBeUndefined();
+    calls.length = 0;
+    expect(await driver.startOrReload('d3')).toBe('reloaded');
+    expect(calls).toEqual([
+      'systemctl daemon-reload',
+      'systemctl is-active --quiet srvctl-haproxy.service',
+      'systemctl reload srvctl-haproxy.service',
+    ]);
+    expect((await driver.observe()).loaded).toBe('d3');
 
     calls.length = 0;
     await driver.remove();
     expect(calls.slice(0, 2)).toEqual(['systemctl disable --now srvctl-haproxy.service', 'systemctl daemon-reload']);
     expect(await files.read(HAPROXY_UNIT_PATH)).toBeUndefined();
     expect(await files.read(HAPROXY_CONFIG_PATH)).toBeUndefined();
+  }, 60_000);
+
+  it('a master the unit does not run (started by the direct runtime) is handed over to the unit', async () => {
+    await files.write(HAPROXY_CONFIG_PATH, config(root, 'one'));
+    await files.mkdir('/run/srvctl/haproxy', { mode: 0o700 });
+    execFileSync('haproxy', ['-W', '-D', '-p', path.join(root, haproxyRunFiles.pid), '-f', path.join(root, HAPROXY_CONFIG_PATH)], { stdio: 'pipe' });
+    const before = Number((await files.read(haproxyRunFiles.pid))?.trim());
+    const { exec, calls } = fakeSystemd(files);
+    const driver = createHaproxyDriver({ exec, files, runtime: 'systemd', readyTimeoutMs: 20_000 });
+    expect(await driver.startOrReload('d1')).toBe('started');
+    expect(calls).toEqual([
+      'systemctl daemon-reload',
+      'systemctl is-active --quiet srvctl-haproxy.service',
+      'systemctl enable srvctl-haproxy.service',
+      'systemctl restart srvctl-haproxy.service',
+    ]);
+    const after = await driver.observe();
+    expect(after.masterPid).not.toBe(before);
+    expect(after.loaded).toBe('d1');
   }, 60_000);
 
   it('direct runtime: no systemctl at all, sc starts the master itself', async () => {
