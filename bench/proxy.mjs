@@ -1,8 +1,12 @@
 // `npm run bench` (or `node bench/run.mjs proxy`): the reverse proxy. In a throwaway namespace: render
 // + `haproxy -c` + seamless reload of sc's config at 1,000 and 4,000 sites (through sc's own
 // renderer and haproxy driver), and requests/s and p99 latency through HAProxy against the same
-// requests straight to the backend (busybox httpd), with keep-alive and with a new connection per
-// request (wrk), side by side in one run.
+// requests straight to the backend, with keep-alive and with a new connection per request (wrk),
+// side by side in one run. Two backends: a small Node HTTP server (keep-alive, listen backlog 511,
+// like a site's real web server) and busybox httpd (sc's busybox image: one fork per connection, no
+// keep-alive, listen backlog 9). For each run the namespace's TCP listen-queue overflows and SYN
+// retransmits are counted: a SYN dropped at a full accept queue is retried after the kernel's 1 s
+// initial RTO, which is what a p99 of about 1 s is.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,27 +19,53 @@ import { haproxyConfigDigest, renderHaproxy } from '../dist/resources/haproxy-co
 import { routesFor } from '../dist/resources/proxy-routes.js';
 
 const progress = (msg) => process.stderr.write(`[bench proxy] ${msg}\n`);
-const BACKEND_PORT = 8081;
+/** busybox httpd: sc's busybox image's web server. */
+const BUSYBOX_PORT = 8081;
+/** A Node HTTP server with keep-alive and a normal listen backlog. */
+const NODE_PORT = 8082;
+const NODE_BACKEND = `
+import http from 'node:http';
+const body = 'hello from the bench backend\\n';
+http
+  .createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  })
+  .listen({ host: '127.0.0.1', port: ${NODE_PORT}, backlog: 511 });
+`;
 const state = { ns: undefined, root: undefined, pids: [] };
 
-/** N sites; site 1 is served by the namespace's own busybox httpd (127.0.0.1:8081). */
+/** N sites; site 1 is the Node backend (127.0.0.1:8082), site 2 busybox httpd (127.0.0.1:8081). */
 function sites(n) {
   const list = [];
   for (let i = 1; i <= n; i++) {
-    const ip = i === 1 ? '127.0.0.1' : `10.${16 + (i % 15)}.${1 + (Math.floor(i / 15) % 255)}.${20 + (i % 180)}`;
-    list.push({ name: `site${i}.bench.example`, host: 'bench1', ip, http_port: BACKEND_PORT, aliases: [`alias${i}.bench.example`] });
+    const ip = i <= 2 ? '127.0.0.1' : `10.${16 + (i % 15)}.${1 + (Math.floor(i / 15) % 255)}.${20 + (i % 180)}`;
+    const port = i === 1 ? NODE_PORT : BUSYBOX_PORT;
+    list.push({ name: `site${i}.bench.example`, host: 'bench1', ip, http_port: port, aliases: [`alias${i}.bench.example`] });
   }
   return list;
 }
 
+/** The namespace's TcpExt counters (/proc/net/netstat is per network namespace). */
+async function tcpExt() {
+  const text = (await execa('ip', ['netns', 'exec', state.ns, 'cat', '/proc/net/netstat'])).stdout;
+  const lines = text.split('\n').filter((l) => l.startsWith('TcpExt:'));
+  const names = (lines[0] ?? '').split(/\s+/).slice(1);
+  const values = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
+  const get = (name) => values[names.indexOf(name)] ?? 0;
+  return { overflows: get('ListenOverflows'), synRetrans: get('TCPSynRetrans') };
+}
+
 async function wrk(url, extra) {
+  const before = await tcpExt();
   const out = await execa('ip', ['netns', 'exec', state.ns, 'wrk', '-t2', '-c16', '-d5s', '--latency', ...extra, url], { reject: false });
   if (out.exitCode !== 0) throw new Error(`wrk failed: ${out.stderr}`);
+  const after = await tcpExt();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out.stdout)?.[1]);
   const p99text = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out.stdout);
   const p99 = p99text ? Number(p99text[1]) * { us: 0.001, ms: 1, s: 1000 }[p99text[2]] : NaN;
   const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out.stdout)?.[0] ?? '';
-  return { rps, p99, errors };
+  return { rps, p99, errors, overflows: after.overflows - before.overflows, synRetrans: after.synRetrans - before.synRetrans };
 }
 
 export async function runProxyBench() {
@@ -47,8 +77,11 @@ export async function runProxyBench() {
   const www = path.join(state.root, 'www');
   await mkdir(www, { recursive: true });
   await writeFile(path.join(www, 'index.html'), 'hello from the bench backend\n');
-  const httpd = execa('ip', ['netns', 'exec', state.ns, 'busybox', 'httpd', '-f', '-p', `127.0.0.1:${BACKEND_PORT}`, '-h', www], { reject: false });
+  const httpd = execa('ip', ['netns', 'exec', state.ns, 'busybox', 'httpd', '-f', '-p', `127.0.0.1:${BUSYBOX_PORT}`, '-h', www], { reject: false });
   state.pids.push(httpd.pid);
+  await writeFile(path.join(state.root, 'backend.mjs'), NODE_BACKEND);
+  const node = execa('ip', ['netns', 'exec', state.ns, process.execPath, path.join(state.root, 'backend.mjs')], { reject: false });
+  state.pids.push(node.pid);
 
   const exec = createExec({ netns: state.ns });
   const files = createFilesDriver(state.root);
@@ -70,15 +103,24 @@ export async function runProxyBench() {
     r[n] = { render: t1 - t0, check: t2 - t1, apply: t3 - t2, outcome, bytes: text.length };
   }
 
-  progress('throughput: wrk 5 s each, 2 threads, 16 connections …');
-  const direct = `http://127.0.0.1:${BACKEND_PORT}/`;
-  const proxied = 'http://127.0.0.1/';
-  const host = ['-H', 'Host: site1.bench.example'];
+  progress('throughput: wrk 5 s each, 2 threads, 16 connections, 8 runs …');
   const close = ['-H', 'Connection: close'];
-  r.keepDirect = await wrk(direct, host);
-  r.keepProxy = await wrk(proxied, host);
-  r.newDirect = await wrk(direct, [...host, ...close]);
-  r.newProxy = await wrk(proxied, [...host, ...close]);
+  r.backends = [];
+  for (const [label, site, port] of [
+    ['Node HTTP server (keep-alive, backlog 511)', 'site1.bench.example', NODE_PORT],
+    ['busybox httpd (fork per connection, backlog 9)', 'site2.bench.example', BUSYBOX_PORT],
+  ]) {
+    const host = ['-H', `Host: ${site}`];
+    const direct = `http://127.0.0.1:${port}/`;
+    const proxied = 'http://127.0.0.1/';
+    r.backends.push({
+      label,
+      keepDirect: await wrk(direct, host),
+      keepProxy: await wrk(proxied, host),
+      newDirect: await wrk(direct, [...host, ...close]),
+      newProxy: await wrk(proxied, [...host, ...close]),
+    });
+  }
   report(r);
 }
 
@@ -91,16 +133,27 @@ function report(r) {
   row('haproxy -c', (x) => ms(x.check));
   row('install + start (1,000) / seamless reload (4,000)', (x) => ms(x.apply));
   row('config size (without its maps)', (x) => `${(x.bytes / 1024).toFixed(0)} KiB`);
-  lines.push('', `${''.padEnd(44)}${'req/s'.padStart(10)}${'p99'.padStart(10)}`);
-  const t = (label, x) =>
-    lines.push(`${label.padEnd(44)}${x.rps.toFixed(0).padStart(10)}${`${x.p99.toFixed(2)} ms`.padStart(10)}${x.errors ? `  (${x.errors})` : ''}`);
-  t('keep-alive, straight to the backend', r.keepDirect);
-  t('keep-alive, through HAProxy (4,000 sites)', r.keepProxy);
-  t('new connection each, straight to the backend', r.newDirect);
-  t('new connection each, through HAProxy', r.newProxy);
+  const cell = (x) =>
+    `${x.rps.toFixed(0).padStart(8)}${`${x.p99.toFixed(1)} ms`.padStart(11)}${String(x.overflows).padStart(6)}${String(x.synRetrans).padStart(6)}`;
+  const head = `${'req/s'.padStart(8)}${'p99'.padStart(11)}${'ovfl'.padStart(6)}${'syn'.padStart(6)}`;
+  const ratio = (p, d) => `${(p.rps / d.rps).toFixed(2)}× req/s, ${(p.p99 / d.p99).toFixed(1)}× p99`;
+  for (const b of r.backends) {
+    lines.push(
+      '',
+      `backend: ${b.label}; 4,000 sites loaded`,
+      `${''.padEnd(24)}${'keep-alive'.padEnd(31)}  new connection each`,
+      `${''.padEnd(24)}${head}  ${head}`,
+    );
+    lines.push(`${'straight to the backend'.padEnd(24)}${cell(b.keepDirect)}  ${cell(b.newDirect)}`);
+    lines.push(`${'through HAProxy'.padEnd(24)}${cell(b.keepProxy)}  ${cell(b.newProxy)}`);
+    lines.push(`${'proxy / straight'.padEnd(24)}${ratio(b.keepProxy, b.keepDirect).padEnd(31)}  ${ratio(b.newProxy, b.newDirect)}`);
+    const errors = [b.keepDirect, b.keepProxy, b.newDirect, b.newProxy].map((x) => x.errors).filter(Boolean);
+    if (errors.length > 0) lines.push(`errors: ${errors.join('; ')}`);
+  }
   lines.push(
     '',
-    `through the proxy / straight: keep-alive ${(r.keepProxy.rps / r.keepDirect.rps).toFixed(2)}× req/s, ${(r.keepProxy.p99 / r.keepDirect.p99).toFixed(2)}× p99; new connections ${(r.newProxy.rps / r.newDirect.rps).toFixed(2)}× req/s, ${(r.newProxy.p99 / r.newDirect.p99).toFixed(2)}× p99`,
+    'ovfl: TCP listen-queue overflows in the namespace during the run (a SYN dropped at a full accept queue);',
+    "syn: SYN retransmits (each one waits the kernel's 1 s initial RTO: a p99 near 1 s is these).",
   );
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -45,7 +45,7 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
     ping: createPingDriver(exec),
     accounts,
     sshd,
-    haproxy: createHaproxyDriver({ exec, files }),
+    haproxy: createHaproxyDriver({ exec, files, runtime: resolveRuntime(host.runtime) }),
     acme: createAcmeDriver(exec),
   };
 }

@@ -142,7 +142,7 @@ export const certificateHandler = {
 
   async observe(drivers: Drivers, _host: HostContext, { desired }: ObserveContext<CertificateSpec>): Promise<ObservedObject<CertificateSpec>[]> {
     const now = new Date();
-    const found = await readCertificateInventory(drivers.files, now);
+    const { found } = await readCertificateInventory(drivers.files, now);
     const inventory = found.map((f) => f.info);
     const wanted = new Set(desired.map((d) => d.ref.id));
     const objects: ObservedObject<CertificateSpec>[] = [];

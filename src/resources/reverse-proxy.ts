@@ -11,7 +11,7 @@ import { ConflictError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import type { DesiredObject, ObserveContext, ObservedObject, ResourceHandler } from './contract.js';
 import { haproxyConfigDigest, readConfigStamp, renderHaproxy, stampConfig } from './haproxy-config.js';
-import { inventoryDigest, readCertificateInventory } from './proxy-certificates.js';
+import { inventoryDigest, readCertificateInventory, type RefusedCertificate } from './proxy-certificates.js';
 import { proxyEnabledOn, proxySites, routesFor, type PortRule, type SiteInput } from './proxy-routes.js';
 import { ACME_RESPONDER_PORT } from '../drivers/acme.js';
 
@@ -35,6 +35,8 @@ export interface ReverseProxySpec {
   readonly workers?: number;
   /** Observed only, for status: what each name gets, with the certificates on the host now. */
   readonly names?: readonly NameStatus[];
+  /** Observed only, for status: operator certificates and directories refused for not being root-only. */
+  readonly refusedCertificates?: readonly RefusedCertificate[];
 }
 
 /** One name the proxy answers, as `sc status` shows it. */
@@ -98,7 +100,7 @@ export function proxyInput(model: Model, host: HostContext): ProxyInput | undefi
  */
 export async function renderAndApplyProxy(drivers: Drivers, input: ProxyInput): Promise<void> {
   const haproxy = haproxyOf(drivers);
-  const found = await readCertificateInventory(drivers.files, new Date());
+  const { found } = await readCertificateInventory(drivers.files, new Date());
   const routes = routesFor(
     input.sites,
     input.hostName,
@@ -169,7 +171,7 @@ export const reverseProxyHandler = {
   },
 
   async observe(drivers: Drivers, _host: HostContext, { desired }: ObserveContext<ReverseProxySpec>): Promise<ObservedObject<ReverseProxySpec>[]> {
-    const [state, found] = await Promise.all([haproxyOf(drivers).observe(), readCertificateInventory(drivers.files, new Date())]);
+    const [state, { found, refused }] = await Promise.all([haproxyOf(drivers).observe(), readCertificateInventory(drivers.files, new Date())]);
     const input = desired[0]?.spec.input;
     const objects: ObservedObject<ReverseProxySpec>[] = foreignListeners(state).map((message, i) => ({
       ref: { kind: REVERSE_PROXY_KIND, id: `foreign-listener-${i + 1}` },
@@ -181,6 +183,7 @@ export const reverseProxyHandler = {
     const running = state.masterPid !== undefined;
     const status = {
       ...(state.masterPid !== undefined ? { masterPid: state.masterPid, workers: state.workers.length } : {}),
+      ...(refused.length > 0 ? { refusedCertificates: refused } : {}),
       ...(input
         ? {
             names: nameStatuses(
@@ -213,7 +216,8 @@ export const reverseProxyHandler = {
       },
       owned: stamp !== undefined,
       description:
-        stamp !== undefined ? `HAProxy ${running ? `master pid ${state.masterPid}` : 'not running'}` : `${HAPROXY_CONFIG_PATH} without sc's mark`,
+        (stamp !== undefined ? `HAProxy ${running ? `master pid ${state.masterPid}` : 'not running'}` : `${HAPROXY_CONFIG_PATH} without sc's mark`) +
+        refused.map((r) => `; ${r.reason}`).join(''),
     });
     return objects;
   },

@@ -1,5 +1,5 @@
 // A Debian 13 "host" for tests of the systemd runtime: a debootstrapped root file system with
-// systemd, machined, nspawn, nft, a static busybox and Node, built once from the Debian mirror this
+// systemd, machined, nspawn, nft, a static busybox, HAProxy and Node, built once from the Debian mirror this
 // machine's apt uses and cached between runs (CI runs on the same machine); booted per test with
 // systemd as PID 1 in the test's network namespace, sc installed in it, commands run inside with
 // nsenter. Nested containers need a privileged outer one: all capabilities, no seccomp filter,
@@ -24,6 +24,8 @@ const PACKAGES = [
   'nodejs',
   'iputils-ping',
   'procps',
+  // The reverse proxy under the systemd runtime (srvctl-haproxy.service).
+  'haproxy',
 ];
 const CACHE_DIR = process.env['SC_TEST_CACHE'] ?? '/var/cache/srvctl-test';
 

@@ -3,6 +3,7 @@
 // `sc reconcile --once`, which starts a busybox container as `srvctl-nspawn@NAME.service` through
 // systemctl (nested nspawn, machined, PrivateUsers=pick); bridges and nft land in that host's own
 // network namespace (the test's), seen from outside; `sc apply` stops and starts the unit again.
+// The reverse proxy (issue 14) runs as sc's srvctl-haproxy.service, reloaded with systemctl.
 // The first run builds and caches the Debian tree (minutes); later runs copy the cache.
 import { writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,21 +16,29 @@ const HOST = 'h1.example.net';
 const NAME = 'c1.example.com';
 const IP = '10.16.1.20';
 const UNIT = `srvctl-nspawn@${NAME}.service`;
+const PROXY_UNIT = 'srvctl-haproxy.service';
 const DATASTORE = '/root/datastore';
 
 describe('the systemd runtime inside a booted Debian 13', () => {
   let sandbox: Sandbox;
   let host: DebianHost;
   const sc = (...args: string[]) => host.run(['node', host.scPath, '--datastore', DATASTORE, '--host', HOST, ...args]);
-  const writeDatastore = async (enabled: boolean) => {
+  const writeDatastore = async (enabled: boolean, aliases: string[] = []) => {
     const dir = path.join(host.tree, DATASTORE);
     await mkdir(dir, { recursive: true });
     const docs = {
-      // No reverse proxy here: the guest has no haproxy package; this test is about the runtime.
-      clusters: { test: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11', reverse_proxy: 'none' } } },
+      clusters: { test: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11' } } },
       users: { anna: { reseller: 'root', user_id: 1, uid: 20001 } },
       containers: {
-        [NAME]: { user: 'anna', host: HOST, type: 'busybox', ip: IP, enabled, mapped_ports: [{ proto: 'tcp', host_port: 8080, container_port: 80 }] },
+        [NAME]: {
+          user: 'anna',
+          host: HOST,
+          type: 'busybox',
+          ip: IP,
+          enabled,
+          ...(aliases.length > 0 ? { aliases } : {}),
+          mapped_ports: [{ proto: 'tcp', host_port: 8080, container_port: 80 }],
+        },
       },
     };
     for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(dir, `${name}.json`), JSON.stringify(doc));
@@ -37,7 +46,31 @@ describe('the systemd runtime inside a booted Debian 13', () => {
   /** From the test's side of the namespace: the host's namespace is the test's. */
   const answers = async () =>
     (await execa('ip', ['netns', 'exec', sandbox.netns, 'ping', '-n', '-q', '-c', '1', '-W', '1', IP], { reject: false })).exitCode === 0;
-  const unitState = async () => (await host.run(['systemctl', 'is-active', UNIT])).stdout.trim();
+  const unitState = async (unit = UNIT) => (await host.run(['systemctl', 'is-active', unit])).stdout.trim();
+  /** A request through the proxy, from the test's side of the namespace (the host's). */
+  const viaProxy = async (name: string): Promise<{ code: string; location: string; body: string }> => {
+    const out = await execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        sandbox.netns,
+        'curl',
+        '-s',
+        '--max-time',
+        '10',
+        '--resolve',
+        `${name}:80:127.0.0.1`,
+        '-w',
+        '\n%{http_code} %{redirect_url}',
+        `http://${name}/`,
+      ],
+      { reject: false },
+    );
+    const lines = out.stdout.split('\n');
+    const [code = '', location = ''] = (lines.pop() ?? '').split(' ');
+    return { code, location, body: lines.join('\n').trim() };
+  };
 
   beforeAll(async () => {
     const base = await debianHostBase();
@@ -125,12 +158,59 @@ describe('the systemd runtime inside a booted Debian 13', () => {
       expect({ exitCode: stopped.exitCode, stderr: stopped.stderr }).toEqual({ exitCode: 0, stderr: '' });
       expect(await unitState()).toBe('inactive');
       expect(await answers()).toBe(false);
+      // No site left on the cluster: no proxy, its unit disabled and gone.
+      expect(await unitState(PROXY_UNIT)).not.toBe('active');
+      expect((await host.run(['test', '-e', `/etc/systemd/system/${PROXY_UNIT}`])).exitCode).not.toBe(0);
       expect((await sc('diff')).exitCode).toBe(0);
 
       await writeDatastore(true);
       const started = await sc('apply');
       expect({ exitCode: started.exitCode, stderr: started.stderr }).toEqual({ exitCode: 0, stderr: '' });
       expect(await unitState()).toBe('active');
+      expect(await unitState(PROXY_UNIT)).toBe('active');
+      expect((await sc('diff')).exitCode).toBe(0);
+    },
+    5 * 60_000,
+  );
+
+  it(
+    "the reverse proxy is sc's srvctl-haproxy.service: systemd-analyze accepts it, enabled, serving the site; a datastore change is a systemctl reload (same master, new worker); a hand-edited unit is repaired",
+    async () => {
+      const unitFile = `/etc/systemd/system/${PROXY_UNIT}`;
+      const verify = await host.run(['systemd-analyze', 'verify', '--man=no', unitFile]);
+      expect({ exitCode: verify.exitCode, stderr: verify.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect((await host.run(['systemctl', 'is-enabled', PROXY_UNIT])).stdout.trim()).toBe('enabled');
+      const mainPid = async () => (await host.run(['systemctl', 'show', '--property=MainPID', '--value', PROXY_UNIT])).stdout.trim();
+      const master = await mainPid();
+      expect(Number(master)).toBeGreaterThan(0);
+      expect((await host.run(['cat', '/run/srvctl/haproxy/haproxy.pid'])).stdout.trim()).toBe(master);
+      const workers = async () => (await host.run(['cat', `/proc/${master}/task/${master}/children`])).stdout.trim().split(/\s+/);
+      const before = await workers();
+      // The container answers through the proxy (busybox init respawns httpd a moment after a start).
+      const deadline = Date.now() + 60_000;
+      while ((await viaProxy(NAME)).code !== '200' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await viaProxy(NAME)).toEqual({ code: '200', location: '', body: `hello from ${NAME}` });
+
+      await writeDatastore(true, ['alias.example.org']);
+      const applied = await sc('apply');
+      expect({ exitCode: applied.exitCode, stderr: applied.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect(await viaProxy('alias.example.org')).toMatchObject({ code: '301', location: `http://${NAME}/` });
+      expect(await mainPid()).toBe(master);
+      expect((await workers()).some((w) => !before.includes(w))).toBe(true);
+      // systemd ran the unit's ExecReload (the check, then the SIGUSR2): its journal says so.
+      const journal = await host.run(['journalctl', '--no-pager', '-q', '-u', PROXY_UNIT]);
+      expect(journal.stdout).toMatch(/Reloaded .*srvctl reverse proxy|Reloaded srvctl-haproxy\.service/);
+      expect((await sc('diff')).exitCode).toBe(0);
+
+      // A hand edit of the unit shows in diff and is repaired by the next apply, the master kept.
+      const unit = (await host.run(['cat', unitFile])).stdout;
+      expect((await host.run(['sh', '-c', `sed -i 's/^Restart=always/Restart=no/' ${unitFile}`])).exitCode).toBe(0);
+      expect((await sc('diff')).exitCode).toBe(2);
+      const repaired = await sc('apply');
+      expect({ exitCode: repaired.exitCode, stderr: repaired.stderr }).toEqual({ exitCode: 0, stderr: '' });
+      expect((await host.run(['cat', unitFile])).stdout).toBe(unit);
+      expect((await host.run(['systemctl', 'show', '--property=Restart', '--value', PROXY_UNIT])).stdout.trim()).toBe('always');
+      expect(await mainPid()).toBe(master);
       expect((await sc('diff')).exitCode).toBe(0);
     },
     5 * 60_000,

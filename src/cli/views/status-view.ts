@@ -185,6 +185,7 @@ function proxyHere(survey: HostSurvey, codes?: ReadonlyMap<string, string>) {
     running: spec.running === true,
     master_pid: spec.masterPid ?? null,
     names: (spec.names ?? []).map((n) => ({ ...n, http_status: codes?.get(n.name) ?? null })),
+    refused_certificates: (spec.refusedCertificates ?? []).map((r) => ({ path: r.path, reason: r.reason })),
   };
 }
 
@@ -306,6 +307,7 @@ export function renderStatus(
         proxy.names.map((n) => [n.name, n.site, n.http, n.https, cert(n.certificate), n.http_status ?? '-']),
       ),
     );
+    for (const r of proxy.refused_certificates) out.push(c.yellow(`Certificate refused: ${r.reason}`));
   }
   const s = survey.plan.summary;
   const health = statusHealth(survey, answers);
