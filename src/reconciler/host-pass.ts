@@ -8,7 +8,7 @@ import { refString, type DesiredObject, type HandlerRegistry, type ObjectRef, ty
 import { applyRecord, writeApplyRecord } from './apply-record.js';
 import { ANSWER_WAIT_MS, checkContainerAnswers, repairedContainers, runningContainerTargets, type ContainerAnswers } from './container-answers.js';
 import { executePlan, type ApplyEvent, type ApplyReport } from './executor.js';
-import { acquireHostLock } from './host-lock.js';
+import { acquireHostLock, type HostLock } from './host-lock.js';
 import { desiredState, observeHost } from './observe-host.js';
 import { planActions, selectTargets, type Plan } from './planner.js';
 import { assertPruneAllowed } from './prune-guardrail.js';
@@ -97,6 +97,8 @@ export interface ApplyHostOptions extends HostPassInput {
   readonly origin?: { readonly revision?: string; readonly source?: string };
   /** How long to wait for started or repaired containers to answer (default: settings apply.answer_wait_seconds, else ANSWER_WAIT_MS). */
   readonly answerWaitMs?: number;
+  /** The host lock, when the caller took it already (it is released here all the same). */
+  readonly heldLock?: HostLock;
 }
 
 export interface ApplyHostResult {
@@ -112,7 +114,7 @@ export interface ApplyHostResult {
 }
 
 export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostResult> {
-  const lock = await acquireHostLock(options.host.root, { command: options.command });
+  const lock = options.heldLock ?? (await acquireHostLock(options.host.root, { command: options.command }));
   let result: ApplyHostResult;
   let repaired: Set<string>;
   let observedAfter: HostSurvey['observed'];
