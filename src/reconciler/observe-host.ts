@@ -36,6 +36,8 @@ export async function observeHost(
   const kinds = Object.keys(handlers);
   // Several kinds read the host's links (bridges, machines' veths, tunnels): one dump for the pass.
   const endShare = drivers.ip.shareReads?.();
+  // Machines and their addresses read each machine's network namespace: entered once for the pass.
+  const endMachineShare = drivers.nspawn?.shareReads?.();
   let settled: PromiseSettledResult<ObservedObject<unknown>[]>[];
   try {
     // allSettled: never leave an observation running unattended after another one failed.
@@ -46,6 +48,7 @@ export async function observeHost(
     );
   } finally {
     endShare?.();
+    endMachineShare?.();
   }
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure.reason;

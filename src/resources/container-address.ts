@@ -3,7 +3,7 @@
 // cannot do that themselves on every boot, so sc checks and sets it from the host side, in the
 // container's network namespace — one `ip -batch` per container, all containers in parallel.
 import type { Model } from '../datastore/model.js';
-import type { MachineRecord } from '../drivers/runtime.js';
+import { NET_OBSERVE_BATCH, type MachineRecord } from '../drivers/runtime.js';
 import type { Drivers } from '../drivers/types.js';
 import { HostCommandError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -23,7 +23,7 @@ export interface ContainerAddressSpec {
 }
 
 /** What one container's namespace is asked: the default route first, so a missing host0 cannot shift it. */
-export const OBSERVE_BATCH = `route show default\naddr show dev ${CONTAINER_LINK}\n`;
+export const OBSERVE_BATCH = NET_OBSERVE_BATCH;
 
 interface IpRoute {
   dst?: string;
@@ -114,7 +114,10 @@ export const containerAddressHandler = {
     const running = (await machineRuntime(drivers, host).list()).filter((m) => m.state === 'running' && m.initPid !== undefined);
     const observed = await Promise.all(
       running.map(async (machine): Promise<ObservedObject<ContainerAddressSpec> | undefined> => {
-        const result = await nspawn.enter(machine, ['ip', '-j', '-force', '-batch', '-'], { net: true, input: OBSERVE_BATCH });
+        // The machine kind reads host0 from the same answer (one nsenter per machine and pass).
+        const result = nspawn.observeNet
+          ? await nspawn.observeNet(machine)
+          : await nspawn.enter(machine, ['ip', '-j', '-force', '-batch', '-'], { net: true, input: OBSERVE_BATCH });
         const spec = parseObservation(result.stdout);
         // Exited between the listing and now, or no host0: nothing observed, a create is planned.
         if (!spec) return undefined;
