@@ -49,6 +49,8 @@ export interface MachineRuntime {
   readonly kind: RuntimeKind;
   /** Every machine sc has a record of, in one pass. */
   list(): Promise<MachineRecord[]>;
+  /** One machine's record (undefined: none), without reading every other machine's. */
+  find?(name: string): Promise<MachineRecord | undefined>;
   /** Starts (after clearing leftovers of a dead run) and records the machine; resolves once init runs. */
   start(launch: MachineLaunch): Promise<MachineRecord>;
   /** Stops it (gracefully, then hard) and keeps a stopped record with this config. */
@@ -152,6 +154,13 @@ export async function readStateFiles(stateDir: string): Promise<StateFile[]> {
       }),
   );
   return files.filter((f): f is StateFile => f !== undefined);
+}
+
+/** The record of one machine, if there is a valid one (same checks as readStateFiles). */
+export async function readStateFileOf(stateDir: string, name: string): Promise<StateFile | undefined> {
+  if (!MACHINE_NAME.test(name)) return undefined;
+  const file = parseStateFile(await readFile(stateFilePath(stateDir, name), 'utf8').catch(() => ''));
+  return file?.name === name ? file : undefined;
 }
 
 // ---- /proc -------------------------------------------------------------------------------------

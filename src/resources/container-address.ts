@@ -74,8 +74,14 @@ export function convergeCommands(want: ContainerAddressSpec, have?: ContainerAdd
   return commands;
 }
 
+/** One machine's record: read alone where the runtime can, else picked from the listing. */
+async function findMachine(drivers: Drivers, host: HostContext, name: string): Promise<MachineRecord | undefined> {
+  const runtime = machineRuntime(drivers, host);
+  return runtime.find ? runtime.find(name) : (await runtime.list()).find((m) => m.name === name);
+}
+
 async function runningMachine(drivers: Drivers, host: HostContext, name: string): Promise<MachineRecord> {
-  const machine = (await machineRuntime(drivers, host).list()).find((m) => m.name === name);
+  const machine = await findMachine(drivers, host, name);
   if (machine?.state !== 'running' || machine.initPid === undefined) {
     throw new ScError(`container ${name} is not running, so its address cannot be set`);
   }
@@ -147,7 +153,7 @@ export const containerAddressHandler = {
 
   /** A container that should no longer have its address (disabled, removed) but still runs. */
   async delete(drivers: Drivers, host: HostContext, have: ObservedObject<ContainerAddressSpec>): Promise<void> {
-    const machine = (await machineRuntime(drivers, host).list()).find((m) => m.name === have.ref.id);
+    const machine = await findMachine(drivers, host, have.ref.id);
     if (machine?.state !== 'running') return; // stopped meanwhile: its namespace and address are gone
     await applyCommands(drivers, machine, convergeCommands({ addresses: [], gateway: null, up: have.spec.up }, have.spec));
   },
