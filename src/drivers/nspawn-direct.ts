@@ -149,6 +149,10 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
     const cgroup = machineCgroup(root, launch.name);
     const procsFiles = await prepareMachineCgroup(cgroups, cgroup);
     await mkdir(paths.stateDir, { recursive: true });
+    // Recorded as running before it is launched (no pids yet: read back, such a record is a stale
+    // one): an sc killed between the launch and the final record leaves a record that says a dead
+    // run may have left something, not a `stopped` one under which a live nspawn would be ignored.
+    await writeStateFile(stateDir, { srvctl: STATE_MARK, name: launch.name, runtime: 'direct', state: 'running', config: launch.config });
     const [file, args] = directLaunchCommand(launch, paths.rootfs, procsFiles, netns);
     logger?.debug({ command: [file, ...args] }, 'exec detached');
     const log = openSync(paths.console, 'w');
