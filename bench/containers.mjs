@@ -9,7 +9,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machinesCgroupBase } from '../dist/drivers/cgroups.js';
-import { loadLine, must, run, waitForQuietKernel } from './lib.mjs';
+import { loadLine, measure, must, run, waitForQuietKernel } from './lib.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = 'bench1.example.net';
@@ -141,8 +141,9 @@ export async function runContainersBench({ count = 20, sc: scMain = path.join(RE
 
     await waitForQuietKernel(state.ns);
     progress(`sc apply: ${count} containers from the converged image, until all answer ping …`);
+    let scCpuMs = 0;
     const scMs = await timedMs(async () => {
-      await must(process.execPath, sc('apply'));
+      scCpuMs = (await measure('sc apply', process.execPath, sc('apply'))).cpuMs;
       await must('ip', ['netns', 'exec', state.ns, 'sh', '-c', waitForPings(indices.map(scIp))]);
     });
     await must(process.execPath, sc('diff'));
@@ -159,7 +160,7 @@ export async function runContainersBench({ count = 20, sc: scMain = path.join(RE
     progress(`plain shell loop: the same ${count} copies and nspawn starts, until all answer ping …`);
     const plainMs = await timedMs(() => must('bash', [script]));
     progress(`  ${plainMs.toFixed(0)} ms`);
-    return { count, scMs, plainMs, load: loadavg()[0].toFixed(1) };
+    return { count, scMs, scCpuMs, plainMs, load: loadavg()[0].toFixed(1) };
   } finally {
     await cleanupRun(state);
   }

@@ -16,7 +16,7 @@ import { rootfsDriver } from './rootfs.js';
 import { resolveRuntime } from './runtime.js';
 import { createSshdDriver } from './sshd.js';
 import { createSysctlDriver } from './sysctl.js';
-import type { Drivers, Exec, FilesDriver } from './types.js';
+import type { Drivers, Exec, FilesDriver, IpDriver } from './types.js';
 
 /** The drivers that need nothing but an exec and a files driver (tests build their fakes on them). */
 export function baseDrivers(exec: Exec, files: FilesDriver): Omit<Drivers, 'nspawn' | 'openvpn' | 'ping' | 'accounts' | 'sshd'> {
@@ -31,7 +31,15 @@ export function baseDrivers(exec: Exec, files: FilesDriver): Omit<Drivers, 'nspa
   };
 }
 
-export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtime'>, logger?: Logger): Drivers {
+/**
+ * The ip driver alone, before the datastore is loaded (it needs nothing of the model): a command
+ * lets it prefetch the host's links and addresses meanwhile, then hands it to createDrivers.
+ */
+export function createEarlyIpDriver(netns: string | undefined, logger?: Logger): IpDriver {
+  return createIpDriver(createExec({ netns, logger }));
+}
+
+export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtime'>, logger?: Logger, early: { ip?: IpDriver } = {}): Drivers {
   const exec = createExec({ netns: host.netns, logger });
   const files = createFilesDriver(host.root);
   const nspawn = createNspawnDriver({ exec, files, root: host.root, netns: host.netns, logger });
@@ -40,6 +48,7 @@ export function createDrivers(host: Pick<HostContext, 'root' | 'netns' | 'runtim
   const sshd = createSshdDriver({ exec, files, runtime: resolveRuntime(host.runtime), root: host.root });
   return {
     ...baseDrivers(exec, files),
+    ...(early.ip ? { ip: early.ip } : {}),
     nspawn,
     openvpn,
     ping: createPingDriver(exec),

@@ -27,30 +27,72 @@ export function createIpDriver(exec: Exec): IpDriver {
     }
   };
 
+  const readLinks = () => dumpJson<IpLink>(['-json', '-details', 'link', 'show']);
+  // IPv4 only: on a host with thousands of bridges the kernel's IPv6 link-local entries would more
+  // than double the dump (and its parsing), and sc reads nothing of them.
+  const readAddresses = () => dumpJson<IpAddrEntry>(['-4', '-json', 'addr', 'show']);
+
+  /** Dumps shared while a share is open (or after prefetch()); undefined: every call reads afresh. */
+  let shared: { links?: Promise<IpLink[]>; addresses?: Promise<IpAddrEntry[]> } | undefined;
+  let shares = 0;
+  // A prefetched dump that no pass consumes (the command failed first) must not be reported as an
+  // unhandled rejection; whoever consumes it still sees the error.
+  const quiet = <T>(promise: Promise<T>): Promise<T> => {
+    promise.catch(() => undefined);
+    return promise;
+  };
+
   return {
-    listLinks: () => dumpJson<IpLink>(['-json', '-details', 'link', 'show']),
-    listAddresses: () => dumpJson<IpAddrEntry>(['-json', 'addr', 'show']),
+    listLinks: () => (shared ? (shared.links ??= quiet(readLinks())) : readLinks()),
+    listAddresses: () => (shared ? (shared.addresses ??= quiet(readAddresses())) : readAddresses()),
+
+    prefetch() {
+      shared ??= {};
+      shared.links ??= quiet(readLinks());
+      shared.addresses ??= quiet(readAddresses());
+    },
+
+    shareReads() {
+      shares++;
+      shared ??= {};
+      let open = true;
+      return () => {
+        if (!open) return;
+        open = false;
+        if (--shares === 0) shared = undefined;
+      };
+    },
 
     async batch(commands) {
       if (commands.length === 0) return;
-      const single = commands.length === 1 ? commands[0] : undefined;
-      const result = single
-        ? await exec.run('ip', single, { allowFailure: true })
-        : await exec.run('ip', ['-force', '-batch', '-'], {
-            input: encodeBatchScript(commands),
-            allowFailure: true,
-            timeoutMs: BATCH_BASE_TIMEOUT_MS + BATCH_PER_COMMAND_MS * commands.length,
-          });
-      if (result.exitCode === 0) return;
-      let failures = single ? [{ index: 0, command: single, message: result.stderr.trim() }] : parseBatchFailures(result.stderr, commands);
-      // A fatal error (e.g. ip's own tokenizer) stops the batch without naming a line: nothing
-      // can be said about which commands ran, so every one counts as failed.
-      if (failures.length === 0) {
-        failures = commands.map((command, index) => ({ index, command, message: result.stderr.trim() }));
+      // What was read before (or during) a change is stale after it.
+      shared = shares > 0 ? {} : undefined;
+      try {
+        await runBatch(commands);
+      } finally {
+        shared = shares > 0 ? {} : undefined;
       }
-      throw new IpBatchError(result.command, result.exitCode, failures, result.stderr, commands.length);
     },
   };
+
+  async function runBatch(commands: readonly (readonly string[])[]): Promise<void> {
+    const single = commands.length === 1 ? commands[0] : undefined;
+    const result = single
+      ? await exec.run('ip', single, { allowFailure: true })
+      : await exec.run('ip', ['-force', '-batch', '-'], {
+          input: encodeBatchScript(commands),
+          allowFailure: true,
+          timeoutMs: BATCH_BASE_TIMEOUT_MS + BATCH_PER_COMMAND_MS * commands.length,
+        });
+    if (result.exitCode === 0) return;
+    let failures = single ? [{ index: 0, command: single, message: result.stderr.trim() }] : parseBatchFailures(result.stderr, commands);
+    // A fatal error (e.g. ip's own tokenizer) stops the batch without naming a line: nothing
+    // can be said about which commands ran, so every one counts as failed.
+    if (failures.length === 0) {
+      failures = commands.map((command, index) => ({ index, command, message: result.stderr.trim() }));
+    }
+    throw new IpBatchError(result.command, result.exitCode, failures, result.stderr, commands.length);
+  }
 }
 
 function parseJsonArray<T>(command: readonly string[], stdout: string): T[] {

@@ -14,6 +14,7 @@ import {
   findInitPid,
   liveRecord,
   processRuns,
+  readStateFileOf,
   readStateFiles,
   removeStateFile,
   STATE_DIR,
@@ -108,10 +109,15 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
   const stateDir = files.hostPath(STATE_DIR);
 
   const list = async (): Promise<MachineRecord[]> => Promise.all((await readStateFiles(stateDir)).map(liveRecord));
+  // One record, not all of them: starting N machines would otherwise read N² records.
+  const find = async (name: string): Promise<MachineRecord | undefined> => {
+    const file = await readStateFileOf(stateDir, name);
+    return file ? liveRecord(file) : undefined;
+  };
 
   /** SIGTERM to nspawn (it forwards the kill signal to init), wait, then kill what is left. */
   const halt = async (name: string): Promise<void> => {
-    const record = (await list()).find((m) => m.name === name);
+    const record = await find(name);
     if (record?.state === 'running' && record.pid !== undefined) {
       try {
         process.kill(record.pid, 'SIGTERM');
@@ -143,6 +149,10 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
     const cgroup = machineCgroup(root, launch.name);
     const procsFiles = await prepareMachineCgroup(cgroups, cgroup);
     await mkdir(paths.stateDir, { recursive: true });
+    // Recorded as running before it is launched (no pids yet: read back, such a record is a stale
+    // one): an sc killed between the launch and the final record leaves a record that says a dead
+    // run may have left something, not a `stopped` one under which a live nspawn would be ignored.
+    await writeStateFile(stateDir, { srvctl: STATE_MARK, name: launch.name, runtime: 'direct', state: 'running', config: launch.config });
     const [file, args] = directLaunchCommand(launch, paths.rootfs, procsFiles, netns);
     logger?.debug({ command: [file, ...args] }, 'exec detached');
     const log = openSync(paths.console, 'w');
@@ -210,6 +220,7 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
   return {
     kind: 'direct',
     list,
+    find,
     start,
     async stop(name, config) {
       await haltAndTidy(name);

@@ -5,7 +5,16 @@ import type { Logger } from 'pino';
 import { detectCgroupLayout, type CgroupLayout } from './cgroups.js';
 import { createDirectRuntime } from './nspawn-direct.js';
 import { createSystemdRuntime } from './nspawn-systemd.js';
-import { resolveRuntime, type Host0Link, type MachineRecord, type MachineRuntime, type NspawnDriver, type RuntimeKind } from './runtime.js';
+import {
+  NET_OBSERVE_BATCH,
+  NET_OBSERVE_COMMAND,
+  resolveRuntime,
+  type Host0Link,
+  type MachineRecord,
+  type MachineRuntime,
+  type NspawnDriver,
+  type RuntimeKind,
+} from './runtime.js';
 import type { Exec, ExecResult, FilesDriver } from './types.js';
 
 export interface NspawnDriverOptions {
@@ -27,34 +36,44 @@ export function enterCommand(initPid: number, argv: readonly string[], net = fal
 const HOST0_CONCURRENCY = 16;
 export const HOST0_COMMAND = ['ip', '-json', 'link', 'show', 'dev', 'host0'] as const;
 
-/** Reads the answer of HOST0_COMMAND run inside a container's network namespace. */
+interface Host0Json {
+  ifindex?: number;
+  link_index?: number;
+  flags?: string[];
+}
+
+/**
+ * host0 from the answer of HOST0_COMMAND or of NET_OBSERVE_COMMAND (one JSON array per line; the
+ * route lines hold no ifindex) run inside a container's network namespace.
+ */
 export function parseHost0(result: Pick<ExecResult, 'exitCode' | 'stdout' | 'stderr'>): Host0Link {
-  if (result.exitCode !== 0) {
-    if (/does not exist|Cannot find device/i.test(result.stderr)) return { state: 'missing' };
-    return {
-      state: 'unreadable',
-      reason: result.stderr.trim() || `exit ${result.exitCode}`,
-    };
-  }
+  let link: Host0Json | undefined;
   try {
-    const [link] = JSON.parse(result.stdout) as {
-      ifindex?: number;
-      link_index?: number;
-      flags?: string[];
-    }[];
-    if (!link || typeof link.ifindex !== 'number') return { state: 'missing' };
-    return {
-      state: 'present',
-      ifindex: link.ifindex,
-      ...(typeof link.link_index === 'number' ? { peerIndex: link.link_index } : {}),
-      up: (link.flags ?? []).includes('UP'),
-    };
+    for (const line of result.stdout.split('\n')) {
+      if (!line.startsWith('[')) continue;
+      link ??= (JSON.parse(line) as Host0Json[]).find((entry) => typeof entry.ifindex === 'number');
+    }
   } catch (error) {
     return {
       state: 'unreadable',
       reason: `unreadable output of ip: ${String(error)}`,
     };
   }
+  if (link && typeof link.ifindex === 'number') {
+    return {
+      state: 'present',
+      ifindex: link.ifindex,
+      ...(typeof link.link_index === 'number' ? { peerIndex: link.link_index } : {}),
+      up: (link.flags ?? []).includes('UP'),
+    };
+  }
+  if (result.exitCode !== 0 && !/does not exist|Cannot find device/i.test(result.stderr)) {
+    return {
+      state: 'unreadable',
+      reason: result.stderr.trim() || `exit ${result.exitCode}`,
+    };
+  }
+  return { state: 'missing' };
 }
 
 export function createNspawnDriver(options: NspawnDriverOptions): NspawnDriver {
@@ -74,8 +93,31 @@ export function createNspawnDriver(options: NspawnDriverOptions): NspawnDriver {
     });
   };
 
+  /** Per machine (name and init pid), its NET_OBSERVE_COMMAND answer while a share is open. */
+  let shared: Map<string, Promise<ExecResult>> | undefined;
+  let shares = 0;
+  const observeNet = (machine: MachineRecord): Promise<ExecResult> => {
+    const key = `${machine.name}\0${machine.initPid ?? ''}`;
+    const known = shared?.get(key);
+    if (known) return known;
+    const answer = enter(machine, NET_OBSERVE_COMMAND, { net: true, input: NET_OBSERVE_BATCH });
+    shared?.set(key, answer);
+    return answer;
+  };
+
   return {
     enter,
+    observeNet,
+    shareReads() {
+      shares++;
+      shared ??= new Map();
+      let open = true;
+      return () => {
+        if (!open) return;
+        open = false;
+        if (--shares === 0) shared = undefined;
+      };
+    },
     async host0Links(machines: readonly MachineRecord[]) {
       const queue = new PQueue({ concurrency: HOST0_CONCURRENCY });
       const links = new Map<string, Host0Link>();
@@ -83,7 +125,7 @@ export function createNspawnDriver(options: NspawnDriverOptions): NspawnDriver {
         machines.map((machine) =>
           queue.add(async () => {
             try {
-              links.set(machine.name, parseHost0(await enter(machine, HOST0_COMMAND, { net: true })));
+              links.set(machine.name, parseHost0(await observeNet(machine)));
             } catch (error) {
               links.set(machine.name, {
                 state: 'unreadable',

@@ -49,6 +49,8 @@ export interface MachineRuntime {
   readonly kind: RuntimeKind;
   /** Every machine sc has a record of, in one pass. */
   list(): Promise<MachineRecord[]>;
+  /** One machine's record (undefined: none), without reading every other machine's. */
+  find?(name: string): Promise<MachineRecord | undefined>;
   /** Starts (after clearing leftovers of a dead run) and records the machine; resolves once init runs. */
   start(launch: MachineLaunch): Promise<MachineRecord>;
   /** Stops it (gracefully, then hard) and keeps a stopped record with this config. */
@@ -69,13 +71,26 @@ export type Host0Link =
   | { readonly state: 'missing' }
   | { readonly state: 'unreadable'; readonly reason: string };
 
+/**
+ * What sc reads of a machine's network, in one process per machine: the default route and host0
+ * with its addresses (whose JSON carries host0's ifindex, peer index and flags too). The machine
+ * kind (host0's link) and the container-address kind (addresses, gateway) both read it: within one
+ * observation pass (shareReads) each machine's namespace is entered once, not once per kind.
+ */
+export const NET_OBSERVE_BATCH = 'route show default\naddr show dev host0\n';
+export const NET_OBSERVE_COMMAND = ['ip', '-j', '-force', '-batch', '-'] as const;
+
 export interface NspawnDriver {
   /** The runtime for a setting (`auto` resolved once per process). */
   runtime(setting?: RuntimeSetting): MachineRuntime;
   /** Runs a command inside a running machine's namespaces (`nsenter -t <init> -a`). */
   enter(machine: MachineRecord, argv: readonly string[], options?: { net?: boolean; input?: string }): Promise<ExecResult>;
-  /** host0 of each running machine: one `ip -j link show dev host0` in each namespace, several at once. */
+  /** host0 of each running machine: one observeNet() in each namespace, several at once. */
   host0Links(machines: readonly MachineRecord[]): Promise<Map<string, Host0Link>>;
+  /** A running machine's default route and host0 with its addresses (NET_OBSERVE_COMMAND in its network namespace). */
+  observeNet?(machine: MachineRecord): Promise<ExecResult>;
+  /** Until the returned function is called, observeNet() enters each machine once and shares the answer. */
+  shareReads?(): () => void;
   /** Runs `argv` inside a running machine on the caller's terminal (all of init's namespaces); its exit code. */
   shell?(machine: MachineRecord, argv: readonly string[], env: Readonly<Record<string, string>>): Promise<number>;
 }
@@ -139,6 +154,13 @@ export async function readStateFiles(stateDir: string): Promise<StateFile[]> {
       }),
   );
   return files.filter((f): f is StateFile => f !== undefined);
+}
+
+/** The record of one machine, if there is a valid one (same checks as readStateFiles). */
+export async function readStateFileOf(stateDir: string, name: string): Promise<StateFile | undefined> {
+  if (!MACHINE_NAME.test(name)) return undefined;
+  const file = parseStateFile(await readFile(stateFilePath(stateDir, name), 'utf8').catch(() => ''));
+  return file?.name === name ? file : undefined;
 }
 
 // ---- /proc -------------------------------------------------------------------------------------

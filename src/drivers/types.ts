@@ -75,8 +75,25 @@ export interface IpAddrEntry {
 export interface IpDriver {
   /** All links, one `ip -json -details link show` call. */
   listLinks(): Promise<IpLink[]>;
-  /** All addresses, one `ip -json addr show` call (retried on an interrupted dump). */
+  /**
+   * Every IPv4 address, one `ip -4 -json addr show` call (retried on an interrupted dump). Links
+   * without an IPv4 address are not listed; sc manages no IPv6 addresses.
+   */
   listAddresses(): Promise<IpAddrEntry[]>;
+  /**
+   * Starts both dumps now, in the background, for the next observation pass (see shareReads) to
+   * use: a command calls it before loading the datastore, so the kernel's dump runs while sc
+   * parses and validates. Only where nothing can change the links in between (no apply of another
+   * sc: under the host lock, or for a read-only command).
+   */
+  prefetch?(): void;
+  /**
+   * Until the returned function is called, listLinks() and listAddresses() return one shared dump
+   * each (the prefetched one, else the first call's): one observation pass reads each kind once,
+   * however many handlers ask. A batch() drops what was shared; ending the last share drops it too,
+   * prefetched dumps included, so the next pass reads afresh.
+   */
+  shareReads?(): () => void;
   /**
    * Runs ip commands (each an argument array without the leading `ip`), as one `ip -batch -`
    * when there is more than one. Throws HostCommandError naming the failed line(s).

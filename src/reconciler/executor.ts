@@ -69,6 +69,8 @@ interface ActionNode {
   durationMs: number;
   /** A replace whose delete half already succeeded retries only its create. */
   replaceDeleted: boolean;
+  /** How many actions of the plan lie before this one on its longest chain of waits (0: waits for none). */
+  depth: number;
 }
 
 /** Actions sharing one `after` list (all deletes of a kind) wait together. */
@@ -76,6 +78,7 @@ interface WaitGroup {
   remaining: number;
   released: boolean;
   readonly members: ActionNode[];
+  readonly depth: number;
 }
 
 export async function executePlan(plan: Plan, options: ApplyOptions): Promise<ApplyReport> {
@@ -127,7 +130,7 @@ class PlanRun {
     this.nodes = plan.actions.map((action) => {
       const handler = options.handlers[action.ref.kind];
       if (!handler) throw new ScError(`no resource handler for kind "${action.ref.kind}"`);
-      const node: ActionNode = { action, key: refString(action.ref), handler, attempts: 0, durationMs: 0, replaceDeleted: false };
+      const node: ActionNode = { action, key: refString(action.ref), handler, attempts: 0, durationMs: 0, replaceDeleted: false, depth: 0 };
       this.byKey.set(node.key, node);
       return node;
     });
@@ -144,11 +147,14 @@ class PlanRun {
 
   private linkWaits(): void {
     const byList = new Map<readonly ObjectRef[], WaitGroup>();
+    // The plan lists what an action waits for before it, so the depth of a wait is known when needed.
     for (const node of this.nodes) {
       let group = byList.get(node.action.after);
       if (!group) {
         const deps = new Set(node.action.after.map(refString).filter((key) => this.byKey.has(key)));
-        group = { remaining: deps.size, released: false, members: [] };
+        let depth = 0;
+        for (const dep of deps) depth = Math.max(depth, (this.byKey.get(dep) as ActionNode).depth + 1);
+        group = { remaining: deps.size, released: false, members: [], depth };
         for (const dep of deps) {
           const list = this.dependents.get(dep) ?? [];
           list.push(group);
@@ -157,6 +163,7 @@ class PlanRun {
         byList.set(node.action.after, group);
         this.groups.push(group);
       }
+      node.depth = group.depth;
       group.members.push(node);
     }
   }
@@ -217,13 +224,18 @@ class PlanRun {
       const pool = this.pools.get(kind);
       if (pool) return void pool.push(node);
       this.pools.set(kind, [node]);
-      return this.enqueue(() => this.drainPool(kind));
+      return this.enqueue(() => this.drainPool(kind), node.depth);
     }
-    this.enqueue(() => this.runAlone(node));
+    this.enqueue(() => this.runAlone(node), node.depth);
   }
 
-  private enqueue(task: () => Promise<void>): void {
-    void this.queue.add(task);
+  /**
+   * Deeper actions first among those ready: the machine of a container whose files are written
+   * starts before the files of the next container are copied, so the first containers come up
+   * (and their waits overlap the remaining copies) instead of every start queueing behind every copy.
+   */
+  private enqueue(task: () => Promise<void>, depth: number): void {
+    void this.queue.add(task, { priority: depth });
   }
 
   /** Everything of this kind that became ready in the same turn goes to the host as one batch. */
@@ -263,7 +275,7 @@ class PlanRun {
     for (const node of retryAlone) {
       const error = batchError ?? new Error(`${node.key} failed in a batch`);
       this.emit({ type: 'retry', action: node.action, error, attempt: node.attempts + 1 });
-      this.enqueue(() => this.finishAlone(node));
+      this.enqueue(() => this.finishAlone(node), node.depth);
     }
   }
 

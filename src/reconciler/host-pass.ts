@@ -8,7 +8,7 @@ import { refString, type DesiredObject, type HandlerRegistry, type ObjectRef, ty
 import { applyRecord, writeApplyRecord } from './apply-record.js';
 import { ANSWER_WAIT_MS, checkContainerAnswers, repairedContainers, runningContainerTargets, type ContainerAnswers } from './container-answers.js';
 import { executePlan, type ApplyEvent, type ApplyReport } from './executor.js';
-import { acquireHostLock } from './host-lock.js';
+import { acquireHostLock, type HostLock } from './host-lock.js';
 import { desiredState, observeHost } from './observe-host.js';
 import { planActions, selectTargets, type Plan } from './planner.js';
 import { assertPruneAllowed } from './prune-guardrail.js';
@@ -26,26 +26,34 @@ export interface HostPassInput {
 
 /** What this host should have, what it has, and the plan between them. */
 export interface HostSurvey {
+  /** The handlers the survey used (with --target: the targeted kinds and what they depend on). */
+  readonly handlers?: HandlerRegistry;
   readonly desired: Map<string, DesiredObject<unknown>[]>;
   readonly observed: Map<string, ObservedObject<unknown>[]>;
   readonly plan: Plan;
 }
 
-export async function surveyHost(input: HostPassInput, options: { strictTargets?: boolean } = {}): Promise<HostSurvey> {
+export async function surveyHost(
+  input: HostPassInput,
+  options: { strictTargets?: boolean; sameDesired?: { handlers: HandlerRegistry; desired: HostSurvey['desired'] } } = {},
+): Promise<HostSurvey> {
   const targets = input.targets?.length ? input.targets : undefined;
   // With --target, derive, observe and plan only the targeted kinds and the kinds they depend on.
-  const { handlers, desired } = targets
-    ? targetedDesiredState(input.handlers, targets, input.model, input.host)
-    : { handlers: input.handlers, desired: desiredState(input.handlers, input.model, input.host) };
+  // Desired state is a pure function of the model and the host: a second survey of the same pass reuses it.
+  const { handlers, desired } =
+    options.sameDesired ??
+    (targets
+      ? targetedDesiredState(input.handlers, targets, input.model, input.host)
+      : { handlers: input.handlers, desired: desiredState(input.handlers, input.model, input.host) });
   const observed = await observeHost(handlers, input.drivers, input.host, { model: input.model, desired });
   const full = planActions(handlers, desired, observed);
-  if (!targets) return { desired, observed, plan: full };
+  if (!targets) return { handlers, desired, observed, plan: full };
   let refs = expandKindTargets(targets, full);
   if (options.strictTargets === false) {
     const present = new Set([...full.actions.map((a) => refString(a.ref)), ...full.noops.map(refString)]);
     refs = refs.filter((r) => present.has(refString(r)));
   }
-  return { desired, observed, plan: selectTargets(full, refs) };
+  return { handlers, desired, observed, plan: selectTargets(full, refs) };
 }
 
 /** `--target bridge` (a whole kind) becomes every bridge the plan knows of. */
@@ -97,6 +105,8 @@ export interface ApplyHostOptions extends HostPassInput {
   readonly origin?: { readonly revision?: string; readonly source?: string };
   /** How long to wait for started or repaired containers to answer (default: settings apply.answer_wait_seconds, else ANSWER_WAIT_MS). */
   readonly answerWaitMs?: number;
+  /** The host lock, when the caller took it already (it is released here all the same). */
+  readonly heldLock?: HostLock;
 }
 
 export interface ApplyHostResult {
@@ -112,7 +122,7 @@ export interface ApplyHostResult {
 }
 
 export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostResult> {
-  const lock = await acquireHostLock(options.host.root, { command: options.command });
+  const lock = options.heldLock ?? (await acquireHostLock(options.host.root, { command: options.command }));
   let result: ApplyHostResult;
   let repaired: Set<string>;
   let observedAfter: HostSurvey['observed'];
@@ -137,7 +147,8 @@ export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostRes
     });
     // Level-triggered: trust the host, not the report.
     // Targets deleted by this apply are gone now: not an error on the re-check.
-    const after = plan.hasChanges ? await surveyHost(options, { strictTargets: false }) : survey;
+    const sameDesired = survey.handlers ? { handlers: survey.handlers, desired: survey.desired } : undefined;
+    const after = plan.hasChanges ? await surveyHost(options, { strictTargets: false, ...(sameDesired ? { sameDesired } : {}) }) : survey;
     const remaining = after.plan;
     const converged = report.converged && remaining.inSync;
     await writeApplyRecord(options.host.root, applyRecord(started, report, converged, options.origin));

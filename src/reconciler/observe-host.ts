@@ -34,12 +34,22 @@ export async function observeHost(
   pass: { readonly model: Model; readonly desired: ReadonlyMap<string, readonly DesiredObject<unknown>[]> },
 ): Promise<Map<string, ObservedObject<unknown>[]>> {
   const kinds = Object.keys(handlers);
-  // allSettled: never leave an observation running unattended after another one failed.
-  const settled = await Promise.allSettled(
-    kinds.map((kind) =>
-      (handlers[kind] as HandlerRegistry[string]).observe(drivers, host, { model: pass.model, desired: pass.desired.get(kind) ?? [] }),
-    ),
-  );
+  // Several kinds read the host's links (bridges, machines' veths, tunnels): one dump for the pass.
+  const endShare = drivers.ip.shareReads?.();
+  // Machines and their addresses read each machine's network namespace: entered once for the pass.
+  const endMachineShare = drivers.nspawn?.shareReads?.();
+  let settled: PromiseSettledResult<ObservedObject<unknown>[]>[];
+  try {
+    // allSettled: never leave an observation running unattended after another one failed.
+    settled = await Promise.allSettled(
+      kinds.map((kind) =>
+        (handlers[kind] as HandlerRegistry[string]).observe(drivers, host, { model: pass.model, desired: pass.desired.get(kind) ?? [] }),
+      ),
+    );
+  } finally {
+    endShare?.();
+    endMachineShare?.();
+  }
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure.reason;
 

@@ -3,7 +3,7 @@
 // cannot do that themselves on every boot, so sc checks and sets it from the host side, in the
 // container's network namespace — one `ip -batch` per container, all containers in parallel.
 import type { Model } from '../datastore/model.js';
-import type { MachineRecord } from '../drivers/runtime.js';
+import { NET_OBSERVE_BATCH, type MachineRecord } from '../drivers/runtime.js';
 import type { Drivers } from '../drivers/types.js';
 import { HostCommandError, ScError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
@@ -23,7 +23,7 @@ export interface ContainerAddressSpec {
 }
 
 /** What one container's namespace is asked: the default route first, so a missing host0 cannot shift it. */
-export const OBSERVE_BATCH = `route show default\naddr show dev ${CONTAINER_LINK}\n`;
+export const OBSERVE_BATCH = NET_OBSERVE_BATCH;
 
 interface IpRoute {
   dst?: string;
@@ -74,8 +74,14 @@ export function convergeCommands(want: ContainerAddressSpec, have?: ContainerAdd
   return commands;
 }
 
+/** One machine's record: read alone where the runtime can, else picked from the listing. */
+async function findMachine(drivers: Drivers, host: HostContext, name: string): Promise<MachineRecord | undefined> {
+  const runtime = machineRuntime(drivers, host);
+  return runtime.find ? runtime.find(name) : (await runtime.list()).find((m) => m.name === name);
+}
+
 async function runningMachine(drivers: Drivers, host: HostContext, name: string): Promise<MachineRecord> {
-  const machine = (await machineRuntime(drivers, host).list()).find((m) => m.name === name);
+  const machine = await findMachine(drivers, host, name);
   if (machine?.state !== 'running' || machine.initPid === undefined) {
     throw new ScError(`container ${name} is not running, so its address cannot be set`);
   }
@@ -114,7 +120,10 @@ export const containerAddressHandler = {
     const running = (await machineRuntime(drivers, host).list()).filter((m) => m.state === 'running' && m.initPid !== undefined);
     const observed = await Promise.all(
       running.map(async (machine): Promise<ObservedObject<ContainerAddressSpec> | undefined> => {
-        const result = await nspawn.enter(machine, ['ip', '-j', '-force', '-batch', '-'], { net: true, input: OBSERVE_BATCH });
+        // The machine kind reads host0 from the same answer (one nsenter per machine and pass).
+        const result = nspawn.observeNet
+          ? await nspawn.observeNet(machine)
+          : await nspawn.enter(machine, ['ip', '-j', '-force', '-batch', '-'], { net: true, input: OBSERVE_BATCH });
         const spec = parseObservation(result.stdout);
         // Exited between the listing and now, or no host0: nothing observed, a create is planned.
         if (!spec) return undefined;
@@ -144,7 +153,7 @@ export const containerAddressHandler = {
 
   /** A container that should no longer have its address (disabled, removed) but still runs. */
   async delete(drivers: Drivers, host: HostContext, have: ObservedObject<ContainerAddressSpec>): Promise<void> {
-    const machine = (await machineRuntime(drivers, host).list()).find((m) => m.name === have.ref.id);
+    const machine = await findMachine(drivers, host, have.ref.id);
     if (machine?.state !== 'running') return; // stopped meanwhile: its namespace and address are gone
     await applyCommands(drivers, machine, convergeCommands({ addresses: [], gateway: null, up: have.spec.up }, have.spec));
   },

@@ -39,11 +39,58 @@ describe('createIpDriver', () => {
     expect(bridge?.ifalias).toBe('srvctl:bridge user=alice');
   });
 
-  it('lists addresses with ONE `ip -json addr show`', async () => {
+  it('lists IPv4 addresses with ONE `ip -4 -json addr show`', async () => {
     const exec = scriptedExec([{ stdout: fixture('addr-show.json') }]);
     const entries = await createIpDriver(exec).listAddresses();
-    expect(exec.calls.map((c) => c.args)).toEqual([['-json', 'addr', 'show']]);
+    expect(exec.calls.map((c) => c.args)).toEqual([['-4', '-json', 'addr', 'show']]);
     expect(entries.find((e) => e.ifname === 'sc-17-3')?.addr_info.map((a) => a.local)).toContain('10.17.3.1');
+  });
+
+  it('shares one dump per kind among the calls of a share, and reads afresh after it ends', async () => {
+    const exec = scriptedExec(Array.from({ length: 4 }, () => ({ stdout: '[]' })));
+    const ip = createIpDriver(exec);
+    const end = (ip.shareReads as () => () => void)();
+    await Promise.all([ip.listLinks(), ip.listLinks(), ip.listAddresses(), ip.listLinks()]);
+    expect(exec.calls).toHaveLength(2);
+    end();
+    await ip.listLinks();
+    await ip.listLinks();
+    expect(exec.calls).toHaveLength(4);
+  });
+
+  it('uses a prefetched dump once: in the next share only', async () => {
+    const exec = scriptedExec([{ stdout: '[{"ifindex":1,"ifname":"lo","flags":[]}]' }, { stdout: '[]' }, { stdout: '[]' }]);
+    const ip = createIpDriver(exec);
+    (ip.prefetch as () => void)();
+    expect(exec.calls.map((c) => c.args[0])).toEqual(['-json', '-4']);
+    const end = (ip.shareReads as () => () => void)();
+    expect((await ip.listLinks()).map((l) => l.ifname)).toEqual(['lo']);
+    await ip.listAddresses();
+    expect(exec.calls).toHaveLength(2);
+    end();
+    expect(await ip.listLinks()).toEqual([]);
+    expect(exec.calls).toHaveLength(3);
+  });
+
+  it('reads afresh after a batch, even inside a share', async () => {
+    const exec = scriptedExec(Array.from({ length: 4 }, () => ({ stdout: '[]' })));
+    const ip = createIpDriver(exec);
+    const end = (ip.shareReads as () => () => void)();
+    await ip.listLinks();
+    await ip.batch([['link', 'del', 'dev', 'x']]);
+    await ip.listLinks();
+    expect(exec.calls.map((c) => c.args[0])).toEqual(['-json', 'link', '-json']);
+    end();
+  });
+
+  it('keeps a failed prefetch quiet until a pass asks for it', async () => {
+    const exec = scriptedExec([{ exitCode: 1, stderr: 'Cannot open network namespace' }, { stdout: '[]' }]);
+    const ip = createIpDriver(exec);
+    (ip.prefetch as () => void)();
+    await new Promise((resolve) => setImmediate(resolve));
+    const end = (ip.shareReads as () => () => void)();
+    await expect(ip.listLinks()).rejects.toThrow(HostCommandError);
+    end();
   });
 
   it('retries a dump the kernel reports as interrupted', async () => {

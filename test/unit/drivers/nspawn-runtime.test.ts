@@ -14,7 +14,7 @@ import {
   renderNspawnUnit,
   showCommand,
 } from '../../../src/drivers/nspawn-systemd.js';
-import { liveRecord, readStateFiles, resolveRuntime, STATE_MARK, writeStateFile } from '../../../src/drivers/runtime.js';
+import { liveRecord, readStateFileOf, readStateFiles, resolveRuntime, STATE_MARK, writeStateFile } from '../../../src/drivers/runtime.js';
 import type { Exec, ExecOptions } from '../../../src/drivers/types.js';
 
 const launch = { name: 'web.example.com', config: 'sha256:abc', killSignal: 'SIGUSR2', env: { GW: '10.17.1.1', ADDR: '10.17.1.20/24' } };
@@ -204,6 +204,9 @@ describe('state records', () => {
     const files = await readStateFiles(dir);
     expect(files.map((f) => f.name)).toEqual(['a']);
     expect(await liveRecord(files[0]!)).toEqual({ name: 'a', runtime: 'direct', config: 'c', state: 'stopped', stale: true });
+    // One record read alone passes the same checks.
+    expect((await readStateFileOf(dir, 'a'))?.name).toBe('a');
+    for (const name of ['b', 'other', 'c', 'd', 'missing', '../a']) expect(await readStateFileOf(dir, name)).toBeUndefined();
   });
 
   it('sees a live nspawn only when the pid runs systemd-nspawn', async () => {

@@ -153,6 +153,18 @@ describe('executePlan', () => {
     expect(drivers.maxInFlight).toBe(3);
   });
 
+  it('runs what waited for a finished action before the queued actions that wait for nothing', async () => {
+    const world: FakeWorld = new Map();
+    // Unbatched bridges all ready at once; each container waits for its bridge.
+    const handlers = farm(world, { 'c-1': 'sc-1', 'c-2': 'sc-2' }, ['sc-1', 'sc-2', 'sc-3', 'sc-4']);
+    const drivers = new RecordingDrivers();
+    const report = await apply(await planOf(handlers), handlers, drivers, { concurrency: 1 });
+    expect(report.converged).toBe(true);
+    const creates = drivers.log.filter((line) => line.startsWith('create '));
+    // container/c-1 was queued when bridge/sc-1 finished, behind sc-2…sc-4: it runs next all the same.
+    expect(creates.slice(0, 3)).toEqual(['create bridge/sc-1', 'create container/c-1', 'create bridge/sc-2']);
+  });
+
   it('batches the ready actions of a batching kind into one call, then runs dependents', async () => {
     const world = worldOf(seen('bridge', 'sc-old', {}), seen('bridge', 'sc-drift', { up: false }));
     const handlers = farm(world, { 'c-1': 'sc-1', 'c-2': 'sc-2' }, ['sc-1', 'sc-2', 'sc-3', 'sc-drift'], { batchBridges: true });

@@ -29,6 +29,18 @@ describe('parseHost0', () => {
       reason: 'nsenter: cannot open /proc/5/ns/net: No such file or directory',
     });
   });
+
+  it('reads host0 from the one batch the machine and container-address kinds share (route lines first)', () => {
+    const stdout =
+      '[{"dst":"default","gateway":"10.17.1.1","dev":"host0","flags":[]}]\n' +
+      '[{"ifindex":2,"link_index":9,"ifname":"host0","flags":["BROADCAST","UP"],"link_netnsid":0,"addr_info":[]}]\n';
+    expect(parseHost0({ exitCode: 0, stdout, stderr: '' })).toEqual({ state: 'present', ifindex: 2, peerIndex: 9, up: true });
+    // No host0: the route line answers, the addr line fails, ip exits 1.
+    expect(parseHost0({ exitCode: 1, stdout: '[]\n', stderr: 'Device "host0" does not exist.\nCommand failed -:2\n' })).toEqual({
+      state: 'missing',
+    });
+    expect(parseHost0({ exitCode: 0, stdout: '[{"ifindex":\n', stderr: '' }).state).toBe('unreadable');
+  });
 });
 
 describe('observedMachineLink', () => {
