@@ -32,7 +32,9 @@ const sc = async (i: number, ...args: string[]) => {
   return result;
 };
 const client = () => boxes[2] as Sandbox;
-const inClient = (...args: string[]) => execa('ip', ['netns', 'exec', client().netns, ...args], { reject: false, cwd: device, timeout: 30_000 });
+// Without the caller's NOTIFY_SOCKET (set in a container): openvpn --daemon would not fork while it can notify.
+const inClient = (...args: string[]) =>
+  execa('ip', ['netns', 'exec', client().netns, ...args], { reject: false, cwd: device, timeout: 30_000, env: { NOTIFY_SOCKET: undefined } });
 
 async function reaches(address: string): Promise<boolean> {
   return (await inClient('ping', '-c', '1', '-W', '1', address)).exitCode === 0;
