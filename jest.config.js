@@ -7,6 +7,11 @@ const shared = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] },
+  // Jest 30's default 'soft' globals cleanup wraps what a test file left on shared objects (execa's
+  // signal-exit emitter on `process`) in accessors whose setter recurses forever: the next write
+  // from a later file in that worker fails the whole file with "Maximum call stack size exceeded"
+  // (jestjs/jest#16044, #16443; hit by vpn-mesh in the fresh Debian 13 run). Off: Jest 29's behaviour.
+  testEnvironmentOptions: { globalsCleanup: 'off' },
 };
 /** @type {import('jest').Config} */
 export default {

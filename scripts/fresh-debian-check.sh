@@ -5,13 +5,20 @@
 # network namespace; the demo and the tests make their own namespaces). Root only; not part of CI.
 #
 #   scripts/fresh-debian-check.sh [WORKDIR]      (default: a new /var/tmp/sc-fresh.XXXXXX)
-#   KEEP=1 keeps WORKDIR afterwards; SUITE=bookworm tries Debian 12 (Node from apt is too old there).
+#   KEEP=1 keeps WORKDIR afterwards; SUITE=bookworm builds Debian 12 instead.
+#
+# Node: Debian 13's apt has nodejs 20.19, the README's floor, so the run installs it from apt as a
+# new user would. Debian 12's apt has Node 18, too old: there the README's prerequisite ("install
+# Node >= 20.19 first") is met by copying this machine's node and npm into the fresh root
+# (/usr/bin/node, npm from `npm root -g`) before the README's commands. NODE_FROM_HOST=1/0
+# overrides that choice for any suite.
 #
 # Why a container and not a chroot (sandbox.md §12): the kernel refuses user namespaces to a
 # chrooted process, so the tests' PrivateUsers=pick containers could not start.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 suite="${SUITE:-trixie}"
+if [[ "$suite" == bookworm ]]; then node_from_host="${NODE_FROM_HOST:-1}"; else node_from_host="${NODE_FROM_HOST:-0}"; fi
 [[ $EUID -eq 0 ]] || { echo "fresh-debian-check.sh needs root (debootstrap, systemd-nspawn)" >&2; exit 1; }
 
 # The mirror apt on this machine is configured with (deb822 `URIs:` or a one-line `deb` entry).
@@ -50,11 +57,23 @@ t_debootstrap=$((SECONDS - t0))
 mkdir -p "$rootfs/usr/local/share/ca-certificates"
 cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/" 2>/dev/null || true
 
+if [[ "$node_from_host" == 1 ]]; then
+  # The README's prerequisite met by hand: this machine's node binary and npm (with npx) go in.
+  host_node="$(command -v node)"; host_npm="$(npm root -g)/npm"
+  [[ -x "$host_node" && -f "$host_npm/bin/npm-cli.js" ]] || { echo "fresh-debian-check.sh: no node/npm on this machine to copy in" >&2; exit 1; }
+  log "node $("$host_node" --version) ($host_node) and npm $(npm --version) ($host_npm) copied in: the README's prerequisite"
+  install -m 755 "$host_node" "$rootfs/usr/bin/node"
+  rm -rf "$rootfs/usr/lib/node_modules/npm" && mkdir -p "$rootfs/usr/lib/node_modules"
+  cp -a "$host_npm" "$rootfs/usr/lib/node_modules/npm"
+  ln -sfn ../lib/node_modules/npm/bin/npm-cli.js "$rootfs/usr/bin/npm"
+  ln -sfn ../lib/node_modules/npm/bin/npx-cli.js "$rootfs/usr/bin/npx"
+fi
+
 log "clean clone of $(git -C "$repo" rev-parse --short HEAD) into /root/srvctl"
 rm -rf "$rootfs/root/srvctl"
 git clone -q --no-hardlinks "$repo" "$rootfs/root/srvctl"
 
-# The run inside: the README's prerequisite (Node from apt), then its command 1, then command 2,
+# The run inside: the README's prerequisite (Node from apt, or the copy above), then its command 1, then command 2,
 # each timed. The README's text is the source of the commands, so a README change is what runs.
 cat >"$rootfs/root/fresh-run.sh" <<'INNER'
 #!/bin/bash
@@ -65,10 +84,11 @@ readme_command() { awk -v n="$1" '/^```sh$/ { block++; next } /^```$/ { next } b
 cmd1="$(readme_command 1)"; cmd2="$(readme_command 2)"
 echo "README command 1: $cmd1"; echo "README command 2: $cmd2"
 t=$SECONDS
-apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm ca-certificates >/dev/null
+if [[ "$SC_FRESH_NODE" == host ]]; then node_source="copied from the build machine"; node_packages=(); else node_source="nodejs npm from apt"; node_packages=(nodejs npm); fi
+apt-get update -qq && apt-get install -y -qq --no-install-recommends "${node_packages[@]}" ca-certificates >/dev/null
 update-ca-certificates >/dev/null 2>&1
 npm config set cafile /etc/ssl/certs/ca-certificates.crt
-echo "prerequisite (nodejs npm from apt): node $(node --version), npm $(npm --version): $((SECONDS - t)) s"
+echo "prerequisite ($node_source): node $(node --version), npm $(npm --version): $((SECONDS - t)) s"
 t=$SECONDS; bash -c "$cmd1"; echo "README command 1: exit 0 in $((SECONDS - t)) s"
 t=$SECONDS; bash -c "$cmd2"; echo "README command 2: exit 0 in $((SECONDS - t)) s"
 INNER
@@ -88,7 +108,8 @@ set +e
   for c in "${cgroups[@]}"; do mkdir -p "$c" && echo "$BASHPID" >"$c/cgroup.procs"; done
   exec env SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 SYSTEMD_SECCOMP=0 \
     systemd-nspawn -q --register=no --keep-unit --as-pid2 -D "$rootfs" -M "$machine" --capability=all \
-    --bind=/dev/net/tun --setenv=CI=true --setenv=TERM=dumb /root/fresh-run.sh
+    --bind=/dev/net/tun --setenv=CI=true --setenv=TERM=dumb \
+    --setenv=SC_FRESH_NODE="$([[ "$node_from_host" == 1 ]] && echo host || echo apt)" /root/fresh-run.sh
 ) 2>&1 | tee "$work/run.log"
 rc=${PIPESTATUS[0]}
 set -e

@@ -24,7 +24,7 @@ import {
   type MachineRecord,
   type MachineRuntime,
 } from './runtime.js';
-import { spawnCollect } from './spawn-collect.js';
+import { childEnv, spawnCollect } from './spawn-collect.js';
 import type { FilesDriver } from './types.js';
 
 export interface DirectRuntimeOptions {
@@ -161,7 +161,7 @@ export function createDirectRuntime(options: DirectRuntimeOptions): MachineRunti
     try {
       // Not execa: the machine must outlive this sc (own session, no cleanup on exit), with its
       // console going straight to a file rather than through a pipe sc would have to drain.
-      const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log] });
+      const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log], env: childEnv() });
       pid = child.pid;
       child.on('exit', (code, signal) => {
         exited = { ...(code !== null ? { code } : {}), ...(signal !== null ? { signal } : {}) };

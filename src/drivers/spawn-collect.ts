@@ -8,7 +8,7 @@ export interface SpawnOptions {
   input?: string;
   /** SIGKILL after this many ms. */
   timeoutMs: number;
-  /** Added to sc's own environment. */
+  /** Added to sc's own environment (which reaches the program without NOTIFY_SOCKET: childEnv). */
   env?: Record<string, string>;
   cwd?: string;
 }
@@ -23,6 +23,22 @@ export interface SpawnOutcome {
   timedOut: boolean;
   stdout: string;
   stderr: string;
+}
+
+/**
+ * Variables of sc's own caller that must not reach the programs sc starts. NOTIFY_SOCKET is the
+ * service manager's socket of whoever started sc (systemd for a Type=notify unit, systemd-nspawn
+ * for every program in a container): a program that inherits it reports to that manager as if it
+ * were the service, and `openvpn --daemon` does not fork at all while it can (sd_notify succeeds),
+ * so sc would wait for it until the timeout and kill it (found running sc in a Debian 13 container).
+ */
+const CALLER_ONLY_ENV = ['NOTIFY_SOCKET'] as const;
+
+/** The environment of a program sc starts: sc's own without CALLER_ONLY_ENV, plus `extra`. */
+export function childEnv(extra: Readonly<Record<string, string>> = {}, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const name of CALLER_ONLY_ENV) delete env[name];
+  return { ...env, ...extra };
 }
 
 /** Programs still running when sc exits are killed, like execa's cleanup did. */
@@ -44,7 +60,7 @@ export function spawnCollect(file: string, args: readonly string[], options: Spa
     let settled = false;
     const child = spawn(file, [...args], {
       stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-      env: options.env === undefined ? process.env : { ...process.env, ...options.env },
+      env: childEnv(options.env),
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     });
     running.add(child);

@@ -38,8 +38,11 @@ const sc = async (i: number, ...args: string[]) => {
 };
 const client = () => boxes[2] as Sandbox;
 const phone = () => boxes[3] as Sandbox;
-const inClient = (...args: string[]) => execa('ip', ['netns', 'exec', client().netns, ...args], { reject: false, cwd: device, timeout: 30_000 });
-const inPhone = (...args: string[]) => execa('ip', ['netns', 'exec', phone().netns, ...args], { reject: false, cwd: phoneDir, timeout: 30_000 });
+// Without the caller's NOTIFY_SOCKET (set in a container): openvpn --daemon would not fork while it can notify.
+const inClient = (...args: string[]) =>
+  execa('ip', ['netns', 'exec', client().netns, ...args], { reject: false, cwd: device, timeout: 30_000, env: { NOTIFY_SOCKET: undefined } });
+const inPhone = (...args: string[]) =>
+  execa('ip', ['netns', 'exec', phone().netns, ...args], { reject: false, cwd: phoneDir, timeout: 30_000, env: { NOTIFY_SOCKET: undefined } });
 const git = (...args: string[]) => execa('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', ...args], { cwd: datastore });
 
 async function reaches(address: string, inBox = inClient): Promise<boolean> {
@@ -269,9 +272,7 @@ describe('user VPN (two hosts and two devices)', () => {
     const started = await execa(
       'ip',
       ['netns', 'exec', h2.netns, 'openvpn', '--config', path.join(device, 'mesh-impostor.conf'), '--daemon', 'mesh-impostor'],
-      {
-        reject: false,
-      },
+      { reject: false, env: { NOTIFY_SOCKET: undefined } },
     );
     expect(started.exitCode).toBe(0);
     let pid = 0;

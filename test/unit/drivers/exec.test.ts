@@ -67,6 +67,27 @@ describe('createExec', () => {
     expect(entry.exitCode).toBe(0);
   });
 
+  it("keeps its caller's NOTIFY_SOCKET from the programs it starts, and passes the rest (its own and `env`)", async () => {
+    // In a container (systemd-nspawn sets it) or a Type=notify unit, openvpn --daemon inheriting
+    // NOTIFY_SOCKET does not fork (sd_notify succeeds), and sc waited for it until the timeout.
+    const saved = { notify: process.env.NOTIFY_SOCKET, other: process.env.SC_TEST_KEPT };
+    process.env.NOTIFY_SOCKET = '/run/host/notify';
+    process.env.SC_TEST_KEPT = 'kept';
+    try {
+      const show = 'process.stdout.write(JSON.stringify([process.env.NOTIFY_SOCKET ?? null, process.env.SC_TEST_KEPT, process.env.SC_TEST_EXTRA]))';
+      const result = await exec.run(node, ['-e', show], { env: { SC_TEST_EXTRA: 'extra' } });
+      expect(JSON.parse(result.stdout)).toEqual([null, 'kept', 'extra']);
+    } finally {
+      for (const [name, value] of [
+        ['NOTIFY_SOCKET', saved.notify],
+        ['SC_TEST_KEPT', saved.other],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('refuses a network namespace that does not exist, with a clear UserError', async () => {
     const inMissing = createExec({ netns: `sc-missing-${process.pid}` });
     const error = await inMissing.run('ip', ['link', 'show']).catch((e: unknown) => e);
