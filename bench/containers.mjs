@@ -33,7 +33,8 @@ async function writeDatastore(dir, indices) {
     clusters: { bench: { [HOST]: { hostnet: 1, host_ip: '192.0.2.11' } } },
     users,
     containers,
-    settings: { runtime: 'direct', images: { busybox: { builder: 'busybox' } } },
+    // The shell loop runs no proxy: neither does sc here.
+    settings: { runtime: 'direct', images: { busybox: { builder: 'busybox' } }, proxy: { enabled: false } },
   };
   for (const [name, doc] of Object.entries(docs)) await writeFile(path.join(dir, `${name}.json`), `${JSON.stringify(doc, null, 2)}\n`);
 }
@@ -95,6 +96,15 @@ async function killCgroup(base) {
 function cleanupRun(state) {
   state.cleaning ??= (async () => {
     if (state.tmp) {
+      // A reverse proxy sc started (none with this datastore's settings; a datastore edited by hand may differ).
+      const proxyPid = Number((await readFile(path.join(state.tmp, 'root/run/srvctl/haproxy/haproxy.pid'), 'utf8').catch(() => '')).trim());
+      if (proxyPid > 1) {
+        try {
+          process.kill(proxyPid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
       await killCgroup(machinesCgroupBase(path.join(state.tmp, 'root'))).catch((e) => progress(`cleanup: ${e.message}`));
       await killCgroup(state.plainCgroup).catch((e) => progress(`cleanup: ${e.message}`));
     }
