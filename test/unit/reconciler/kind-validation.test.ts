@@ -5,6 +5,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Model } from '../../../src/datastore/model.js';
+import { displayPathOf } from '../../../src/datastore/source-document.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
 import { loadDesired } from '../../../src/reconciler/desired-state.js';
 import { kindProblems } from '../../../src/reconciler/kind-validation.js';
@@ -47,13 +48,15 @@ it('an error of a kind refuses the datastore, located at its line and JSON path'
   const error = await loadDesired(location(), registry(problems)).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(UserError);
   expect((error as UserError).message).toMatch(/is invalid: 1 error$/);
-  expect((error as UserError).diagnostics.map(formatDiagnostic)).toEqual([`${path.join(dir, 'settings.yaml')}:3:3 /proxy/enabled: no good`]);
+  expect((error as UserError).diagnostics.map(formatDiagnostic)).toEqual([
+    `${displayPathOf(path.join(dir, 'settings.yaml'))}:3:3 /proxy/enabled: no good`,
+  ]);
 });
 
 it('a warning of a kind is a warning of the load', async () => {
   const problems: ModelProblem[] = [{ severity: 'warning', document: 'clusters', path: ['eu', 'h1.test'], message: 'hm' }];
   const loaded = await loadDesired(location(), registry(problems));
-  expect(loaded.warnings.map(formatDiagnostic)).toEqual([`warning: ${path.join(dir, 'clusters.yaml')}:2:3 /eu/h1.test: hm`]);
+  expect(loaded.warnings.map(formatDiagnostic)).toEqual([`warning: ${displayPathOf(path.join(dir, 'clusters.yaml'))}:2:3 /eu/h1.test: hm`]);
 });
 
 it('a datastore the schemas refuse never reaches the kinds', async () => {
