@@ -96,8 +96,12 @@ chmod +x "$rootfs/root/fresh-run.sh"
 
 # The container: the host's network namespace (no --private-network), all capabilities, API file
 # systems writable and no seccomp filter, so the demo and the tests can make their own namespaces,
-# sysctls, nft tables and (nested) containers; /dev/net/tun for openvpn.
+# sysctls, nft tables and (nested) containers; /dev/net/tun for openvpn. /tmp (where the tests'
+# --root directories go) is a directory on disk, not nspawn's nodev tmpfs, as on a real machine:
+# Debian 12's debootstrap refuses a target where device nodes do not work ("test-dev-null:
+# Permission denied"), which failed the debian image builds of containers-files and ssh-debian.
 log "systemd-nspawn -D $rootfs: README commands 1 and 2"
+rm -rf "$work/tmp" && mkdir -m 1777 "$work/tmp"
 t1=$SECONDS
 # With --keep-unit nspawn nests its cgroups under the caller's: give it its own (sandbox.md §11.3).
 cgroups=()
@@ -108,7 +112,7 @@ set +e
   for c in "${cgroups[@]}"; do mkdir -p "$c" && echo "$BASHPID" >"$c/cgroup.procs"; done
   exec env SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 SYSTEMD_SECCOMP=0 \
     systemd-nspawn -q --register=no --keep-unit --as-pid2 -D "$rootfs" -M "$machine" --capability=all \
-    --bind=/dev/net/tun --setenv=CI=true --setenv=TERM=dumb \
+    --bind=/dev/net/tun --bind="$work/tmp:/tmp" --setenv=CI=true --setenv=TERM=dumb \
     --setenv=SC_FRESH_NODE="$([[ "$node_from_host" == 1 ]] && echo host || echo apt)" /root/fresh-run.sh
 ) 2>&1 | tee "$work/run.log"
 rc=${PIPESTATUS[0]}
