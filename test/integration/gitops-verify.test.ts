@@ -58,7 +58,8 @@ beforeAll(async () => {
   work = path.join(dir, 'work');
   await execa('git', ['clone', '-q', bare, work], { env: gitEnv });
   source = `file://${bare}#main`;
-}, 60_000);
+  // Generous: creating the namespace waits for the kernel's network lock while other suites tear theirs down.
+}, 180_000);
 
 afterAll(async () => {
   if (sandbox) await sandbox.destroy();
