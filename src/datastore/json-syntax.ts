@@ -173,22 +173,55 @@ export function findJsonSyntaxProblem(text: string, maxDepth = Number.MAX_SAFE_I
 
 /** Deepest nesting of brackets in JSON text that is already known to be valid (strings skipped). */
 export function jsonDepth(text: string): number {
+  return jsonShape(text).depth;
+}
+
+/**
+ * One pass over JSON text: its deepest nesting of objects and arrays (strings skipped) and how many
+ * object members it holds (strings followed by a colon). A parsed value with fewer members lost
+ * some to duplicate keys (JSON.parse keeps the last): the cheap test before the slow search.
+ */
+export function jsonShape(text: string): { depth: number; members: number } {
   let depth = 0;
   let max = 0;
-  for (let i = 0; i < text.length; i++) {
+  let members = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
-      for (i++; i < text.length; i++) {
+      for (i++; i < n; i++) {
         const d = text.charCodeAt(i);
         if (d === 0x5c) i++;
         else if (d === 0x22) break;
+      }
+      let j = i + 1;
+      while (isWhitespaceCode(text.charCodeAt(j))) j++;
+      if (text.charCodeAt(j) === 0x3a) {
+        members++;
+        i = j;
       }
     } else if (c === 0x7b || c === 0x5b) {
       depth++;
       if (depth > max) max = depth;
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
-  return max;
+  return { depth: max, members };
+}
+
+const isWhitespaceCode = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/** Object members in a parsed JSON value, counted without recursion. */
+export function memberCount(value: unknown): number {
+  let count = 0;
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const top = stack.pop();
+    if (top === null || typeof top !== 'object') continue;
+    const children = Array.isArray(top) ? (top as unknown[]) : Object.values(top);
+    if (!Array.isArray(top)) count += children.length;
+    for (const child of children) if (child !== null && typeof child === 'object') stack.push(child);
+  }
+  return count;
 }
 
 const pointerSegment = (segment: string | number): string => `/${String(segment).replace(/~/g, '~0').replace(/\//g, '~1')}`;

@@ -45,6 +45,9 @@ export function dataDepth(value: unknown, stopAt = Number.MAX_SAFE_INTEGER): num
 
 /** Paths (and lengths) of strings and keys longer than `limit`, at most `max` of them; no recursion. */
 export function longStrings(value: unknown, limit: number, max = 20): { path: (string | number)[]; length: number }[] {
+  // Paths are built only for a value that has such a string: building one for every value made
+  // most of the garbage of loading a big datastore.
+  if (!hasLongString(value, limit)) return [];
   const found: { path: (string | number)[]; length: number }[] = [];
   const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
   while (stack.length && found.length < max) {
@@ -61,4 +64,25 @@ export function longStrings(value: unknown, limit: number, max = 20): { path: (s
     }
   }
   return found;
+}
+
+/** Whether any string or key in `value` is longer than `limit`; no recursion, no paths. */
+function hasLongString(value: unknown, limit: number): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const top = stack.pop();
+    if (typeof top === 'string') {
+      if (top.length > limit) return true;
+    } else if (Array.isArray(top)) {
+      for (const v of top as unknown[]) if (typeof v === 'object' || typeof v === 'string') stack.push(v);
+    } else if (top !== null && typeof top === 'object') {
+      const record = top as Record<string, unknown>;
+      for (const k of Object.keys(record)) {
+        if (k.length > limit) return true;
+        const v = record[k];
+        if (typeof v === 'object' || typeof v === 'string') stack.push(v);
+      }
+    }
+  }
+  return false;
 }

@@ -6,8 +6,8 @@ import { boundDiagnostic, UserError, type Diagnostic } from '../errors.js';
 import { crossCheckProblems } from './cross-checks.js';
 import { LIMITS, longStrings } from './limits.js';
 import type { DatastoreLocation } from './datastore-location.js';
-import { DATASTORE_KINDS, deepFreeze, type DatastoreKind, type Model } from './model.js';
-import { cloneData, isRawObject } from './raw-data.js';
+import { DATASTORE_KINDS, type DatastoreKind, type Model } from './model.js';
+import { frozenCopy, isRawObject } from './raw-data.js';
 import { schemaProblems, unknownFieldProblems, type DocumentProblem } from './schema-validation.js';
 import { displayPathOf, jsonPointer, readSourceDocument, type SourceDocument } from './source-document.js';
 
@@ -140,9 +140,9 @@ function checkDocuments(
   // The model is a frozen copy: the documents' data stays the caller's to change.
   const part = <K extends DatastoreKind>(kind: K): Model[K] => {
     const data = documents[kind]?.data;
-    return (isRawObject(data) ? cloneData(data) : {}) as Model[K];
+    return frozenCopy((isRawObject(data) ? data : {}) as Model[K]);
   };
-  const model: Model = deepFreeze({
+  const model: Model = Object.freeze({
     clusters: part('clusters'),
     users: part('users'),
     containers: part('containers'),

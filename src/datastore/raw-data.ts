@@ -1,5 +1,6 @@
 // Typed reads from datastore data that may not have passed its schema: cross-checks run on
 // every document (so all problems are reported at once) and must not trust a field's type.
+import { deepFreeze } from './model.js';
 
 export type RawObject = Record<string, unknown>;
 
@@ -29,21 +30,22 @@ export function hasField(record: RawObject, field: string): boolean {
 }
 
 /**
- * A deep copy of parsed datastore data (JSON.parse / yaml's toJS: plain objects, arrays, scalars),
- * several times faster than structuredClone on the thousands of records of a large datastore.
- * Anything else (a Date from a YAML timestamp, say) is copied by structuredClone.
+ * A frozen deep copy of parsed datastore data (JSON.parse / yaml's toJS: plain objects, arrays,
+ * scalars): the model a load hands out. Copy and freeze in one walk, several times faster than
+ * structuredClone and a separate deep freeze on the thousands of records of a large datastore.
+ * Anything else (a Date from a YAML timestamp, say) is copied by structuredClone, then frozen.
  */
-export function cloneData<T>(value: T): T {
+export function frozenCopy<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map((item: unknown) => cloneData(item)) as T;
+  if (Array.isArray(value)) return Object.freeze(value.map((item: unknown) => frozenCopy(item))) as T;
   const proto = Object.getPrototypeOf(value) as unknown;
-  if (proto !== Object.prototype && proto !== null) return structuredClone(value);
+  if (proto !== Object.prototype && proto !== null) return deepFreeze(structuredClone(value));
   const copy: RawObject = proto === null ? (Object.create(null) as RawObject) : {};
   for (const key of Object.keys(value)) {
-    const item = cloneData((value as RawObject)[key]);
+    const item = frozenCopy((value as RawObject)[key]);
     // A key "__proto__" (JSON.parse makes it an own property) stays an own property, as in structuredClone.
     if (key === '__proto__') Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });
     else copy[key] = item;
   }
-  return copy as T;
+  return Object.freeze(copy) as T;
 }

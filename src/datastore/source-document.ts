@@ -4,7 +4,7 @@ import { basename, dirname, extname, relative, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { FileTooLargeError, readTextNoFollow, UnsafePathError } from '../drivers/no-follow-fs.js';
 import { boundText, UserError, type Diagnostic } from '../errors.js';
-import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets } from './json-syntax.js';
+import { findJsonSyntaxProblem, jsonPathOffsets, jsonShape, memberCount } from './json-syntax.js';
 import { dataDepth, fileLimitFor, LIMITS } from './limits.js';
 import type { DatastoreKind } from './model.js';
 
@@ -241,14 +241,16 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
   } catch {
     throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text)]);
   }
-  if (jsonDepth(text) > LIMITS.depth) {
+  const shape = jsonShape(text);
+  if (shape.depth > LIMITS.depth) {
     const where = findJsonSyntaxProblem(text, LIMITS.depth)?.offset ?? 0;
     throw new UserError(`${file} nests too deep`, [
       { severity: 'error', file, ...positionAtOffset(text, where), message: `JSON: nesting deeper than ${LIMITS.depth} levels; sc refuses it` },
     ]);
   }
-  // JSON.parse silently keeps the last of two equal keys; a datastore must not lose a record that way.
-  const duplicates = duplicateJsonKeys(text);
+  // JSON.parse silently keeps the last of two equal keys; a datastore must not lose a record that
+  // way. Only text whose parsed value has fewer members than the text has keys is searched.
+  const duplicates = shape.members === memberCount(data) ? [] : duplicateJsonKeys(text);
   if (duplicates.length) {
     throw new UserError(
       `${file} is not valid JSON`,

@@ -97,6 +97,7 @@ export function createExec(opts: CreateExecOptions = {}): Exec {
       ...(options.input !== undefined ? { input: options.input } : {}),
       ...(options.env !== undefined ? { env: options.env } : {}),
       ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
+      ...(options.bulkOutput ? { stdoutToFile: true } : {}),
     });
     const durationMs = Math.round(performance.now() - started);
     const { stdout, stderr } = result;

@@ -12,9 +12,10 @@ const BATCH_BASE_TIMEOUT_MS = 60_000;
 const BATCH_PER_COMMAND_MS = 100;
 
 export function createIpDriver(exec: Exec): IpDriver {
-  const dumpJson = async <T>(args: string[]): Promise<T[]> => {
+  const dumpJson = async <T>(args: string[], prepare: (stdout: string) => string = (text) => text): Promise<T[]> => {
     for (let attempt = 1; ; attempt++) {
-      const result = await exec.run('ip', args, { allowFailure: true });
+      // Dumps run while sc loads the datastore: through a file, ip never waits for sc to read.
+      const result = await exec.run('ip', args, { allowFailure: true, bulkOutput: true });
       const interrupted = result.stderr.includes(INTERRUPTED_DUMP);
       if (interrupted && attempt < DUMP_ATTEMPTS) continue;
       if (result.exitCode !== 0 || interrupted) {
@@ -23,11 +24,11 @@ export function createIpDriver(exec: Exec): IpDriver {
           reason: interrupted ? `dump still interrupted after ${attempt} attempts` : undefined,
         });
       }
-      return parseJsonArray<T>(result.command, result.stdout);
+      return parseJsonArray<T>(result.command, result.stdout, prepare);
     }
   };
 
-  const readLinks = () => dumpJson<IpLink>(['-json', '-details', 'link', 'show']);
+  const readLinks = () => dumpJson<IpLink>(['-json', '-details', 'link', 'show'], withoutKindData);
   // IPv4 only: on a host with thousands of bridges the kernel's IPv6 link-local entries would more
   // than double the dump (and its parsing), and sc reads nothing of them.
   const readAddresses = () => dumpJson<IpAddrEntry>(['-4', '-json', 'addr', 'show']);
@@ -95,8 +96,22 @@ export function createIpDriver(exec: Exec): IpDriver {
   }
 }
 
-function parseJsonArray<T>(command: readonly string[], stdout: string): T[] {
-  const text = stdout.trim();
+/**
+ * `-details` is read for each link's kind (linkinfo.info_kind), but it also prints every kind's
+ * settings (info_data: ~45 fields per bridge) and a port's settings in its master
+ * (info_slave_data), which sc never reads: on a host with thousands of bridges they are most of
+ * the dump, and parsing them made most of a converged diff's garbage. Both members are cut from
+ * the text before it is parsed. Only flat objects are cut (strings in them may hold anything); a
+ * kind whose data nests objects keeps its data, which is merely parsed and not read.
+ */
+const KIND_DATA = /,"info_(?:slave_)?data":\{[^{}"]*(?:"(?:[^"\\]|\\.)*"[^{}"]*)*\}/g;
+
+export function withoutKindData(text: string): string {
+  return text.replace(KIND_DATA, '');
+}
+
+function parseJsonArray<T>(command: readonly string[], stdout: string, prepare: (stdout: string) => string = (text) => text): T[] {
+  const text = prepare(stdout).trim();
   if (text === '') return [];
   let parsed: unknown;
   try {

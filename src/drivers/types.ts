@@ -31,6 +31,11 @@ export interface ExecOptions {
   /** Extra environment variables. */
   env?: Record<string, string>;
   cwd?: string;
+  /**
+   * The command prints a lot (megabytes): its stdout goes through a temporary file, not a pipe,
+   * so it never waits for sc to read while sc is busy (spawn-collect.ts).
+   */
+  bulkOutput?: boolean;
 }
 
 export interface ExecResult {

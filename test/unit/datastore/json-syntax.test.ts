@@ -1,6 +1,6 @@
 // JSON syntax errors: the true line:column (Node 20's JSON.parse gives none) and a message naming
 // only the offending character, escaped; never the text around it.
-import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets } from '../../../src/datastore/json-syntax.js';
+import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets, jsonShape, memberCount } from '../../../src/datastore/json-syntax.js';
 import { sourceDocumentFromText } from '../../../src/datastore/load-datastore.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
 
@@ -115,5 +115,17 @@ describe('JSON positions without a YAML document', () => {
     expect(offsets.get('/a~1b/1/x"y')).toBe(text.indexOf('"x\\"y"'));
     expect(offsets.get('/c~0d')).toBe(text.indexOf('"c~d"'));
     expect(offsets.get('/a~1b/0')).toBe(text.indexOf('1,'));
+  });
+});
+
+describe('jsonShape and memberCount', () => {
+  it('counts the keys of the text and the members of its value: equal unless keys repeat', () => {
+    const text = '{"a": {"b" :1, "c\\":": [{"d": "x:"}, "e", {}]}, "f": "\\\\"}';
+    expect(jsonShape(text)).toEqual({ depth: 4, members: 5 });
+    expect(memberCount(JSON.parse(text))).toBe(5);
+    const repeated = '{"a": 1, "x": {"b": 2, "b": 3}, "a": 4}';
+    expect(jsonShape(repeated).members).toBe(5);
+    expect(memberCount(JSON.parse(repeated))).toBe(3);
+    expect(memberCount(JSON.parse('{"__proto__": {"x": 1}}'))).toBe(2);
   });
 });

@@ -1,5 +1,7 @@
 // The exec choke point against real, harmless programs (node itself): errors, stdin, timeouts,
 // logging, and how --netns rewrites a command line.
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { commandInNetns, createExec } from '../../../src/drivers/exec.js';
@@ -19,6 +21,18 @@ describe('createExec', () => {
   it('feeds `input` on stdin', async () => {
     const result = await exec.run(node, ['-e', 'process.stdin.pipe(process.stdout)'], { input: 'line 1\nline 2\n' });
     expect(result.stdout).toBe('line 1\nline 2\n');
+  });
+
+  it('collects bulk output through a file: all of it, multibyte text intact, stderr still apart, no file left', async () => {
+    const before = readdirSync(tmpdir()).filter((n) => n.startsWith('sc-out-')).length;
+    // 3 MiB: far more than a pipe holds, written while nobody reads.
+    const script = 'process.stdout.write("é".repeat(3 << 19) + "end"); console.error("note"); process.exitCode = 2';
+    const result = await exec.run(node, ['-e', script], { bulkOutput: true, allowFailure: true });
+    expect(result.exitCode).toBe(2);
+    expect(result.stdout.length).toBe((3 << 19) + 3);
+    expect(result.stdout.endsWith('éend')).toBe(true);
+    expect(result.stderr).toBe('note\n');
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith('sc-out-')).length).toBe(before);
   });
 
   it('turns a non-zero exit into a HostCommandError with the command, code and stderr', async () => {

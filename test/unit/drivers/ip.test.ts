@@ -1,7 +1,7 @@
 // The ip driver over a scripted fake Exec: which commands it runs and how it reads their results.
 import { readFileSync } from 'node:fs';
 import { IpBatchError } from '../../../src/drivers/ip-batch.js';
-import { createIpDriver } from '../../../src/drivers/ip.js';
+import { createIpDriver, withoutKindData } from '../../../src/drivers/ip.js';
 import type { Exec, ExecOptions, ExecResult } from '../../../src/drivers/types.js';
 import { HostCommandError } from '../../../src/errors.js';
 
@@ -37,6 +37,33 @@ describe('createIpDriver', () => {
     const bridge = links.find((l) => l.ifname === 'sc-17-3');
     expect(bridge?.linkinfo?.info_kind).toBe('bridge');
     expect(bridge?.ifalias).toBe('srvctl:bridge user=alice');
+  });
+
+  it("parses the link dump without the kinds' settings (info_data, info_slave_data) and nothing else lost", async () => {
+    const text = fixture('link-show-details.json');
+    const links = await createIpDriver(scriptedExec([{ stdout: text }])).listLinks();
+    const full = JSON.parse(text) as { linkinfo?: Record<string, unknown> }[];
+    for (const link of full) {
+      delete link.linkinfo?.info_data;
+      delete link.linkinfo?.info_slave_data;
+    }
+    expect(links).toEqual(full);
+    expect(text).toContain('"info_data":{');
+    expect(JSON.stringify(links)).not.toContain('info_data');
+  });
+
+  it('cuts only flat kind data, whatever its strings hold, and keeps text that merely looks like it', () => {
+    const link = (info: string, alias = 'srvctl:bridge user=a') =>
+      `{"ifindex":3,"ifname":"x","flags":[],"linkinfo":{"info_kind":"bridge"${info}},"ifalias":${JSON.stringify(alias)}}`;
+    const tricky = link(',"info_data":{"a":"} {\\"","b":1},"info_slave_kind":"bridge","info_slave_data":{"c":"x"}');
+    expect(JSON.parse(withoutKindData(`[${tricky}]`))).toEqual([
+      { ifindex: 3, ifname: 'x', flags: [], linkinfo: { info_kind: 'bridge', info_slave_kind: 'bridge' }, ifalias: 'srvctl:bridge user=a' },
+    ]);
+    // Nested data stays (parsed, not read); an alias quoting the member's text is not touched.
+    const nested = link(',"info_data":{"ad_info":{"aggregator":1}}');
+    expect(withoutKindData(nested)).toBe(nested);
+    const alias = link('', ',"info_data":{"a":1}');
+    expect(withoutKindData(alias)).toBe(alias);
   });
 
   it('lists IPv4 addresses with ONE `ip -4 -json addr show`', async () => {
