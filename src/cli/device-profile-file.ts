@@ -2,9 +2,10 @@
 // holds a private key, so it is created exclusively with mode 0600 (never over an existing file, never
 // through a link) and later replaced whole by a rename of a 0600 sibling.
 import { randomBytes } from 'node:crypto';
-import { lstat, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../errors.js';
+import { FileTooLargeError, readTextNoFollow } from '../drivers/no-follow-fs.js';
+import { UnsafePathError, UserError } from '../errors.js';
 
 const PROFILE_MAX_BYTES = 64 * 1024;
 
@@ -21,11 +22,18 @@ export async function createProfileFile(file: string): Promise<FileHandle> {
 
 /** The text of a profile FILE: a regular file (not a link), small. */
 export async function readProfileFile(file: string): Promise<string> {
-  const info = await lstat(file).catch(() => undefined);
-  if (!info) throw new UserError(`${file}: no such file`);
-  if (!info.isFile()) throw new UserError(`${file}: not a regular file`);
-  if (info.size > PROFILE_MAX_BYTES) throw new UserError(`${file}: ${info.size} bytes is too big for a device profile`);
-  return readFile(file, 'utf8');
+  // One no-follow, bounded read (no window between a check and the open for a link or a FIFO).
+  const absolute = path.resolve(file);
+  let text: string | undefined;
+  try {
+    text = await readTextNoFollow(path.dirname(absolute), path.basename(absolute), { maxBytes: PROFILE_MAX_BYTES });
+  } catch (error) {
+    if (error instanceof FileTooLargeError) throw new UserError(`${file}: ${error.size} bytes is too big for a device profile`);
+    if (error instanceof UnsafePathError) throw new UserError(`${file}: not a regular file`);
+    throw error;
+  }
+  if (text === undefined) throw new UserError(`${file}: no such file`);
+  return text;
 }
 
 /** Replaces FILE whole: a 0600 sibling written exclusively, then renamed over it. */
