@@ -15,7 +15,7 @@ export interface CommandContext {
   readonly terminal: Terminal;
   /** A human notice on stderr (never in JSON output). */
   notice(text: string): void;
-  /** A line on stdout right away (progress); ignored in JSON mode. */
+  /** A line on stdout (progress): at once on a terminal, otherwise with the others of the same turn; ignored in JSON mode. */
   progress(text: string): void;
 }
 
@@ -29,22 +29,28 @@ export interface CommandResult {
 
 export async function runCommand(command: Command, fn: (ctx: CommandContext) => Promise<CommandResult>): Promise<void> {
   let json = command.optsWithGlobals<{ output?: string }>().output === 'json';
+  let lines: LineSink = directLines;
   try {
     const options = globalOptions(command);
     json = options.output === 'json';
     const terminal = detectTerminal();
     const stderrTerminal = detectTerminal(process.stderr);
+    lines = terminal.tty ? directLines : new CoalescedLines();
     const ctx: CommandContext = {
       options,
       logger: createLogger(options.logLevel),
       terminal,
-      notice: (text) => process.stderr.write(`${stderrTerminal.colors.yellow(text)}\n`),
+      notice: (text) => {
+        lines.flush();
+        process.stderr.write(`${stderrTerminal.colors.yellow(text)}\n`);
+      },
       progress: (text) => {
-        if (!json) process.stdout.write(`${text}\n`);
+        if (!json) lines.write(text);
       },
     };
     useGitLogger(ctx.logger);
     const result = await fn(ctx);
+    lines.flush();
     if (json) {
       if (result.json !== undefined) process.stdout.write(`${JSON.stringify(result.json, null, 2)}\n`);
     } else if (result.text !== undefined && result.text !== '') {
@@ -52,8 +58,46 @@ export async function runCommand(command: Command, fn: (ctx: CommandContext) => 
     }
     process.exitCode = result.exitCode ?? 0;
   } catch (error) {
+    lines.flush();
     reportError(error, json);
     process.exitCode = error instanceof ScError ? error.exitCode : 1;
+  }
+}
+
+/** Progress lines on stdout. */
+interface LineSink {
+  write(line: string): void;
+  /** Writes out what is held (before anything else is printed). */
+  flush(): void;
+}
+
+const directLines: LineSink = {
+  write: (line) => void process.stdout.write(`${line}\n`),
+  flush: () => undefined,
+};
+
+/**
+ * Off a terminal, the lines of one turn of the event loop go out in one write: an apply of
+ * thousands of objects settles a whole batch at once, and a write per line cost a system call
+ * each (stdout to a file or pipe is synchronous). Held at most until the next turn.
+ */
+class CoalescedLines implements LineSink {
+  private held: string[] = [];
+  private scheduled = false;
+
+  write(line: string): void {
+    this.held.push(line);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.held.length === 0) return;
+    const text = `${this.held.join('\n')}\n`;
+    this.held = [];
+    process.stdout.write(text);
   }
 }
 

@@ -38,7 +38,11 @@ export class IpBatchError extends HostCommandError {
  * a word may be wrapped in '…' or "…" without escapes, and `#` starts a comment anywhere.
  * What that tokenizer cannot carry is refused rather than mangled.
  */
+const PLAIN_ARG = /^[^\s"'#\\\0]+$/;
+
 export function encodeBatchArg(arg: string): string {
+  // Nearly every argument (names, addresses, keywords) is a plain word: one test decides.
+  if (PLAIN_ARG.test(arg)) return arg;
   if (/[\n\r\0#\\]/.test(arg)) {
     throw new TypeError(`argument ${JSON.stringify(arg)} cannot be passed through ip -batch (newline, '#', '\\' or NUL)`);
   }

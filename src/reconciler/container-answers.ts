@@ -33,6 +33,7 @@ export function runningContainerTargets(
       .filter((m) => m.owned && (m.spec as { state?: unknown } | undefined)?.state === 'running')
       .map((m) => m.ref.id),
   );
+  if (running.size === 0) return [];
   return Object.entries(model.containers)
     .filter(([name, c]) => c.host === host.name && c.enabled !== false && typeof c.ip === 'string' && running.has(name))
     .map(([name, c]) => ({ name, ip: c.ip as string }))

@@ -30,6 +30,12 @@ export interface ApplyOptions {
   readonly retry?: { readonly attempts: number; readonly baseDelayMs: number };
   /** Aborting stops starting new actions; running ones finish. */
   readonly signal?: AbortSignal;
+  /**
+   * Called once, as soon as the host call that completes the plan returns with every one of its
+   * actions done and nothing else left to run: nothing of this plan changes the host after it
+   * (the check that follows an apply can start reading the host while the outcomes are reported).
+   */
+  onLastHostCall?(): void;
 }
 
 export type ApplyStatus = 'ok' | 'failed' | 'skipped' | 'conflict';
@@ -267,6 +273,7 @@ class PlanRun {
       batchError = asError(error);
       failed = new Set(batch.map((n) => n.key));
     }
+    if (failed.size === 0) this.lastCallReturned(batch.length);
     const retryAlone: ActionNode[] = [];
     for (const node of batch) {
       if (failed.has(node.key)) retryAlone.push(node);
@@ -302,6 +309,7 @@ class PlanRun {
       node.attempts++;
       try {
         await this.perform(node);
+        this.lastCallReturned(1);
         return this.settle(node, 'ok');
       } catch (raw) {
         const error = asError(raw);
@@ -336,6 +344,16 @@ class PlanRun {
         return handler.delete(drivers, host, required(have, node));
       default:
         throw new ScError(`${node.key}: a ${action.type} action is never executed`);
+    }
+  }
+
+  /** `succeeded` actions of one host call just succeeded: was it the plan's last? */
+  private lastCallReturned(succeeded: number): void {
+    if (this.resolved + succeeded !== this.nodes.length || !this.options.onLastHostCall) return;
+    try {
+      this.options.onLastHostCall();
+    } catch (error) {
+      this.listenerError ??= error;
     }
   }
 

@@ -48,6 +48,11 @@ export async function surveyHost(
   const observed = await observeHost(handlers, input.drivers, input.host, { model: input.model, desired });
   const full = planActions(handlers, desired, observed);
   if (!targets) return { handlers, desired, observed, plan: full };
+  // Whole kinds targeted and nothing else derived (no kind they depend on): the plan is the selection.
+  const wholeKinds = new Set(targets.filter((t) => t.id === WHOLE_KIND).map((t) => t.kind));
+  if (wholeKinds.size === targets.length && Object.keys(handlers).every((kind) => wholeKinds.has(kind))) {
+    return { handlers, desired, observed, plan: full };
+  }
   let refs = expandKindTargets(targets, full);
   if (options.strictTargets === false) {
     const present = new Set([...full.actions.map((a) => refString(a.ref)), ...full.noops.map(refString)]);
@@ -144,6 +149,8 @@ export async function applyHost(options: ApplyHostOptions): Promise<ApplyHostRes
       concurrency: options.concurrency,
       onEvent: options.onEvent,
       signal: options.signal,
+      // The check below reads the host afresh: its dumps start the moment the last change is made.
+      ...(plan.hasChanges ? { onLastHostCall: () => options.drivers.ip.prefetch?.() } : {}),
     });
     // Level-triggered: trust the host, not the report.
     // Targets deleted by this apply are gone now: not an error on the re-check.

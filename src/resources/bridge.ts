@@ -259,14 +259,14 @@ export const bridgeHandler = {
         creating.push(want);
       }
     }
-    await first.run(drivers, failed);
-
-    const second = new BatchLines();
-    for (const want of creating) {
-      const key = refString(want.ref);
-      if (!failed.has(key)) second.add(key, convergeBridgeCommands(want.ref.id, want.spec));
-    }
-    await second.run(drivers, failed);
+    const firstRun = first.run(drivers, failed);
+    // The new bridges' settings are worked out while ip creates them (thousands of lines at a
+    // large apply); only the lines of bridges whose creation succeeded are sent.
+    await new Promise((resolve) => setImmediate(resolve));
+    const settle = new BatchLines();
+    for (const want of creating) settle.add(refString(want.ref), convergeBridgeCommands(want.ref.id, want.spec));
+    await firstRun;
+    await settle.without(failed).run(drivers, failed);
     return { failed };
   },
 } satisfies ResourceHandler<BridgeSpec>;
@@ -285,6 +285,16 @@ class BatchLines {
       this.commands.push(command);
       this.owners.push(owner);
     }
+  }
+
+  /** The lines of every owner not in `skip` (this batch itself when none is skipped). */
+  without(skip: ReadonlySet<string>): BatchLines {
+    if (!this.owners.some((owner) => skip.has(owner))) return this;
+    const kept = new BatchLines();
+    this.owners.forEach((owner, i) => {
+      if (!skip.has(owner)) kept.add(owner, [this.commands[i] as string[]]);
+    });
+    return kept;
   }
 
   async run(drivers: Drivers, failed: Set<string>): Promise<void> {

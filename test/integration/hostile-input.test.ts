@@ -88,6 +88,16 @@ async function gitSource(name: string, change: (work: string) => Promise<void>):
 }
 
 const CASES: Case[] = [
+  // `sc apply` on a fresh host takes its lock (making <root>/run/srvctl) before it loads the
+  // datastore; refused input must still leave nothing under --root.
+  {
+    what: 'apply on a fresh --root with an invalid datastore',
+    mutate: (data) => {
+      (data.users[first(data.users)] as Record<string, unknown>).reseller = 12345;
+    },
+    args: ({ root, ds }) => ['--root', root, '--datastore', ds, '--netns', 'sc-hostile-none', 'apply'],
+    message: /users\.json:\d+:\d+ \/[^ ]+\/reseller: must be a string/,
+  },
   // Files that are not plain files.
   {
     what: 'users.json a symlink to a secret file',

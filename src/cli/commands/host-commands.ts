@@ -8,7 +8,7 @@ import { applyHost, planHost, surveyHost, WHOLE_KIND } from '../../reconciler/ho
 import { readApplyRecord } from '../../reconciler/apply-record.js';
 import { acquireHostLock, hostLockPath, type HostLock } from '../../reconciler/host-lock.js';
 import { decideDesiredSource } from '../../reconciler/desired-state.js';
-import { access } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { readReconcileStatus } from '../../reconciler/reconcile-status.js';
 import type { ObjectRef } from '../../resources/contract.js';
@@ -53,19 +53,33 @@ async function hostSetup(ctx: CommandContext, options: { lastGoodFallback?: bool
 /**
  * `sc apply` reads the host only under the host lock (another apply could be changing it). With a
  * local datastore the lock is taken before loading it, so the read can overlap the loading too.
- * Not for a git source (a fetch can take long: others would find the host locked meanwhile), and
- * not before the lock's directory exists (bad input must leave no trace on a fresh host).
+ * Not for a git source (a fetch can take long: others would find the host locked meanwhile). On a
+ * fresh host the lock's directory is made here; if the apply then fails before it changed anything
+ * (bad input), `undo` removes the directories made, so bad input leaves no trace.
  */
-async function earlyApplyLock(ctx: CommandContext, command: string): Promise<HostLock | undefined> {
+async function earlyApplyLock(ctx: CommandContext, command: string): Promise<{ lock: HostLock; undo: () => Promise<void> } | undefined> {
   const { root } = ctx.options;
   // The one decision of where the desired state comes from (a bad --source is reported by the open that follows).
   const choice = await decideDesiredSource(desiredStateRequest(ctx)).catch(() => undefined);
   if (choice === undefined || !('location' in choice.source)) return undefined;
-  const dirExists = await access(dirname(hostLockPath(root))).then(
-    () => true,
-    () => false,
-  );
-  return dirExists ? acquireHostLock(root, { command }) : undefined;
+  const dir = dirname(hostLockPath(root));
+  const made = await mkdir(dir, { recursive: true }).catch(() => null);
+  if (made === null) return undefined; // the lock's own error, when it is taken later, says why
+  const lock = await acquireHostLock(root, { command });
+  const undo = async (): Promise<void> => {
+    if (made === undefined) return;
+    // Only empty directories, deepest first, up to the first one made: never anything another process put there.
+    for (let d = dir; d.length >= made.length; d = dirname(d)) {
+      if (
+        !(await rmdir(d).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
+    }
+  };
+  return { lock, undo };
 }
 
 const targetOption = () =>
@@ -100,11 +114,15 @@ export function registerHostCommands(program: Command): void {
     .action((opts: ApplyFlags, command: Command) =>
       runCommand(command, async (ctx) => {
         const lockCommand = redactUrl(`sc apply${process.argv.slice(3).length ? ` ${process.argv.slice(3).join(' ')}` : ''}`);
-        const lock = opts.dryRun ? undefined : await earlyApplyLock(ctx, lockCommand);
+        const early = opts.dryRun ? undefined : await earlyApplyLock(ctx, lockCommand);
         try {
-          return await applyCommand(ctx, opts, lockCommand, lock);
+          return await applyCommand(ctx, opts, lockCommand, early?.lock);
+        } catch (error) {
+          await early?.lock.release();
+          await early?.undo();
+          throw error;
         } finally {
-          await lock?.release();
+          await early?.lock.release();
         }
       }),
     );

@@ -14,9 +14,12 @@ const PROGRESS: Readonly<Record<ActionType, { doing: string; done: string }>> = 
   noop: { doing: 'checking', done: 'unchanged' },
 };
 
+const PALETTES = { plain: pc.createColors(false), color: pc.createColors(true) };
+
 /** One line for this event, or '' when nothing should be printed (progress off a TTY). */
 export function renderApplyEvent(e: ApplyEvent, opts: { color: boolean; tty: boolean }): string {
-  const c = pc.createColors(opts.color);
+  // One palette per setting, not one per event: an apply of thousands of objects prints thousands of lines.
+  const c = opts.color ? PALETTES.color : PALETTES.plain;
   const { type: actionType } = e.action;
   const head = `${' '.repeat(3 - ACTION_SYMBOLS[actionType].length)}${colorSymbol(actionType, c)} ${refString(e.action.ref)}:`;
   const took = e.durationMs !== undefined ? ` in ${seconds(e.durationMs)}` : '';

@@ -209,6 +209,50 @@ describe('executePlan', () => {
     expect(drivers.log.filter((l) => l.startsWith('create')).sort()).toEqual(['create bridge/sc-1', 'create bridge/sc-2']);
   });
 
+  it('says once, right after the host call that completes the plan, that nothing more will change', async () => {
+    const world: FakeWorld = new Map();
+    const handlers = farm(world, { 'c-1': 'sc-1', 'c-2': 'sc-2' }, ['sc-1', 'sc-2'], { batchBridges: true });
+    const drivers = new RecordingDrivers();
+    const calls: number[] = [];
+    const report = await executePlan(await planOf(handlers), {
+      handlers,
+      drivers,
+      host: testHost,
+      concurrency: 1,
+      retry: { attempts: 3, baseDelayMs: 1 },
+      onLastHostCall: () => calls.push(drivers.log.length),
+    });
+    expect(report.converged).toBe(true);
+    // Called once, when the last container was created: after every host call of the plan.
+    expect(calls).toEqual([drivers.log.length]);
+    expect(drivers.log[drivers.log.length - 1]).toMatch(/^create container\//);
+  });
+
+  it('does not say so after a batch with failures (they are retried) nor when the plan does not complete', async () => {
+    const world: FakeWorld = new Map();
+    const handlers = farm(world, {}, ['sc-1', 'sc-2'], { batchBridges: true });
+    const drivers = new RecordingDrivers().failWhen((line) => (line === 'batch-item bridge/sc-2' ? new Error('batch line failed') : undefined));
+    const calls: string[] = [];
+    const options = { handlers, drivers, host: testHost, concurrency: 2, retry: { attempts: 3, baseDelayMs: 1 } };
+    const report = await executePlan(await planOf(handlers), { ...options, onLastHostCall: () => calls.push(drivers.log.join(',')) });
+    expect(report.converged).toBe(true);
+    // Not after the batch (sc-2 failed in it and was retried alone), but after that retry.
+    expect(calls).toEqual([drivers.log.join(',')]);
+    expect(drivers.log[drivers.log.length - 1]).toBe('create bridge/sc-2');
+
+    const failing = new RecordingDrivers().failWhen((line) =>
+      line.startsWith('batch') || line === 'create bridge/sc-1' ? new Error('permanently broken') : undefined,
+    );
+    const none: number[] = [];
+    const failed = await executePlan(await planOf(farm(new Map(), {}, ['sc-1'], { batchBridges: true })), {
+      ...options,
+      drivers: failing,
+      onLastHostCall: () => none.push(1),
+    });
+    expect(failed.converged).toBe(false);
+    expect(none).toEqual([]);
+  });
+
   it('never runs conflicts, skips what depends on them, and is not converged', async () => {
     const world = worldOf(seen('bridge', 'sc-1', {}, false));
     const handlers = farm(world, { 'c-1': 'sc-1' }, ['sc-1']);
