@@ -53,9 +53,25 @@ export function encodeBatchArg(arg: string): string {
   throw new TypeError(`argument ${JSON.stringify(arg)} cannot be passed through ip -batch (both quote kinds)`);
 }
 
+/** Scripts of frozen command lists, encoded ahead of their run (see prepareBatchScript). */
+const prepared = new WeakMap<readonly (readonly string[])[], string>();
+
 /** The batch script: one line per command, so line N is command N-1. */
 export function encodeBatchScript(commands: readonly (readonly string[])[]): string {
+  const known = prepared.get(commands);
+  if (known !== undefined) return known;
   return commands.map((args) => args.map(encodeBatchArg).join(' ')).join('\n') + '\n';
+}
+
+/**
+ * Freezes a command list and encodes its script now, while the caller has time (e.g. while an
+ * earlier batch runs): running the same list later reuses the script. Frozen, so it cannot differ.
+ */
+export function prepareBatchScript(commands: (readonly string[])[]): readonly (readonly string[])[] {
+  for (const command of commands) Object.freeze(command);
+  const frozen = Object.freeze(commands);
+  prepared.set(frozen, encodeBatchScript(frozen));
+  return frozen;
 }
 
 const FAILED_LINE = /^Command failed (.*):(\d+)\s*$/;

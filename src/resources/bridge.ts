@@ -2,7 +2,7 @@
 // user's .1/24 (SPEC §2, §3). Observed with one `ip -json` pass, changed with `ip -batch`.
 import type { Model, Users } from '../datastore/model.js';
 import type { Drivers, IpAddrEntry, IpLink } from '../drivers/types.js';
-import { IpBatchError } from '../drivers/ip-batch.js';
+import { IpBatchError, prepareBatchScript } from '../drivers/ip-batch.js';
 import { ConflictError, HostCommandError, UserError } from '../errors.js';
 import type { HostContext } from '../host-context.js';
 import { userSubnet } from '../network/address-plan.js';
@@ -265,6 +265,7 @@ export const bridgeHandler = {
     await new Promise((resolve) => setImmediate(resolve));
     const settle = new BatchLines();
     for (const want of creating) settle.add(refString(want.ref), convergeBridgeCommands(want.ref.id, want.spec));
+    settle.prepare();
     await firstRun;
     await settle.without(failed).run(drivers, failed);
     return { failed };
@@ -279,8 +280,11 @@ function assertOwned(have: ObservedObject<BridgeSpec>, what: string): void {
 class BatchLines {
   private readonly commands: string[][] = [];
   private readonly owners: string[] = [];
+  /** The commands, frozen with their script encoded ahead (prepare()); nothing is added after. */
+  private prepared: readonly (readonly string[])[] | undefined;
 
   add(owner: string, commands: readonly string[][]): void {
+    if (Object.isFrozen(this.commands)) throw new Error('BatchLines: add() after prepare()');
     for (const command of commands) {
       this.commands.push(command);
       this.owners.push(owner);
@@ -297,10 +301,20 @@ class BatchLines {
     return kept;
   }
 
+  /** Encodes the script now (while another batch runs); run() then only sends it. */
+  prepare(): this {
+    try {
+      this.prepared ??= prepareBatchScript(this.commands);
+    } catch {
+      // A line ip's tokenizer cannot carry: run() meets the same error and fails its objects.
+    }
+    return this;
+  }
+
   async run(drivers: Drivers, failed: Set<string>): Promise<void> {
     if (this.commands.length === 0) return;
     try {
-      await drivers.ip.batch(this.commands);
+      await drivers.ip.batch(this.prepared ?? this.commands);
     } catch (error) {
       if (error instanceof IpBatchError) {
         for (const index of error.failedIndices) {

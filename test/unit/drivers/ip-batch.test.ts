@@ -1,6 +1,6 @@
 // ip -batch encoding (ip's own tokenizer, no shell) and failed-line attribution from real stderr.
 import { readFileSync } from 'node:fs';
-import { encodeBatchArg, encodeBatchScript, IpBatchError, parseBatchFailures } from '../../../src/drivers/ip-batch.js';
+import { encodeBatchArg, encodeBatchScript, IpBatchError, parseBatchFailures, prepareBatchScript } from '../../../src/drivers/ip-batch.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/ip/${name}`, import.meta.url), 'utf8');
 
@@ -25,6 +25,26 @@ describe('encodeBatchArg', () => {
         ['link', 'set', 'dev', 'b1', 'alias', 'a b'],
       ]),
     ).toBe('link add name b1 type bridge\nlink set dev b1 alias "a b"\n');
+  });
+});
+
+describe('prepareBatchScript', () => {
+  it('encodes ahead, freezes the list so it cannot change, and the run sends the same script', () => {
+    const commands = [
+      ['link', 'add', 'name', 'b1', 'type', 'bridge'],
+      ['link', 'set', 'dev', 'b1', 'alias', 'a b'],
+    ];
+    const expected = encodeBatchScript(commands);
+    const ready = prepareBatchScript(commands);
+    expect(Object.isFrozen(ready)).toBe(true);
+    expect(Object.isFrozen(ready[1])).toBe(true);
+    expect(() => (ready as string[][]).push(['link', 'del', 'dev', 'b1'])).toThrow(TypeError);
+    expect(encodeBatchScript(ready)).toBe(expected);
+    // An unprepared list with the same lines is encoded afresh, with the same result.
+    expect(encodeBatchScript(commands.map((c) => [...c]))).toBe(expected);
+  });
+  it('refuses what cannot be encoded when preparing, not later', () => {
+    expect(() => prepareBatchScript([['link', 'set', 'dev', 'b1', 'alias', 'a#b']])).toThrow(TypeError);
   });
 });
 
