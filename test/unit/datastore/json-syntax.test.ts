@@ -3,6 +3,12 @@
 import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets, jsonShape, memberCount } from '../../../src/datastore/json-syntax.js';
 import { sourceDocumentFromText } from '../../../src/datastore/load-datastore.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
+import { loadYaml } from '../../../src/datastore/yaml-module.js';
+
+// YAML text (and a JSON document's yaml `document`) is parsed synchronously once the package is loaded.
+beforeAll(async () => {
+  await loadYaml();
+});
 
 function syntaxError(text: string, name = '/tmp/x/users.json'): string {
   try {

@@ -6,11 +6,14 @@ import { join, resolve } from 'node:path';
 import { assertWritable, resolveDatastoreLocation, type DatastoreLocation } from '../../../src/datastore/datastore-location.js';
 import { loadDatastore, type LoadOptions } from '../../../src/datastore/load-datastore.js';
 import { readSourceDocument, sourceDocumentFromText } from '../../../src/datastore/source-document.js';
+import { loadYaml } from '../../../src/datastore/yaml-module.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
 
 let scratch: string;
-beforeAll(() => {
+beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'sc-load-test-'));
+  // sourceDocumentFromText parses YAML text synchronously once the yaml package is loaded.
+  await loadYaml();
 });
 afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
