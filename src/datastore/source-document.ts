@@ -4,7 +4,7 @@ import { basename, dirname, extname, relative, resolve } from 'node:path';
 import type { Document, LineCounter } from 'yaml';
 import { FileTooLargeError, readTextNoFollow, UnsafePathError } from '../drivers/no-follow-fs.js';
 import { boundText, UserError, type Diagnostic } from '../errors.js';
-import { findJsonSyntaxProblem, jsonPathOffsets, jsonShape, memberCount } from './json-syntax.js';
+import { findJsonSyntaxProblem, jsonPathOffsets, jsonTextShape, memberCount } from './json-syntax.js';
 import { dataDepth, fileLimitFor, LIMITS } from './limits.js';
 import type { DatastoreKind } from './model.js';
 import { loadYaml, yamlPackage } from './yaml-module.js';
@@ -30,6 +30,11 @@ export interface SourceDocument {
   data: unknown;
   /** Parser warnings (never fatal). */
   warnings: Diagnostic[];
+  /**
+   * No string or key in `data` is longer than this (JSON: the longest as written in the text, found
+   * by the scan that counts its keys); undefined when not known (YAML: the data must be searched).
+   */
+  readonly longestString?: number;
   /** 1-based line/column of the node at `path`; a key path points at the key. Falls back to the nearest existing parent. */
   positionOf(path: DocumentPath): SourcePosition;
 }
@@ -105,6 +110,7 @@ export function parseJsonPointer(pointer: string): string[] {
 class ParsedSource implements SourceDocument {
   readonly displayPath: string;
   readonly warnings: Diagnostic[] = [];
+  longestString?: number;
   private parsed?: { document: Document.Parsed; lineCounter: LineCounter };
 
   constructor(
@@ -252,7 +258,7 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
   } catch {
     throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text)]);
   }
-  const shape = jsonShape(text);
+  const shape = jsonTextShape(text);
   if (shape.depth > LIMITS.depth) {
     const where = findJsonSyntaxProblem(text, LIMITS.depth)?.offset ?? 0;
     throw new UserError(`${file} nests too deep`, [
@@ -274,7 +280,9 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
       })),
     );
   }
-  return new ParsedSource(kind, path, 'json', text, data);
+  const source = new ParsedSource(kind, path, 'json', text, data);
+  source.longestString = shape.longestString;
+  return source;
 }
 
 /** The parser's message without its source excerpt (first line only, bounded). */

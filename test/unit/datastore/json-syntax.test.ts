@@ -1,6 +1,6 @@
 // JSON syntax errors: the true line:column (Node 20's JSON.parse gives none) and a message naming
 // only the offending character, escaped; never the text around it.
-import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets, jsonShape, memberCount } from '../../../src/datastore/json-syntax.js';
+import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets, jsonShape, jsonTextShape, memberCount } from '../../../src/datastore/json-syntax.js';
 import { sourceDocumentFromText } from '../../../src/datastore/load-datastore.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
 import { loadYaml } from '../../../src/datastore/yaml-module.js';
@@ -133,5 +133,16 @@ describe('jsonShape and memberCount', () => {
     expect(jsonShape(repeated).members).toBe(5);
     expect(memberCount(JSON.parse(repeated))).toBe(3);
     expect(memberCount(JSON.parse('{"__proto__": {"x": 1}}'))).toBe(2);
+  });
+
+  it('bounds the longest string or key of the value by its length as written', () => {
+    expect(jsonTextShape('{"abc": ["de", "fghij"], "k": 1}').longestString).toBe(5);
+    const escaped = '{"\\u0061\\n": "\\"\\\\"}';
+    expect(jsonTextShape(escaped).longestString).toBe(8);
+    const longest = Math.max(
+      ...[...Object.keys(JSON.parse(escaped) as object), ...Object.values(JSON.parse(escaped) as object)].map((x: string) => x.length),
+    );
+    expect(longest).toBe(2);
+    expect(jsonTextShape('{}').longestString).toBe(0);
   });
 });
