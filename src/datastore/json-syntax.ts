@@ -199,12 +199,12 @@ export function jsonTextShape(text: string): { depth: number; members: number; l
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
+      // To the closing quote by indexOf (strings are most of a datastore's text): a quote is
+      // escaped when an odd number of backslashes precedes it.
       const start = i;
-      for (i++; i < n; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 0x5c) i++;
-        else if (d === 0x22) break;
-      }
+      i = text.indexOf('"', i + 1);
+      while (i !== -1 && text.charCodeAt(i - 1) === 0x5c && oddBackslashesBefore(text, i)) i = text.indexOf('"', i + 1);
+      if (i === -1) i = n;
       if (i - start - 1 > longestString) longestString = i - start - 1;
       let j = i + 1;
       while (isWhitespaceCode(text.charCodeAt(j))) j++;
@@ -218,6 +218,12 @@ export function jsonTextShape(text: string): { depth: number; members: number; l
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
   return { depth: max, members, longestString };
+}
+
+function oddBackslashesBefore(text: string, index: number): boolean {
+  let count = 0;
+  for (let k = index - 1; text.charCodeAt(k) === 0x5c; k--) count++;
+  return count % 2 === 1;
 }
 
 const isWhitespaceCode = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
