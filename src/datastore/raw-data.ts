@@ -11,7 +11,14 @@ export function isRawObject(value: unknown): value is RawObject {
 /** The object-valued entries of a mapping, in document order (other values are the schema's to report). */
 export function objectEntries(value: unknown): [string, RawObject][] {
   if (!isRawObject(value)) return [];
-  return Object.entries(value).filter((entry): entry is [string, RawObject] => isRawObject(entry[1]));
+  const entries: [string, RawObject][] = [];
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const item = value[key];
+    if (isRawObject(item)) entries.push([key, item]);
+  }
+  return entries;
 }
 
 export function stringField(record: RawObject, field: string): string | undefined {

@@ -215,14 +215,15 @@ export function unknownFieldProblems(kind: DatastoreKind, data: unknown): Docume
   if (kind === 'settings' || !isObject(data)) return [];
   const objectKind = kind === 'clusters' ? 'host' : kind === 'users' ? 'user' : 'container';
   const known = new Set([...knownFields[objectKind], ...SRVCTL3_FIELDS[objectKind]]);
+  let knownList: string[] | undefined;
   const problems: DocumentProblem[] = [];
   // Paths are built only for a record with an unknown field (thousands of records have none).
-  const check = (value: unknown, path: () => DocumentPath): void => {
+  const check = (value: unknown, first: string, second?: string): void => {
     if (!isObject(value)) return;
     for (const field of Object.keys(value)) {
       if (known.has(field)) continue;
-      const near = [...known].find((k) => editDistance(k, field) <= 2);
-      const at = path();
+      const near = (knownList ??= [...known]).find((k) => editDistance(k, field) <= 2);
+      const at: DocumentPath = second === undefined ? [first] : [first, second];
       problems.push({
         severity: 'warning',
         kind,
@@ -233,8 +234,8 @@ export function unknownFieldProblems(kind: DatastoreKind, data: unknown): Docume
   };
   for (const name of Object.keys(data)) {
     const value = data[name];
-    if (kind !== 'clusters') check(value, () => [name]);
-    else if (isObject(value)) for (const host of Object.keys(value)) check(value[host], () => [name, host]);
+    if (kind !== 'clusters') check(value, name);
+    else if (isObject(value)) for (const host of Object.keys(value)) check(value[host], name, host);
   }
   return problems;
 }
