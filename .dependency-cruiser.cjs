@@ -46,6 +46,19 @@ module.exports = {
       to: { path: '^src/(resources|reconciler|cli)/' },
     },
     {
+      name: 'yaml-on-demand',
+      comment: 'The yaml package is loaded only when YAML is read (datastore/yaml-module.ts): a JSON datastore never loads it. Type imports are free.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/datastore/yaml-module\\.ts$' },
+      to: { path: '(^|/)node_modules/yaml/', dependencyTypesNot: ['type-only', 'type-import'] },
+    },
+    {
+      name: 'yaml-module-imports-on-demand',
+      severity: 'error',
+      from: { path: '^src/datastore/yaml-module\\.ts$' },
+      to: { path: '(^|/)node_modules/yaml/', dependencyTypesNot: ['dynamic-import', 'type-only', 'type-import'] },
+    },
+    {
       name: 'reconciler-not-cli',
       severity: 'error',
       from: { path: '^src/reconciler/' },

@@ -1,7 +1,15 @@
 // Cross-checks of containers.json against users and clusters: owners and hosts exist, addresses
 // are unique and fit the plan of SPEC §2, a user's /24 is not overfull, ports and aliases are unique.
 import type { Users } from './model.js';
-import { CONTAINER_CAPACITY, CONTAINER_FIRST_HOST, CONTAINER_LAST_HOST, containerAddressProblem, parseIPv4Octets } from '../network/address-plan.js';
+import {
+  CONTAINER_CAPACITY,
+  CONTAINER_FIRST_HOST,
+  CONTAINER_LAST_HOST,
+  containerAddressProblem,
+  parseIPv4Octets,
+  userSubnetOctets,
+  type UserNet,
+} from '../network/address-plan.js';
 import { resolveUserNet } from '../network/user-network.js';
 import type { DocumentProblem } from './schema-validation.js';
 import { hasField, isRawObject, objectEntries, stringField, type RawObject } from './raw-data.js';
@@ -14,6 +22,9 @@ export interface HostFacts {
   /** sc's reverse proxy runs there (ports 80 and 443 are its own). */
   proxy?: boolean;
 }
+
+/** A user's /24 on a hostnet and its 2nd and 3rd octets, or why it has none. */
+type ResolvedNet = { net: UserNet; octets: { secondOctet: number; thirdOctet: number } } | { problem: string };
 
 export function checkContainers(
   containers: unknown,
@@ -35,23 +46,38 @@ export function checkContainers(
     return user !== undefined && host !== undefined && !hasField(c, 'bridge') ? `${user}\u0000${host}` : undefined;
   };
   const groupSize = new Map<string, number>();
-  for (const [, c] of entries) {
+  const groupKeys = entries.map(([, c]) => {
     const key = groupKey(c);
     if (key !== undefined) groupSize.set(key, (groupSize.get(key) ?? 0) + 1);
-  }
+    return key;
+  });
+  // A user's /24 on a hostnet, resolved once for all of the user's containers there (by hostnet, then user).
+  const userNets = new Map<number, Map<string, ResolvedNet>>();
+  const userNet = (user: string, hostnet: number): ResolvedNet => {
+    let ofHostnet = userNets.get(hostnet);
+    if (ofHostnet === undefined) userNets.set(hostnet, (ofHostnet = new Map()));
+    let found = ofHostnet.get(user);
+    if (found === undefined) {
+      const net = resolveUserNet(context.users as Users, user, hostnet);
+      found = 'problem' in net ? net : { net, octets: userSubnetOctets(net) };
+      ofHostnet.set(user, found);
+    }
+    return found;
+  };
 
   const seenInGroup = new Map<string, number>();
   const ipOwner = new Map<string, string>();
   const portOwner = new Map<string, string>();
   const aliasOwner = new Map<string, string>();
-  for (const [name, c] of entries) {
+  for (let index = 0; index < entries.length; index++) {
+    const [name, c] = entries[index] as [string, RawObject];
     const user = stringField(c, 'user');
     const host = stringField(c, 'host');
     const hostFacts = host === undefined ? undefined : hosts.get(host);
     if (user !== undefined && !userChecks.known.has(user)) error([name, 'user'], `unknown user "${user}"`);
     if (host !== undefined && !hostFacts) error([name, 'host'], `unknown host "${host}": it is in no cluster`);
 
-    const key = groupKey(c);
+    const key = groupKeys[index];
     const size = key === undefined ? 0 : (groupSize.get(key) ?? 0);
     if (key !== undefined) {
       const nth = (seenInGroup.get(key) ?? 0) + 1;
@@ -71,16 +97,18 @@ export function checkContainers(
       if (!customBridge && !context.allowUnallocated && size <= CONTAINER_CAPACITY) error([name], `missing ip: ${ALLOCATE_HINT}`);
     } else {
       const ip = stringField(c, 'ip');
-      if (ip !== undefined && parseIPv4Octets(ip) !== undefined && !ip.includes('/')) {
+      const octets = ip === undefined ? undefined : parseIPv4Octets(ip);
+      if (ip !== undefined && octets !== undefined && !ip.includes('/')) {
         const other = ipOwner.get(ip);
         if (other !== undefined) error([name, 'ip'], `ip ${ip} is also the address of "${other}"`);
         else ipOwner.set(ip, name);
         const hostnet = hostFacts?.hostnet;
         if (!customBridge && user !== undefined && userChecks.known.has(user) && !userChecks.unplaced.has(user) && hostnet !== undefined) {
-          const net = resolveUserNet(context.users as Users, user, hostnet);
-          if ('problem' in net) error([name, 'user'], net.problem);
-          else {
-            const problem = containerAddressProblem(ip, net);
+          const resolved = userNet(user, hostnet);
+          if ('problem' in resolved) error([name, 'user'], resolved.problem);
+          else if (!inContainerRange(octets, resolved.octets)) {
+            // Only a misplaced address is described (containerAddressProblem builds the /24's text).
+            const problem = containerAddressProblem(ip, resolved.net);
             if (problem !== undefined) error([name, 'ip'], `on ${String(host)}: ${problem}`);
           }
         }
@@ -91,6 +119,12 @@ export function checkContainers(
     checkAliases(name, c, names, aliasOwner, error);
   }
   return problems;
+}
+
+/** The address is a container's in the user's /24: exactly when containerAddressProblem finds nothing. */
+function inContainerRange(octets: readonly [number, number, number, number], net: { secondOctet: number; thirdOctet: number }): boolean {
+  const [a, b, c, d] = octets;
+  return a === 10 && b === net.secondOctet && c === net.thirdOctet && d >= CONTAINER_FIRST_HOST && d <= CONTAINER_LAST_HOST;
 }
 
 function checkMappedPorts(

@@ -1,9 +1,10 @@
 // One datastore file being edited. YAML: changes go into a copy of the parsed document and only
 // the lines they touch are rewritten, so comments and layout stay. JSON: edited as plain data and
 // re-serialized (2-space indent, trailing newline, key order kept) — no yaml parse of big JSON.
-import { Document, isMap, isNode, isSeq } from 'yaml';
+import type { Document } from 'yaml';
 import type { DatastoreKind } from './model.js';
 import type { SourceDocument } from './source-document.js';
+import { yamlPackage } from './yaml-module.js';
 import { renderYamlEdit } from './yaml-text-merge.js';
 
 export type DocumentPath = readonly (string | number)[];
@@ -93,7 +94,7 @@ export class EditableDocument {
   static create(kind: DatastoreKind, path: string, format: 'json' | 'yaml'): EditableDocument {
     return format === 'json'
       ? new EditableDocument(kind, path, format, undefined, new PlainData({}), undefined)
-      : new EditableDocument(kind, path, format, new Document({}), undefined, undefined);
+      : new EditableDocument(kind, path, format, new (yamlPackage().Document)({}), undefined, undefined);
   }
 
   get changed(): boolean {
@@ -105,7 +106,7 @@ export class EditableDocument {
     if (this.json) return this.json.get(path);
     const yaml = this.yaml as Document;
     const node: unknown = yaml.getIn(path, true);
-    return isNode(node) ? node.toJS(yaml) : node;
+    return yamlPackage().isNode(node) ? node.toJS(yaml) : node;
   }
 
   has(path: DocumentPath): boolean {
@@ -138,6 +139,7 @@ export class EditableDocument {
       return;
     }
     const yaml = this.yaml as Document;
+    const { isMap, isSeq } = yamlPackage();
     const node: unknown = yaml.getIn(path, true);
     if (isSeq(node)) {
       const item = yaml.createNode(value);
@@ -170,6 +172,6 @@ export class EditableDocument {
    */
   private unflowEmptyTopLevel(yaml: Document): void {
     const top = yaml.contents;
-    if (isMap(top) && top.items.length === 0 && top.flow) top.flow = false;
+    if (yamlPackage().isMap(top) && top.items.length === 0 && top.flow) top.flow = false;
   }
 }

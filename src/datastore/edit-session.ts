@@ -11,6 +11,7 @@ import { commitEdit, type EditCommit } from './git-commit-edit.js';
 import { loadDatastore, sourceDocumentFromText, validateDocuments, type LoadedDatastore } from './load-datastore.js';
 import { DATASTORE_KINDS, type DatastoreKind, type Model } from './model.js';
 import { jsonPointer, type SourceDocument } from './source-document.js';
+import { loadYaml } from './yaml-module.js';
 
 export interface EditContext {
   location: DatastoreLocation;
@@ -140,6 +141,7 @@ export async function runDatastoreEdit(
     const changed = edit.changedDocuments();
     if (changed.length === 0) return { message, changes: edit.changes, files: [], warnings: [], dryRun };
     const texts = new Map(changed.map((doc) => [doc, doc.render()] as const));
+    if (changed.some((doc) => doc.format === 'yaml')) await loadYaml();
     const warnings = validateEdited(edit, changed, texts, options.command);
     const files: string[] = [];
     if (!dryRun) {

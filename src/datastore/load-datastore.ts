@@ -106,7 +106,8 @@ function checkDocuments(
   for (const kind of DATASTORE_KINDS) {
     const document = documents[kind];
     if (!document) continue;
-    const tooLong = longStrings(document.data, LIMITS.stringLength);
+    // A JSON document's text already says whether it can hold such a string: no search of its data.
+    const tooLong = (document.longestString ?? Infinity) <= LIMITS.stringLength ? [] : longStrings(document.data, LIMITS.stringLength);
     if (tooLong.length) {
       // A 10 MB string is refused as such, before the schema quotes it or the cross-checks index it.
       problems.push(

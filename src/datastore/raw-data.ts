@@ -11,7 +11,14 @@ export function isRawObject(value: unknown): value is RawObject {
 /** The object-valued entries of a mapping, in document order (other values are the schema's to report). */
 export function objectEntries(value: unknown): [string, RawObject][] {
   if (!isRawObject(value)) return [];
-  return Object.entries(value).filter((entry): entry is [string, RawObject] => isRawObject(entry[1]));
+  const entries: [string, RawObject][] = [];
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const item = value[key];
+    if (isRawObject(item)) entries.push([key, item]);
+  }
+  return entries;
 }
 
 export function stringField(record: RawObject, field: string): string | undefined {
@@ -37,11 +44,19 @@ export function hasField(record: RawObject, field: string): boolean {
  */
 export function frozenCopy<T>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return Object.freeze(value.map((item: unknown) => frozenCopy(item))) as T;
+  // Index loops, no callbacks: this walk visits every value of the datastore once.
+  if (Array.isArray(value)) {
+    const items = value as unknown[];
+    const copy = new Array<unknown>(items.length);
+    for (let i = 0; i < items.length; i++) copy[i] = frozenCopy(items[i]);
+    return Object.freeze(copy) as T;
+  }
   const proto = Object.getPrototypeOf(value) as unknown;
   if (proto !== Object.prototype && proto !== null) return deepFreeze(structuredClone(value));
   const copy: RawObject = proto === null ? (Object.create(null) as RawObject) : {};
-  for (const key of Object.keys(value)) {
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
     const item = frozenCopy((value as RawObject)[key]);
     // A key "__proto__" (JSON.parse makes it an own property) stays an own property, as in structuredClone.
     if (key === '__proto__') Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });

@@ -215,25 +215,27 @@ export function unknownFieldProblems(kind: DatastoreKind, data: unknown): Docume
   if (kind === 'settings' || !isObject(data)) return [];
   const objectKind = kind === 'clusters' ? 'host' : kind === 'users' ? 'user' : 'container';
   const known = new Set([...knownFields[objectKind], ...SRVCTL3_FIELDS[objectKind]]);
-  const entries: [DocumentPath, unknown][] =
-    kind === 'clusters'
-      ? Object.entries(data).flatMap(([cluster, hosts]) =>
-          isObject(hosts) ? Object.entries(hosts).map(([host, value]): [DocumentPath, unknown] => [[cluster, host], value]) : [],
-        )
-      : Object.entries(data).map(([name, value]): [DocumentPath, unknown] => [[name], value]);
+  let knownList: string[] | undefined;
   const problems: DocumentProblem[] = [];
-  for (const [path, value] of entries) {
-    if (!isObject(value)) continue;
+  // Paths are built only for a record with an unknown field (thousands of records have none).
+  const check = (value: unknown, first: string, second?: string): void => {
+    if (!isObject(value)) return;
     for (const field of Object.keys(value)) {
       if (known.has(field)) continue;
-      const near = [...known].find((k) => editDistance(k, field) <= 2);
+      const near = (knownList ??= [...known]).find((k) => editDistance(k, field) <= 2);
+      const at: DocumentPath = second === undefined ? [first] : [first, second];
       problems.push({
         severity: 'warning',
         kind,
-        path: [...path, field],
-        message: `unknown field "${field}" on ${objectKind} "${String(path[path.length - 1])}" is ignored${near ? ` (did you mean "${near}"?)` : ''}`,
+        path: [...at, field],
+        message: `unknown field "${field}" on ${objectKind} "${String(at[at.length - 1])}" is ignored${near ? ` (did you mean "${near}"?)` : ''}`,
       });
     }
+  };
+  for (const name of Object.keys(data)) {
+    const value = data[name];
+    if (kind !== 'clusters') check(value, name);
+    else if (isObject(value)) for (const host of Object.keys(value)) check(value[host], name, host);
   }
   return problems;
 }

@@ -1,12 +1,13 @@
 // One datastore file, parsed with source positions so that every problem can name file:line:col.
-// YAML and JSON both go through the yaml package (a JSON superset); JSON is checked strictly first.
+// JSON is parsed by JSON.parse; YAML by the yaml package, which is loaded only when a YAML file is read.
 import { basename, dirname, extname, relative, resolve } from 'node:path';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
 import { FileTooLargeError, readTextNoFollow, UnsafePathError } from '../drivers/no-follow-fs.js';
 import { boundText, UserError, type Diagnostic } from '../errors.js';
-import { findJsonSyntaxProblem, jsonPathOffsets, jsonShape, memberCount } from './json-syntax.js';
+import { findJsonSyntaxProblem, jsonPathOffsets, jsonTextShape, memberCount } from './json-syntax.js';
 import { dataDepth, fileLimitFor, LIMITS } from './limits.js';
 import type { DatastoreKind } from './model.js';
+import { loadYaml, yamlPackage } from './yaml-module.js';
 
 export type DocumentPath = readonly (string | number)[];
 
@@ -29,6 +30,11 @@ export interface SourceDocument {
   data: unknown;
   /** Parser warnings (never fatal). */
   warnings: Diagnostic[];
+  /**
+   * No string or key in `data` is longer than this (JSON: the longest as written in the text, found
+   * by the scan that counts its keys); undefined when not known (YAML: the data must be searched).
+   */
+  readonly longestString?: number;
   /** 1-based line/column of the node at `path`; a key path points at the key. Falls back to the nearest existing parent. */
   positionOf(path: DocumentPath): SourcePosition;
 }
@@ -65,14 +71,22 @@ export async function readSourceDocument(path: string, kind: DatastoreKind, opti
     throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: `cannot read the file (${reason})` }]);
   }
   if (text === undefined) throw new UserError(`cannot read ${file}`, [{ severity: 'error', file, message: 'cannot read the file (ENOENT)' }]);
+  if (!isJsonPath(absolute)) await loadYaml();
   return sourceDocumentFromText(kind, absolute, text);
 }
 
-/** Parses in-memory text as if it were the file at `path` (format from the extension; YAML unless `.json`). */
+/**
+ * Parses in-memory text as if it were the file at `path` (format from the extension; YAML unless
+ * `.json`). YAML text, and a JSON document's `document`/`lineCounter`, need loadYaml() first.
+ */
 export function sourceDocumentFromText(kind: DatastoreKind, path: string, text: string): SourceDocument {
   const absolute = resolve(path);
   const source = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  return extname(absolute).toLowerCase() === '.json' ? parseJsonSource(kind, absolute, source) : parseYamlSource(kind, absolute, source);
+  return isJsonPath(absolute) ? parseJsonSource(kind, absolute, source) : parseYamlSource(kind, absolute, source);
+}
+
+function isJsonPath(path: string): boolean {
+  return extname(path).toLowerCase() === '.json';
 }
 
 export function displayPathOf(absolute: string): string {
@@ -96,6 +110,7 @@ export function parseJsonPointer(pointer: string): string[] {
 class ParsedSource implements SourceDocument {
   readonly displayPath: string;
   readonly warnings: Diagnostic[] = [];
+  longestString?: number;
   private parsed?: { document: Document.Parsed; lineCounter: LineCounter };
 
   constructor(
@@ -163,6 +178,7 @@ class ParsedSource implements SourceDocument {
 }
 
 function parseWithPositions(text: string): { document: Document.Parsed; lineCounter: LineCounter } {
+  const { LineCounter, parseDocument } = yamlPackage();
   const lineCounter = new LineCounter();
   // logLevel 'error': the library would print its warnings to the process's stderr. uniqueKeys off:
   // the library's own check compares every key with every other key of its map (100,000 containers
@@ -173,6 +189,7 @@ function parseWithPositions(text: string): { document: Document.Parsed; lineCoun
 
 /** Offsets of keys that repeat an earlier key of the same map (scalar keys compared by value, as the library would). */
 function duplicateYamlKeys(document: Document.Parsed): number[] {
+  const { isScalar, visit } = yamlPackage();
   const found: number[] = [];
   visit(document, {
     Map(_key, map) {
@@ -241,7 +258,7 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
   } catch {
     throw new UserError(`${file} is not valid JSON`, [jsonSyntaxDiagnostic(file, text)]);
   }
-  const shape = jsonShape(text);
+  const shape = jsonTextShape(text);
   if (shape.depth > LIMITS.depth) {
     const where = findJsonSyntaxProblem(text, LIMITS.depth)?.offset ?? 0;
     throw new UserError(`${file} nests too deep`, [
@@ -263,7 +280,9 @@ function parseJsonSource(kind: DatastoreKind, path: string, text: string): Sourc
       })),
     );
   }
-  return new ParsedSource(kind, path, 'json', text, data);
+  const source = new ParsedSource(kind, path, 'json', text, data);
+  source.longestString = shape.longestString;
+  return source;
 }
 
 /** The parser's message without its source excerpt (first line only, bounded). */
@@ -346,6 +365,7 @@ function isJsonWhitespace(code: number): boolean {
 
 /** Offset of the node at `path` (the key for a map entry), or of the nearest existing parent. */
 function offsetOf(document: Document.Parsed, path: DocumentPath): number {
+  const { isAlias, isMap, isScalar, isSeq } = yamlPackage();
   let node: unknown = document.contents;
   let offset = rangeStart(node) ?? 0;
   for (const segment of path) {

@@ -12,9 +12,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parse } from 'yaml';
 import { UserError } from '../errors.js';
 import { gitErrorText, gitIn } from '../drivers/git.js';
+import { loadYaml } from './yaml-module.js';
 
 /** The allowed-signers file of host signing keys, in the source. */
 export const HOST_SIGNERS_FILE = 'pki/host-signers';
@@ -125,7 +125,7 @@ async function caClusterMembers(dir: string, commit: string, host: string): Prom
     if (text === undefined) continue;
     let clusters: unknown;
     try {
-      clusters = parse(text, { maxAliasCount: 100 });
+      clusters = (await loadYaml()).parse(text, { maxAliasCount: 100 });
     } catch {
       return undefined;
     }

@@ -78,7 +78,9 @@ export function checkUsers(users: unknown, options: { allowUnallocated: boolean 
     } else if (!belongsToRoot(target)) {
       error([name, 'reseller'], `"${reseller}" is not a reseller: it belongs to reseller "${String(target.reseller)}", and resellers belong to root`);
     } else if (!hasField(target, 'reseller_id')) {
-      customersOf.set(reseller, [...(customersOf.get(reseller) ?? []), name]);
+      const customers = customersOf.get(reseller);
+      if (customers) customers.push(name);
+      else customersOf.set(reseller, [name]);
     } else if (!unusableResellers.has(reseller)) {
       unplaced.delete(name);
     }

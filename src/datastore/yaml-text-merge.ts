@@ -1,7 +1,8 @@
 // Keeps a hand-written YAML file byte-for-byte outside the lines an edit touches. The yaml package
 // re-stringifies a whole document (e.g. it moves `key: # comment` onto its own line), so the edit is
 // taken as a line diff between two renderings (before/after) and replayed onto the original text.
-import { parseDocument, type Document } from 'yaml';
+import type { Document } from 'yaml';
+import { yamlPackage } from './yaml-module.js';
 
 /** Beyond this many differing lines a line diff is not worth it; the caller falls back. */
 const MAX_EDIT_DISTANCE = 2000;
@@ -140,7 +141,7 @@ export function renderYamlEdit(originalText: string, loaded: Document, edited: D
   const replayed = replayLineEdits(originalText, loaded.toString(options), full);
   if (replayed === undefined) return full;
   // Never trust the replay blindly: it must mean exactly what the full rendering means.
-  const check = parseDocument(replayed, { uniqueKeys: true });
+  const check = yamlPackage().parseDocument(replayed, { uniqueKeys: true });
   const same = check.errors.length === 0 && JSON.stringify(check.toJS()) === JSON.stringify(edited.toJS());
   return same ? replayed : full;
 }

@@ -5,6 +5,12 @@ import { parse as parseYaml } from 'yaml';
 import { EditableDocument } from '../../../src/datastore/edit-document.js';
 import { sourceDocumentFromText } from '../../../src/datastore/source-document.js';
 import { detectYamlStyle, matchLines, replayLineEdits } from '../../../src/datastore/yaml-text-merge.js';
+import { loadYaml } from '../../../src/datastore/yaml-module.js';
+
+// YAML documents are parsed and edited synchronously once the package is loaded.
+beforeAll(async () => {
+  await loadYaml();
+});
 
 const HAND_WRITTEN = `# Containers of the farm (hand-written).
 

@@ -1,8 +1,16 @@
 // JSON syntax errors: the true line:column (Node 20's JSON.parse gives none) and a message naming
 // only the offending character, escaped; never the text around it.
-import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets, jsonShape, memberCount } from '../../../src/datastore/json-syntax.js';
+import fc from 'fast-check';
+import { findJsonSyntaxProblem, jsonDepth, jsonPathOffsets, jsonShape, jsonTextShape, memberCount } from '../../../src/datastore/json-syntax.js';
 import { sourceDocumentFromText } from '../../../src/datastore/load-datastore.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
+import { dataDepth } from '../../../src/datastore/limits.js';
+import { loadYaml } from '../../../src/datastore/yaml-module.js';
+
+// YAML text (and a JSON document's yaml `document`) is parsed synchronously once the package is loaded.
+beforeAll(async () => {
+  await loadYaml();
+});
 
 function syntaxError(text: string, name = '/tmp/x/users.json'): string {
   try {
@@ -127,5 +135,44 @@ describe('jsonShape and memberCount', () => {
     expect(jsonShape(repeated).members).toBe(5);
     expect(memberCount(JSON.parse(repeated))).toBe(3);
     expect(memberCount(JSON.parse('{"__proto__": {"x": 1}}'))).toBe(2);
+  });
+
+  it('bounds the longest string or key of the value by its length as written', () => {
+    expect(jsonTextShape('{"abc": ["de", "fghij"], "k": 1}').longestString).toBe(5);
+    const escaped = '{"\\u0061\\n": "\\"\\\\"}';
+    expect(jsonTextShape(escaped).longestString).toBe(8);
+    const longest = Math.max(
+      ...[...Object.keys(JSON.parse(escaped) as object), ...Object.values(JSON.parse(escaped) as object)].map((x: string) => x.length),
+    );
+    expect(longest).toBe(2);
+    expect(jsonTextShape('{}').longestString).toBe(0);
+  });
+
+  it('agrees with the parsed value for any JSON text (escaped quotes and backslashes included)', () => {
+    const text = fc.string({ unit: fc.constantFrom('a', '\\', '"', ':', '{', '}', '[', ']', ',', ' ', 'é', '\u2028') });
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, fc.integer(), text, fc.constant(null), fc.array(tie('node')), fc.dictionary(text, tie('node'))),
+    })).node;
+    fc.assert(
+      fc.property(value, fc.constantFrom(undefined, 2, '\t'), (v, indent) => {
+        const json = JSON.stringify(v, null, indent);
+        const shape = jsonTextShape(json);
+        expect(shape.members).toBe(memberCount(v));
+        expect(shape.depth).toBe(dataDepth(v));
+        const lengths: number[] = [];
+        const walk = (x: unknown): void => {
+          if (typeof x === 'string') lengths.push(x.length);
+          else if (Array.isArray(x)) x.forEach(walk);
+          else if (x !== null && typeof x === 'object')
+            for (const [k, y] of Object.entries(x)) {
+              lengths.push(k.length);
+              walk(y);
+            }
+        };
+        walk(v);
+        expect(Math.max(0, ...lengths)).toBeLessThanOrEqual(shape.longestString);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -6,11 +6,14 @@ import { join, resolve } from 'node:path';
 import { assertWritable, resolveDatastoreLocation, type DatastoreLocation } from '../../../src/datastore/datastore-location.js';
 import { loadDatastore, type LoadOptions } from '../../../src/datastore/load-datastore.js';
 import { readSourceDocument, sourceDocumentFromText } from '../../../src/datastore/source-document.js';
+import { loadYaml } from '../../../src/datastore/yaml-module.js';
 import { formatDiagnostic, UserError } from '../../../src/errors.js';
 
 let scratch: string;
-beforeAll(() => {
+beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'sc-load-test-'));
+  // sourceDocumentFromText parses YAML text synchronously once the yaml package is loaded.
+  await loadYaml();
 });
 afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
@@ -287,6 +290,30 @@ describe('loadDatastore: problems', () => {
       ),
     ]);
     expect(loaded.warnings[0]?.severity).toBe('warning');
+  });
+
+  test('strings and keys over the length limit are refused, in JSON and YAML alike', async () => {
+    const long = 'x'.repeat(70_000);
+    const containers = { 'shop.example.com': { user: 'alice', host: 'web1.example.net', type: long, ip: '10.17.3.20' }, [long]: {} };
+    const messages = async (file: string, text: string): Promise<string[]> =>
+      (await rejection(option(tree({ 'clusters.yaml': CLUSTERS, 'users.yaml': USERS, [file]: text })))).diagnostics
+        .filter((d) => d.message.includes('over the limit'))
+        .map((d) => `${d.path ?? ''}: ${d.message}`.slice(0, 100));
+    const expected = [
+      '/shop.example.com/type: a string of 70000 characters, over the limit of 65536',
+      `/${long}: a string of 70000 characters, over the limit of 65536`.slice(0, 100),
+    ];
+    expect((await messages('containers.json', JSON.stringify(containers))).sort()).toEqual(expected.sort());
+    expect((await messages('containers.yaml', JSON.stringify(containers))).sort()).toEqual(expected.sort());
+  });
+
+  test('a JSON string longer than the limit only as written (escapes) is no long string', async () => {
+    // 65,536 characters once decoded, six times that in the text.
+    const type = '\\u0061'.repeat(65_536);
+    const text = `{"shop.example.com": {"user": "alice", "host": "web1.example.net", "type": "${type}", "ip": "10.17.3.20"}}`;
+    const { diagnostics } = await rejection(option(tree({ 'clusters.yaml': CLUSTERS, 'users.yaml': USERS, 'containers.json': text })));
+    expect(diagnostics.map((d) => d.message).filter((m) => m.includes('over the limit'))).toEqual([]);
+    expect(diagnostics.map((d) => d.path)).toEqual(['/shop.example.com/type']);
   });
 
   test("the model is frozen; the documents stay the caller's", async () => {
