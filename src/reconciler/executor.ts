@@ -31,9 +31,11 @@ export interface ApplyOptions {
   /** Aborting stops starting new actions; running ones finish. */
   readonly signal?: AbortSignal;
   /**
-   * Called once, as soon as the host call that completes the plan returns with every one of its
-   * actions done and nothing else left to run: nothing of this plan changes the host after it
-   * (the check that follows an apply can start reading the host while the outcomes are reported).
+   * Called once, as soon as a batch that completes the plan returns with every one of its actions
+   * done and nothing else left to run: nothing of this plan changes the host after it (the check
+   * that follows an apply can start reading the host while thousands of outcomes are reported).
+   * Not after a single action: its outcome is reported at once, and what it started (a machine)
+   * may still be settling.
    */
   onLastHostCall?(): void;
 }
@@ -309,7 +311,6 @@ class PlanRun {
       node.attempts++;
       try {
         await this.perform(node);
-        this.lastCallReturned(1);
         return this.settle(node, 'ok');
       } catch (raw) {
         const error = asError(raw);
@@ -347,7 +348,7 @@ class PlanRun {
     }
   }
 
-  /** `succeeded` actions of one host call just succeeded: was it the plan's last? */
+  /** A batch of `succeeded` actions just succeeded: was it the plan's last host call? */
   private lastCallReturned(succeeded: number): void {
     if (this.resolved + succeeded !== this.nodes.length || !this.options.onLastHostCall) return;
     try {

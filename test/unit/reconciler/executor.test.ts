@@ -209,48 +209,57 @@ describe('executePlan', () => {
     expect(drivers.log.filter((l) => l.startsWith('create')).sort()).toEqual(['create bridge/sc-1', 'create bridge/sc-2']);
   });
 
-  it('says once, right after the host call that completes the plan, that nothing more will change', async () => {
+  it('says once, right after the batch that completes the plan, that nothing more will change', async () => {
     const world: FakeWorld = new Map();
-    const handlers = farm(world, { 'c-1': 'sc-1', 'c-2': 'sc-2' }, ['sc-1', 'sc-2'], { batchBridges: true });
+    const handlers = farm(world, {}, ['sc-1', 'sc-2', 'sc-3'], { batchBridges: true });
     const drivers = new RecordingDrivers();
-    const calls: number[] = [];
+    const calls: string[] = [];
+    const events: string[] = [];
     const report = await executePlan(await planOf(handlers), {
       handlers,
       drivers,
       host: testHost,
-      concurrency: 1,
+      concurrency: 2,
       retry: { attempts: 3, baseDelayMs: 1 },
-      onLastHostCall: () => calls.push(drivers.log.length),
+      onEvent: (e) => events.push(`${e.type} ${refString(e.action.ref)}`),
+      onLastHostCall: () => calls.push(`${drivers.log.join(',')} | ${events.filter((e) => e.startsWith('done')).length} done`),
     });
     expect(report.converged).toBe(true);
-    // Called once, when the last container was created: after every host call of the plan.
-    expect(calls).toEqual([drivers.log.length]);
-    expect(drivers.log[drivers.log.length - 1]).toMatch(/^create container\//);
+    // Once, after the batch ran and before its outcomes were reported.
+    expect(calls).toEqual(['batch bridge/sc-1 bridge/sc-2 bridge/sc-3 | 0 done']);
   });
 
-  it('does not say so after a batch with failures (they are retried) nor when the plan does not complete', async () => {
-    const world: FakeWorld = new Map();
-    const handlers = farm(world, {}, ['sc-1', 'sc-2'], { batchBridges: true });
-    const drivers = new RecordingDrivers().failWhen((line) => (line === 'batch-item bridge/sc-2' ? new Error('batch line failed') : undefined));
+  it('does not say so after a batch with failures (retried), before dependents, after single actions, nor when incomplete', async () => {
+    const options = { host: testHost, concurrency: 2, retry: { attempts: 3, baseDelayMs: 1 } };
     const calls: string[] = [];
-    const options = { handlers, drivers, host: testHost, concurrency: 2, retry: { attempts: 3, baseDelayMs: 1 } };
-    const report = await executePlan(await planOf(handlers), { ...options, onLastHostCall: () => calls.push(drivers.log.join(',')) });
+    const retried = farm(new Map(), {}, ['sc-1', 'sc-2'], { batchBridges: true });
+    const drivers = new RecordingDrivers().failWhen((line) => (line === 'batch-item bridge/sc-2' ? new Error('batch line failed') : undefined));
+    const report = await executePlan(await planOf(retried), { ...options, handlers: retried, drivers, onLastHostCall: () => calls.push('retried') });
     expect(report.converged).toBe(true);
-    // Not after the batch (sc-2 failed in it and was retried alone), but after that retry.
-    expect(calls).toEqual([drivers.log.join(',')]);
     expect(drivers.log[drivers.log.length - 1]).toBe('create bridge/sc-2');
 
-    const failing = new RecordingDrivers().failWhen((line) =>
-      line.startsWith('batch') || line === 'create bridge/sc-1' ? new Error('permanently broken') : undefined,
-    );
-    const none: number[] = [];
-    const failed = await executePlan(await planOf(farm(new Map(), {}, ['sc-1'], { batchBridges: true })), {
+    // Containers wait for the bridge batch: the batch is not the last call, the single creates are.
+    const withContainers = farm(new Map(), { 'c-1': 'sc-1' }, ['sc-1', 'sc-2'], { batchBridges: true });
+    const second = await executePlan(await planOf(withContainers), {
       ...options,
+      handlers: withContainers,
+      drivers: new RecordingDrivers(),
+      onLastHostCall: () => calls.push('containers'),
+    });
+    expect(second.converged).toBe(true);
+
+    const broken = farm(new Map(), {}, ['sc-1', 'sc-2'], { batchBridges: true });
+    const failing = new RecordingDrivers().failWhen((line) =>
+      line.startsWith('batch') || line.startsWith('create') ? new Error('broken') : undefined,
+    );
+    const failed = await executePlan(await planOf(broken), {
+      ...options,
+      handlers: broken,
       drivers: failing,
-      onLastHostCall: () => none.push(1),
+      onLastHostCall: () => calls.push('failed'),
     });
     expect(failed.converged).toBe(false);
-    expect(none).toEqual([]);
+    expect(calls).toEqual([]);
   });
 
   it('never runs conflicts, skips what depends on them, and is not converged', async () => {
