@@ -6,7 +6,7 @@ import { allocateContainerAddress, parseIPv4Octets, PlanError } from '../network
 import { resolveUserNet, ROOT_USERNAME } from '../network/user-network.js';
 import type { Users } from '../datastore/model.js';
 import type { ImportContext } from './import-context.js';
-import { carriedSrvctl3Fields, type Record3 } from './srvctl3-fields.js';
+import { carriedSrvctl3Fields, SC_FIELDS, type Record3 } from './srvctl3-fields.js';
 import type { HostPlan } from './srvctl3-hosts.js';
 
 export interface ContainerPlan {
@@ -20,21 +20,8 @@ const isRecord = (value: unknown): value is Record3 => typeof value === 'object'
 
 /** srvctl 3 network overrides that describe the old network; sc derives all three from its plan. */
 const OLD_NETWORK_FIELDS = ['br', 'gateway', 'interface'];
-const HANDLED = [
-  'user',
-  'host',
-  'type',
-  'ip',
-  'enabled',
-  'mapped_ports',
-  'aliases',
-  'http_port',
-  'https_port',
-  'http-redirect',
-  'https-redirect',
-  'bridge',
-  ...OLD_NETWORK_FIELDS,
-];
+/** What this module turns into sc's fields itself: sc's own container fields and the old network overrides. */
+const HANDLED = [...SC_FIELDS.containers, ...OLD_NETWORK_FIELDS];
 
 interface Placed {
   readonly name: string;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { generateDatastore, writeDatastore, type GeneratedDatastore } from './generated-datastore.js';
 import { createSandbox, type Sandbox } from './sandbox.js';
+import { selfSignedEc, ecRequest, signRequest } from '../test-certificates.js';
 
 const HOST = 'web1.example.net';
 const UPLINK_IP = '192.0.2.11';
@@ -88,55 +89,17 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
     // The ACME server's own TLS: a throwaway CA sc is told to trust (settings ca_file, under --root).
     const pki = path.join(sandbox.root, 'pebble');
     await execa('mkdir', ['-p', pki, path.join(sandbox.root, 'etc/srvctl')]);
-    await execa('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${pki}/ca.key`,
-      '-out',
-      `${pki}/ca.crt`,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=acme server test CA',
-    ]);
-    await execa('openssl', [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${pki}/key.pem`,
-      '-out',
-      `${pki}/srv.csr`,
-      '-subj',
-      '/CN=pebble',
-    ]);
+    selfSignedEc({ key: `${pki}/ca.key`, cert: `${pki}/ca.crt`, subject: '/CN=acme server test CA', days: 2 });
+    ecRequest({ key: `${pki}/key.pem`, csr: `${pki}/srv.csr`, subject: '/CN=pebble' });
     await writeFile(`${pki}/srv.ext`, `subjectAltName=IP:${ACME_IP}\n`);
-    await execa('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      `${pki}/srv.csr`,
-      '-CA',
-      `${pki}/ca.crt`,
-      '-CAkey',
-      `${pki}/ca.key`,
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      `${pki}/srv.ext`,
-      '-out',
-      `${pki}/cert.pem`,
-    ]);
+    signRequest({
+      csr: `${pki}/srv.csr`,
+      caCert: `${pki}/ca.crt`,
+      caKey: `${pki}/ca.key`,
+      cert: `${pki}/cert.pem`,
+      days: 2,
+      extfile: `${pki}/srv.ext`,
+    });
     await writeFile(path.join(sandbox.root, 'etc/srvctl/acme-server-ca.pem'), await readFile(`${pki}/ca.crt`));
     await writeFile(
       `${pki}/pebble-config.json`,
@@ -249,25 +212,7 @@ describe('reverse-proxy certificates from an ACME server (pebble) in a namespace
     // Stand-in for an old ACME certificate: valid for 10 more days, from another CA.
     const dir = path.join(sandbox.root, 'old');
     await execa('mkdir', ['-p', dir]);
-    await execa('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${dir}/k`,
-      '-out',
-      `${dir}/c`,
-      '-days',
-      '10',
-      '-subj',
-      `/CN=${C2}`,
-      '-addext',
-      `subjectAltName=DNS:${C2}`,
-    ]);
+    selfSignedEc({ key: `${dir}/k`, cert: `${dir}/c`, subject: `/CN=${C2}`, days: 10, extra: ['-addext', `subjectAltName=DNS:${C2}`] });
     await writeFile(acmeCert(C2), (await readFile(`${dir}/c`, 'utf8')) + (await readFile(`${dir}/k`, 'utf8')), { mode: 0o600 });
     const diff = await sc('-o', 'json', 'diff', ...TARGETS);
     const plan = JSON.parse(diff.stdout) as { changes: { action: string; kind: string; id: string; reasons: { path: string }[] }[] };

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { createSandbox, type Sandbox } from './sandbox.js';
 import { createUnderlay, destroyVpnFarm, underlayIp, type Underlay } from './vpn-underlay.js';
+import { selfSignedEc } from '../test-certificates.js';
 
 const HOSTS = ['h1.test', 'h2.test'] as const;
 const SITE = 'site.example.com';
@@ -86,25 +87,7 @@ beforeAll(async () => {
   const certDir = path.join((boxes[0] as Sandbox).root, 'etc/srvctl/cert');
   await mkdir(certDir, { recursive: true, mode: 0o755 });
   const key = path.join(client().root, 'site.key');
-  await execa('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    caFile(),
-    '-days',
-    '30',
-    '-subj',
-    `/CN=${SITE}`,
-    '-addext',
-    `subjectAltName=DNS:${SITE},DNS:w.${SITE}`,
-  ]);
+  selfSignedEc({ key: key, cert: caFile(), subject: `/CN=${SITE}`, days: 30, extra: ['-addext', `subjectAltName=DNS:${SITE},DNS:w.${SITE}`] });
   await writeFile(path.join(certDir, `${SITE}.pem`), (await readFile(caFile(), 'utf8')) + (await readFile(key, 'utf8')), { mode: 0o600 });
 }, 120_000);
 

@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import type { Containers } from '../../src/datastore/model.js';
 import { generateDatastore, writeDatastore, type GeneratedDatastore } from './generated-datastore.js';
 import { createSandbox, type Sandbox } from './sandbox.js';
+import { selfSignedEc, ecRequest, signRequest } from '../test-certificates.js';
 
 const HOST = 'web1.example.net';
 const UPLINK_IP = '192.0.2.11';
@@ -96,57 +97,12 @@ describe('reverse-proxy: HAProxy routing by Host in a namespace', () => {
     const ca = path.join(sandbox.root, 'test-ca');
     await execa('mkdir', ['-p', ca, dir]);
     if (!existsSync(path.join(ca, 'ca.crt'))) {
-      await execa('openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        `${ca}/ca.key`,
-        '-out',
-        `${ca}/ca.crt`,
-        '-days',
-        '30',
-        '-subj',
-        '/CN=sc test operator CA',
-      ]);
+      selfSignedEc({ key: `${ca}/ca.key`, cert: `${ca}/ca.crt`, subject: '/CN=sc test operator CA', days: 30 });
     }
     const leaf = path.join(ca, file);
-    await execa('openssl', [
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${leaf}.key`,
-      '-out',
-      `${leaf}.csr`,
-      '-subj',
-      `/CN=${names[0]}`,
-    ]);
+    ecRequest({ key: `${leaf}.key`, csr: `${leaf}.csr`, subject: `/CN=${names[0]}` });
     await writeFile(`${leaf}.ext`, `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\n`);
-    await execa('openssl', [
-      'x509',
-      '-req',
-      '-in',
-      `${leaf}.csr`,
-      '-CA',
-      `${ca}/ca.crt`,
-      '-CAkey',
-      `${ca}/ca.key`,
-      '-CAcreateserial',
-      '-days',
-      '30',
-      '-extfile',
-      `${leaf}.ext`,
-      '-out',
-      `${leaf}.crt`,
-    ]);
+    signRequest({ csr: `${leaf}.csr`, caCert: `${ca}/ca.crt`, caKey: `${ca}/ca.key`, cert: `${leaf}.crt`, days: 30, extfile: `${leaf}.ext` });
     const pem = (await readFile(`${leaf}.crt`, 'utf8')) + (await readFile(`${leaf}.key`, 'utf8'));
     await writeFile(path.join(dir, file), pem, { mode: 0o600 });
   }

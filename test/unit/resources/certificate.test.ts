@@ -9,6 +9,7 @@ import { createFilesDriver } from '../../../src/drivers/files.js';
 import type { Drivers } from '../../../src/drivers/types.js';
 import type { HostContext } from '../../../src/host-context.js';
 import { certificateHandler } from '../../../src/resources/certificate.js';
+import { selfSignedEc } from '../../test-certificates.js';
 
 const H1 = 'web1.example.net';
 const host: HostContext = { name: H1, cluster: 'main', host: { hostnet: 1, host_ip: '192.0.2.11' }, root: '/' };
@@ -34,27 +35,7 @@ describe('certificate handler', () => {
     try {
       const dir = path.join(root, 'etc/srvctl/cert/example.com');
       execFileSync('mkdir', ['-p', dir]);
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-keyout',
-          `${dir}/k`,
-          '-out',
-          `${dir}/c`,
-          '-days',
-          '30',
-          '-subj',
-          '/CN=*.example.com',
-        ],
-        { stdio: 'ignore' },
-      );
+      selfSignedEc({ key: `${dir}/k`, cert: `${dir}/c`, subject: '/CN=*.example.com', days: 30 });
       execFileSync('sh', ['-c', 'cat "$1/c" "$1/k" > "$1/wild.pem"; rm "$1/c" "$1/k"', 'sh', dir]);
       const drivers = { files: createFilesDriver(root) } as unknown as Drivers;
       const wants = certificateHandler.desired(model({ proxy: { acme: {} } }), host);

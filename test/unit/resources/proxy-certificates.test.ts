@@ -1,41 +1,20 @@
 // Parsing the PEM bundles the proxy serves: names from the SAN (or CN), expiry, and usable only
 // with the matching private key and inside the validity period. Reading the operator's directory:
 // only root-only files and directories are loaded, the others refused unread (runs as root).
-import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createFilesDriver } from '../../../src/drivers/files.js';
 import type { FilesDriver } from '../../../src/drivers/types.js';
 import { inventoryDigest, notRootOnly, parsePemBundle, readCertificateInventory } from '../../../src/resources/proxy-certificates.js';
+import { selfSignedEc } from '../../test-certificates.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sc-pem-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function selfSigned(name: string, extra: string[] = []): { cert: string; key: string } {
   const base = path.join(dir, name.replace('*', 'star'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${base}.key`,
-      '-out',
-      `${base}.crt`,
-      '-days',
-      '30',
-      '-subj',
-      `/CN=${name}`,
-      ...extra,
-    ],
-    { stdio: 'ignore' },
-  );
+  selfSignedEc({ key: `${base}.key`, cert: `${base}.crt`, subject: `/CN=${name}`, days: 30, extra });
   return { cert: readFileSync(`${base}.crt`, 'utf8'), key: readFileSync(`${base}.key`, 'utf8') };
 }
 

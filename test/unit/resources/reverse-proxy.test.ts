@@ -15,6 +15,7 @@ import { readConfigStamp, stampConfig, haproxyConfigDigest } from '../../../src/
 import { planActions } from '../../../src/reconciler/planner.js';
 import { reverseProxyHandler, type ReverseProxySpec } from '../../../src/resources/reverse-proxy.js';
 import type { DesiredObject } from '../../../src/resources/contract.js';
+import { selfSignedEc } from '../../test-certificates.js';
 
 const H1 = 'web1.example.net';
 
@@ -133,27 +134,7 @@ describe('reverse-proxy handler', () => {
     await reverseProxyHandler.create(drivers, host, want as DesiredObject<ReverseProxySpec>);
     const dir = path.join(root, 'etc/srvctl/cert');
     execFileSync('mkdir', ['-p', dir]);
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        `${dir}/k`,
-        '-out',
-        `${dir}/c`,
-        '-days',
-        '30',
-        '-subj',
-        '/CN=a.example.com',
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedEc({ key: `${dir}/k`, cert: `${dir}/c`, subject: '/CN=a.example.com', days: 30 });
     execFileSync('sh', ['-c', 'cat "$1/c" "$1/k" > "$1/a.example.com.pem"; rm "$1/c" "$1/k"', 'sh', dir]);
     expect((await plan()).actions[0]?.reasons.map((r) => r.path)).toEqual(['/certificates']);
     state = { ...state, loaded: 'something-else' };
