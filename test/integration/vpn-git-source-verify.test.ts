@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { ReconcileStatus } from '../../src/reconciler/reconcile-status.js';
 import { createSandbox, type Sandbox, type ScResult } from './sandbox.js';
-import { createUnderlay, destroyVpnFarm, underlayIp, type Underlay } from './vpn-underlay.js';
+import { createUnderlay, destroyVpnFarm, underlayIp, type Underlay, concurrentRounds } from './vpn-underlay.js';
 
 const HOSTS = ['h1.test', 'h2.test'] as const;
 const users = { ua: { name: 'User A', reseller: 'root', user_id: 1, uid: 31001 } };
@@ -123,18 +123,18 @@ afterAll(async () => {
   await destroyVpnFarm(boxes, underlay);
 }, 120_000);
 
-async function convergeAll(rounds: number): Promise<number> {
-  for (let round = 1; round <= rounds; round++) {
-    const results = await Promise.all([...HOSTS.keys()].map((i) => sc(i, 'apply')));
-    if (results.every((r) => r.exitCode === 0)) return round;
-  }
-  throw new Error(
-    `the cluster did not converge in ${rounds} rounds; the last runs:\n${transcript
-      .slice(-4)
-      .map((t) => tail(t, 3_000))
-      .join('\n')}`,
+/** Concurrent rounds of `sc apply` on every host until all exit 0 in one round (vpn-underlay.ts). */
+const convergeAll = (rounds: number): Promise<number> =>
+  concurrentRounds(
+    HOSTS.length,
+    (i) => sc(i, 'apply'),
+    rounds,
+    () =>
+      transcript
+        .slice(-4)
+        .map((t) => tail(t, 3_000))
+        .join('\n'),
   );
-}
 
 describe('signed source (source.verify) with the cluster PKI, two hosts', () => {
   let good: string;

@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { createSandbox, type Sandbox, type ScResult } from './sandbox.js';
-import { createUnderlay, destroyVpnFarm, underlayIp, type Underlay } from './vpn-underlay.js';
+import { createUnderlay, destroyVpnFarm, underlayIp, type Underlay, concurrentRounds } from './vpn-underlay.js';
 
 const HOSTS = ['h1.test', 'h2.test'] as const;
 const users = { ua: { name: 'User A', reseller: 'root', user_id: 1, uid: 31001 } };
@@ -107,22 +107,18 @@ afterAll(async () => {
   await destroyVpnFarm(boxes, underlay);
 }, 120_000);
 
-/**
- * Rounds of `sc apply` on every host at the same time (as timers on real servers would run them:
- * their pushes race) until every host exits 0 in one round; returns that round.
- */
-async function convergeAll(rounds: number): Promise<number> {
-  for (let round = 1; round <= rounds; round++) {
-    const results = await Promise.all([...HOSTS.keys()].map((i) => sc(i, 'apply')));
-    if (results.every((r) => r.exitCode === 0)) return round;
-  }
-  throw new Error(
-    `the cluster did not converge in ${rounds} rounds; the last runs:\n${transcript
-      .slice(-4)
-      .map((t) => tail(t, 3_000))
-      .join('\n')}`,
+/** Concurrent rounds of `sc apply` on every host until all exit 0 in one round (vpn-underlay.ts). */
+const convergeAll = (rounds: number): Promise<number> =>
+  concurrentRounds(
+    HOSTS.length,
+    (i) => sc(i, 'apply'),
+    rounds,
+    () =>
+      transcript
+        .slice(-4)
+        .map((t) => tail(t, 3_000))
+        .join('\n'),
   );
-}
 
 /** Pings `address` from c1.test on h1, retrying for about 15 s (the tunnel may still be coming up). */
 async function pingFromC1(address: string): Promise<ScResult> {

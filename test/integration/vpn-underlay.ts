@@ -91,3 +91,21 @@ export async function destroyVpnFarm(boxes: readonly Sandbox[], underlay: Underl
   if (underlay) await underlay.destroy().catch((error: unknown) => void errors.push(error));
   if (errors.length > 0) throw new AggregateError(errors, `tearing down the VPN farm: ${errors.map(String).join('; ')}`);
 }
+
+/**
+ * Rounds of `apply(i)` on every host at the same time (as timers on real servers would run them:
+ * their pushes race) until every host exits 0 in one round; returns that round. After `rounds`
+ * rounds without it, fails with `lastRuns()` (what the hosts printed).
+ */
+export async function concurrentRounds(
+  hosts: number,
+  apply: (i: number) => Promise<{ exitCode?: number }>,
+  rounds: number,
+  lastRuns: () => string,
+): Promise<number> {
+  for (let round = 1; round <= rounds; round++) {
+    const results = await Promise.all(Array.from({ length: hosts }, (_, i) => apply(i)));
+    if (results.every((r) => r.exitCode === 0)) return round;
+  }
+  throw new Error(`the cluster did not converge in ${rounds} rounds; the last runs:\n${lastRuns()}`);
+}
