@@ -124,17 +124,7 @@ afterAll(async () => {
 }, 120_000);
 
 /** Concurrent rounds of `sc apply` on every host until all exit 0 in one round (vpn-underlay.ts). */
-const convergeAll = (rounds: number): Promise<number> =>
-  concurrentRounds(
-    HOSTS.length,
-    (i) => sc(i, 'apply'),
-    rounds,
-    () =>
-      transcript
-        .slice(-4)
-        .map((t) => tail(t, 3_000))
-        .join('\n'),
-  );
+const convergeAll = (rounds: number): Promise<number> => concurrentRounds(HOSTS.length, (i) => sc(i, 'apply'), rounds, transcript);
 
 describe('signed source (source.verify) with the cluster PKI, two hosts', () => {
   let good: string;

@@ -108,17 +108,7 @@ afterAll(async () => {
 }, 120_000);
 
 /** Concurrent rounds of `sc apply` on every host until all exit 0 in one round (vpn-underlay.ts). */
-const convergeAll = (rounds: number): Promise<number> =>
-  concurrentRounds(
-    HOSTS.length,
-    (i) => sc(i, 'apply'),
-    rounds,
-    () =>
-      transcript
-        .slice(-4)
-        .map((t) => tail(t, 3_000))
-        .join('\n'),
-  );
+const convergeAll = (rounds: number): Promise<number> => concurrentRounds(HOSTS.length, (i) => sc(i, 'apply'), rounds, transcript);
 
 /** Pings `address` from c1.test on h1, retrying for about 15 s (the tunnel may still be coming up). */
 async function pingFromC1(address: string): Promise<ScResult> {

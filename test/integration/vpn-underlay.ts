@@ -95,17 +95,18 @@ export async function destroyVpnFarm(boxes: readonly Sandbox[], underlay: Underl
 /**
  * Rounds of `apply(i)` on every host at the same time (as timers on real servers would run them:
  * their pushes race) until every host exits 0 in one round; returns that round. After `rounds`
- * rounds without it, fails with `lastRuns()` (what the hosts printed).
+ * rounds without it, fails with the tail of the last four entries of `transcript` (every sc run).
  */
 export async function concurrentRounds(
   hosts: number,
   apply: (i: number) => Promise<{ exitCode?: number }>,
   rounds: number,
-  lastRuns: () => string,
+  transcript: readonly string[],
 ): Promise<number> {
   for (let round = 1; round <= rounds; round++) {
     const results = await Promise.all(Array.from({ length: hosts }, (_, i) => apply(i)));
     if (results.every((r) => r.exitCode === 0)) return round;
   }
-  throw new Error(`the cluster did not converge in ${rounds} rounds; the last runs:\n${lastRuns()}`);
+  const last = transcript.slice(-4).map((t) => (t.length > 3_000 ? `…${t.slice(-3_000)}` : t));
+  throw new Error(`the cluster did not converge in ${rounds} rounds; the last runs:\n${last.join('\n')}`);
 }
